@@ -1,0 +1,36 @@
+// Read-only memory mapping of a whole file. The mapping lives as long as any
+// shared_ptr to it (tensors viewing the file hold one).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace calq {
+
+class MappedFile {
+ public:
+  // Throws IoError naming the path when the file cannot be opened or mapped.
+  static std::shared_ptr<MappedFile> open(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  MappedFile() = default;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  std::string path_;
+};
+
+// Reads a whole (small) file into a string. Throws IoError.
+std::string read_file(const std::string& path);
+// Writes `bytes` to `path` through `path.tmp` + rename, so readers never see half a file.
+void write_file_atomic(const std::string& path, const std::string& bytes);
+bool file_exists(const std::string& path);
+
+}  // namespace calq

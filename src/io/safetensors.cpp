@@ -1,0 +1,167 @@
+#include "io/safetensors.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "util/error.h"
+#include "util/json.h"
+
+namespace calq {
+
+namespace {
+
+constexpr uint64_t kMaxHeader = 100ull << 20;  // the reference implementation's limit
+
+uint64_t read_u64le(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+TensorInfo parse_entry(const std::string& name, const Json& e, const std::string& what) {
+  const std::string at = what + ": tensor '" + name + "'";
+  if (!e.is_object()) throw FormatError(at + ": header entry is not an object");
+  TensorInfo ti;
+  ti.name = name;
+  auto dt = e.find("dtype");
+  if (dt == e.end() || !dt->is_string()) throw FormatError(at + ": missing dtype");
+  if (!dtype_from_name(dt->get<std::string>(), &ti.dtype))
+    throw FormatError(at + ": unknown dtype '" + dt->get<std::string>() + "'");
+  auto sh = e.find("shape");
+  if (sh == e.end() || !sh->is_array()) throw FormatError(at + ": missing shape");
+  uint64_t numel = 1;
+  for (const auto& d : *sh) {
+    if (!d.is_number_unsigned()) throw FormatError(at + ": shape entries must be non-negative integers");
+    const uint64_t v = d.get<uint64_t>();
+    if (v != 0 && numel > (uint64_t(1) << 62) / v) throw FormatError(at + ": shape overflows");
+    numel *= v;
+    ti.shape.push_back(int64_t(v));
+  }
+  auto off = e.find("data_offsets");
+  if (off == e.end() || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
+      !(*off)[1].is_number_unsigned())
+    throw FormatError(at + ": data_offsets must be [begin, end]");
+  ti.begin = (*off)[0].get<uint64_t>();
+  ti.end = (*off)[1].get<uint64_t>();
+  if (ti.end < ti.begin) throw FormatError(at + ": data_offsets end < begin");
+  if (ti.end - ti.begin != numel * dtype_size(ti.dtype))
+    throw FormatError(at + ": " + std::to_string(ti.end - ti.begin) + " bytes do not match dtype " +
+                      dtype_name(ti.dtype) + " and shape " + shape_str(ti.shape));
+  return ti;
+}
+
+}  // namespace
+
+SafetensorsHeader parse_safetensors_header(const uint8_t* data, size_t size, const std::string& what) {
+  if (size < 8) throw FormatError(what + ": truncated safetensors file (" + std::to_string(size) + " bytes)");
+  const uint64_t hlen = read_u64le(data);
+  if (hlen > kMaxHeader) throw FormatError(what + ": header length " + std::to_string(hlen) + " is too large");
+  if (hlen > size - 8) throw FormatError(what + ": truncated: header says " + std::to_string(hlen) +
+                                         " bytes, file has " + std::to_string(size - 8));
+  const Json j = parse_json(std::string(reinterpret_cast<const char*>(data + 8), size_t(hlen)), what + " header");
+  if (!j.is_object()) throw FormatError(what + ": header is not a JSON object");
+  SafetensorsHeader h;
+  h.data_start = 8 + hlen;
+  const uint64_t data_size = size - h.data_start;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.key() == "__metadata__") {
+      if (!it->is_object()) throw FormatError(what + ": __metadata__ is not an object");
+      for (auto m = it->begin(); m != it->end(); ++m) {
+        if (!m->is_string()) throw FormatError(what + ": __metadata__ value '" + m.key() + "' is not a string");
+        h.metadata[m.key()] = m->get<std::string>();
+      }
+      continue;
+    }
+    TensorInfo ti = parse_entry(it.key(), *it, what);
+    if (ti.end > data_size)
+      throw FormatError(what + ": tensor '" + ti.name + "' ends at byte " + std::to_string(ti.end) +
+                        " beyond the data section (" + std::to_string(data_size) + " bytes; file truncated?)");
+    h.tensors.push_back(std::move(ti));
+  }
+  std::sort(h.tensors.begin(), h.tensors.end(),
+            [](const TensorInfo& a, const TensorInfo& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+  for (size_t i = 1; i < h.tensors.size(); ++i)
+    if (h.tensors[i].begin < h.tensors[i - 1].end)
+      throw FormatError(what + ": tensors '" + h.tensors[i - 1].name + "' and '" + h.tensors[i].name +
+                        "' overlap in the data section");
+  return h;
+}
+
+std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+  auto f = std::shared_ptr<SafetensorsFile>(new SafetensorsFile());
+  f->file_ = MappedFile::open(path);
+  f->header_ = parse_safetensors_header(f->file_->data(), f->file_->size(), path);
+  for (size_t i = 0; i < f->header_.tensors.size(); ++i) f->index_[f->header_.tensors[i].name] = i;
+  return f;
+}
+
+const TensorInfo* SafetensorsFile::find(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &header_.tensors[it->second];
+}
+
+Tensor SafetensorsFile::get(const std::string& name) const {
+  const TensorInfo* ti = find(name);
+  if (!ti) throw FormatError(path() + ": no tensor named '" + name + "'");
+  const uint8_t* p = file_->data() + header_.data_start + ti->begin;
+  Tensor view = Tensor::view_of(p, ti->dtype, ti->shape, file_, /*readonly=*/true);
+  if (reinterpret_cast<uintptr_t>(p) % dtype_size(ti->dtype) != 0) return view.clone();
+  return view;
+}
+
+void SafetensorsWriter::add(const std::string& name, const Tensor& t) {
+  if (name == "__metadata__" || name.empty()) throw ArgError("invalid safetensors tensor name '" + name + "'");
+  for (const auto& [n, _] : tensors_)
+    if (n == name) throw ArgError("safetensors writer: duplicate tensor name '" + name + "'");
+  tensors_.emplace_back(name, t);
+}
+
+std::string SafetensorsWriter::header_json() const {
+  Json h = Json::object();
+  if (!metadata_.empty()) h["__metadata__"] = metadata_;
+  uint64_t off = 0;
+  for (const auto& [name, t] : tensors_) {
+    h[name] = {{"dtype", dtype_name(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {off, off + t.nbytes()}}};
+    off += t.nbytes();
+  }
+  std::string s = h.dump();
+  s.append((8 - s.size() % 8) % 8, ' ');  // keep the data section 8-byte aligned
+  return s;
+}
+
+std::string SafetensorsWriter::to_bytes() const {
+  const std::string hdr = header_json();
+  std::string out(8, '\0');
+  uint64_t n = hdr.size();
+  for (int i = 0; i < 8; ++i) out[i] = char((n >> (8 * i)) & 0xff);
+  out += hdr;
+  for (const auto& [_, t] : tensors_) out.append(static_cast<const char*>(t.raw()), t.nbytes());
+  return out;
+}
+
+void SafetensorsWriter::write(const std::string& path) const {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw IoError(tmp + ": cannot create");
+    const std::string hdr = header_json();
+    char len[8];
+    for (int i = 0; i < 8; ++i) len[i] = char((uint64_t(hdr.size()) >> (8 * i)) & 0xff);
+    out.write(len, 8);
+    out.write(hdr.data(), std::streamsize(hdr.size()));
+    for (const auto& [_, t] : tensors_) out.write(static_cast<const char*>(t.raw()), std::streamsize(t.nbytes()));
+    out.flush();
+    if (!out) {
+      std::remove(tmp.c_str());
+      throw IoError(tmp + ": write failed (disk full?)");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw IoError(path + ": cannot rename from " + tmp);
+  }
+}
+
+}  // namespace calq

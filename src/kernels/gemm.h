@@ -1,0 +1,33 @@
+// Matrix products of linear layers: y[rows, n] = x[rows, k] · W[n, k]ᵀ (+ bias[n]).
+// gemm_xwt_ref is the scalar reference; PackedWeight + gemm_packed is the fast path
+// (weights pre-packed once for the chosen compute type).
+#pragma once
+#include <cstdint>
+#include <memory>
+
+namespace calq {
+
+enum class ComputeType { F32, BF16 };  // BF16: bf16 weights and activations, f32 accumulation
+const char* compute_type_name(ComputeType c);
+
+void gemm_xwt_ref(const float* x, int64_t rows, int64_t k, const float* w, int64_t n, const float* bias, float* y);
+
+class PackedWeight {
+ public:
+  virtual ~PackedWeight() = default;
+  virtual int64_t n() const = 0;
+  virtual int64_t k() const = 0;
+  virtual ComputeType compute() const = 0;
+  virtual size_t bytes() const = 0;
+};
+
+// Packs W [n, k] (float32, row-major) for repeated products.
+std::shared_ptr<PackedWeight> pack_weight(const float* w, int64_t n, int64_t k, ComputeType c);
+// y = x · Wᵀ (+ bias). x [rows, k], y [rows, n], both float32 row-major with leading dims k and n.
+void gemm_packed(const float* x, int64_t rows, const PackedWeight& w, const float* bias, float* y);
+
+// Plain float32 GEMM, row-major: C[m,n] = alpha * A[m,k] · op(B) + beta * C, op(B) = B[k,n] or B[n,k]ᵀ.
+void sgemm(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+}  // namespace calq

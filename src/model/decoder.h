@@ -1,0 +1,133 @@
+// The generic decoder-only transformer: one forward pass for OPT, Llama-2/3, Mistral, Qwen2 and
+// Cohere, configured by ModelConfig flags. Batched prefill over [batch, seq] token ids with a
+// causal mask (positions 0..seq-1 in every sequence, no padding, no KV cache).
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/checkpoint.h"
+#include "kernels/ops.h"
+#include "model/config.h"
+#include "model/linear.h"
+#include "model/naming.h"
+#include "observe/observer.h"
+
+namespace calq {
+
+// Where the decoder gets its tensors (a checkpoint, or an in-memory map for synthetic models).
+class TensorSource {
+ public:
+  virtual ~TensorSource() = default;
+  virtual bool has(const std::string& name) const = 0;
+  virtual Tensor get(const std::string& name) const = 0;  // throws FormatError naming the tensor
+  virtual std::string describe() const = 0;               // a path, for error messages
+};
+
+class CheckpointSource final : public TensorSource {
+ public:
+  explicit CheckpointSource(std::shared_ptr<const Checkpoint> c) : c_(std::move(c)) {}
+  bool has(const std::string& name) const override { return c_->has(name); }
+  Tensor get(const std::string& name) const override { return c_->get(name); }
+  std::string describe() const override { return c_->dir(); }
+
+ private:
+  std::shared_ptr<const Checkpoint> c_;
+};
+
+class MapSource final : public TensorSource {
+ public:
+  std::map<std::string, Tensor> tensors;
+  bool has(const std::string& name) const override { return tensors.count(name) != 0; }
+  Tensor get(const std::string& name) const override;
+  std::string describe() const override { return "<in-memory tensors>"; }
+};
+
+struct DecoderLayer {
+  int index = 0;
+  Norm attn_norm, mlp_norm;  // mlp_norm unused for parallel blocks
+  Linear q, k, v, o;
+  Linear gate, up, down;     // gate unused without a gated MLP (OPT: up = fc1, down = fc2)
+  Tensor q_norm, k_norm;     // Cohere QK-norm weights, [heads, head_dim] / [kv_heads, head_dim]
+  std::vector<Linear*> linears();  // in execution order
+};
+
+struct ForwardOptions {
+  enum class Logits { All, Last, None };
+  Logits logits = Logits::All;
+  bool hidden_states = false;   // fill ForwardOutput::hidden_states and last_hidden_state
+  Observer* observer = nullptr;
+};
+
+struct ForwardOutput {
+  Tensor logits;                      // [batch, seq, vocab] (All) or [batch, 1, vocab] (Last)
+  std::vector<Tensor> hidden_states;  // num_layers + 1 tensors [batch, seq, hidden], before the final norm
+  Tensor last_hidden_state;           // final norm (+ OPT project_out) of the last one: lm_head's input
+};
+
+class Decoder {
+ public:
+  // Loads a Hugging Face folder; weights stay memory-mapped until first use.
+  static std::unique_ptr<Decoder> load(const std::string& dir, ComputeType compute = ComputeType::F32);
+  static std::unique_ptr<Decoder> from_source(const ModelConfig& cfg, std::shared_ptr<const TensorSource> src,
+                                              ComputeType compute = ComputeType::F32);
+
+  const ModelConfig& config() const { return cfg_; }
+  const ModuleNames& names() const { return names_; }
+  // Null for synthetic models.
+  const Checkpoint* checkpoint() const { return checkpoint_.get(); }
+  ComputeType compute() const { return compute_; }
+  void set_compute(ComputeType c) { compute_ = c; }
+
+  ForwardOutput forward(const int32_t* ids, int64_t batch, int64_t seq, const ForwardOptions& opt = {}) const;
+
+  // --- layer-wise pieces (the same code forward() runs) ---
+  // Residual stream after the embeddings, [batch*seq, hidden]. Throws ArgError on an id >= vocab.
+  Tensor embed(const int32_t* ids, int64_t batch, int64_t seq) const;
+  // h [batch*seq, hidden] -> output of decoder layer i, in place.
+  void run_layer(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs = nullptr) const;
+  // Final norm (+ OPT project_out): the lm_head input, [rows, proj_dim].
+  Tensor final_hidden(const Tensor& h) const;
+  // lm_head (× logit_scale) over rows of a final hidden state, [rows, vocab].
+  Tensor lm_logits(const Tensor& final_h, Observer* obs = nullptr) const;
+  // x = attn_norm(h) etc.: the sub-blocks, for methods that score block outputs (AWQ).
+  Tensor apply_norm(const Norm& n, const Tensor& x) const;
+  Tensor attention_block(int i, const Tensor& x_normed, int64_t batch, int64_t seq, Observer* obs = nullptr) const;
+  Tensor mlp_block(int i, const Tensor& x_normed, Observer* obs = nullptr) const;
+
+  int num_layers() const { return int(layers_.size()); }
+  DecoderLayer& layer(int i) { return *layers_.at(size_t(i)); }
+  const DecoderLayer& layer(int i) const { return *layers_.at(size_t(i)); }
+  Linear& lm_head() { return lm_head_; }
+  const Tensor& embed_tokens() const { return embed_tokens_; }
+  Linear* find_linear(const std::string& name);
+  std::vector<Linear*> all_linears(bool include_lm_head = false);
+  Norm& final_norm() { return final_norm_; }
+  int64_t parameter_count() const;
+
+ private:
+  Decoder() = default;
+  void build(std::shared_ptr<const TensorSource> src);
+  void load_linear(Linear& l, const std::string& name, int64_t out, int64_t in, bool bias, bool required = true);
+  Norm load_norm(const std::string& name, int64_t n, bool bias) const;
+  const RopeTable& rope_table(int64_t seq) const;
+
+  ModelConfig cfg_;
+  ModuleNames names_;
+  std::shared_ptr<const Checkpoint> checkpoint_;
+  std::shared_ptr<const TensorSource> src_;
+  ComputeType compute_ = ComputeType::F32;
+  Tensor embed_tokens_, embed_positions_;
+  Linear project_in_, project_out_;  // OPT when word_embed_proj_dim != hidden_size
+  bool has_project_ = false;
+  std::vector<std::unique_ptr<DecoderLayer>> layers_;
+  Norm final_norm_;
+  Linear lm_head_;
+  std::vector<double> inv_freq_;
+  mutable std::mutex rope_mu_;
+  mutable std::shared_ptr<RopeTable> rope_;
+};
+
+}  // namespace calq

@@ -1,0 +1,66 @@
+// calq command line: builds the subcommand tree from the registry (see command.h), runs the
+// chosen one, and turns any calq::Error into one line on stderr with a non-zero exit code.
+#include <omp.h>
+
+#include <cstdio>
+#include <map>
+
+#include "command.h"
+#include "util/error.h"
+
+namespace calq::cli {
+
+std::vector<CommandSpec>& registry() {
+  static std::vector<CommandSpec> r;
+  return r;
+}
+
+void info(const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); }
+
+}  // namespace calq::cli
+
+int main(int argc, char** argv) {
+  using namespace calq::cli;
+  CLI::App app{"calq: post-training quantization and calibration-set analysis for LLMs (v" CALQ_VERSION ")"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", CALQ_VERSION);
+  int threads = 0;
+  app.add_option("-t,--threads", threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+
+  std::map<std::string, CLI::App*> nodes;  // "eval" -> its CLI::App, for nested commands
+  std::vector<std::pair<CLI::App*, Runner>> runners;
+  for (auto& spec : registry()) {
+    CLI::App* parent = &app;
+    std::string key;
+    for (size_t i = 0; i + 1 < spec.path.size(); ++i) {
+      key += "/" + spec.path[i];
+      if (!nodes.count(key)) {
+        nodes[key] = parent->add_subcommand(spec.path[i], spec.path[i] + " commands");
+        nodes[key]->require_subcommand(1);
+      }
+      parent = nodes[key];
+    }
+    CLI::App* sub = parent->add_subcommand(spec.path.back(), spec.help);
+    runners.emplace_back(sub, spec.setup(*sub));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (threads > 0) omp_set_num_threads(threads);
+  try {
+    for (auto& [sub, run] : runners)
+      if (sub->parsed()) return run();
+  } catch (const calq::Error& e) {
+    std::fprintf(stderr, "calq: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "calq: error: out of memory\n");
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "calq: internal error: %s\n", e.what());
+    return 3;
+  }
+  return 0;
+}
