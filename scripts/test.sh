@@ -19,8 +19,9 @@ if [ "$sanitize" = 1 ]; then
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCALQ_SANITIZE=ON -DCALQ_BUILD_BENCH=OFF >/dev/null
   cmake --build build-asan -j "$jobs" --target calq_tests calq_cli
   echo "== tests (ASan+UBSan)"
+  # Test suites named *Slow* run only in the release pass.
   # oneDNN's JIT and OpenMP runtime keep allocations alive at exit by design: no leak check.
   (cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-     ctest --output-on-failure -j "$jobs" -LE slow)
+     ctest --output-on-failure -j "$jobs" -E "Slow")
 fi
 echo "== all tests passed"
