@@ -1,0 +1,26 @@
+#include "model/loader.h"
+
+#include "util/error.h"
+
+namespace calq {
+
+std::string detect_model_format(const std::string& path) {
+  if (path.size() > 5 && path.substr(path.size() - 5) == ".gguf") return "gguf";
+  const std::string cfg = path_join(path, "config.json");
+  if (!file_exists(cfg)) return "unknown";
+  const Json j = load_json_file(cfg);
+  if (auto q = j.find("quantization_config"); j.is_object() && q != j.end() && q->is_object()) {
+    const std::string m = json_get_or<std::string>(*q, "quant_method", "", cfg);
+    if (m == "gptq" || m == "awq") return m;
+    throw UnsupportedError(cfg + ": unsupported quantization_config.quant_method '" + m + "'");
+  }
+  return "hf-float";
+}
+
+std::unique_ptr<Decoder> load_model(const std::string& path, ComputeType compute) {
+  const std::string fmt = detect_model_format(path);
+  if (fmt == "hf-float" || fmt == "unknown") return Decoder::load(path, compute);
+  throw UnsupportedError(path + ": loading " + fmt + " models is not implemented yet");
+}
+
+}  // namespace calq
