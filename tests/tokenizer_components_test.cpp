@@ -3,6 +3,8 @@
 // merge order and options, and added-token matching rules.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "io/mapped_file.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/decoder.h"
@@ -24,19 +26,19 @@ const JPath kAt{"test.json", ""};
 Strings pre_tokenize(const std::string& json, const std::string& text, bool at_origin = true) {
   auto p = tok::make_pre_tokenizer(Json::parse(json), kAt);
   std::vector<tok::PreToken> pieces{{text, at_origin}};
-  p->pre_tokenize(pieces);
+  p->pre_tokenize(pieces, tok::byte_budget(text.size()));
   Strings out;
   for (auto& x : pieces) out.push_back(x.text);
   return out;
 }
 
 std::string normalize(const std::string& json, std::string text) {
-  tok::make_normalizer(Json::parse(json), kAt)->normalize(text);
+  tok::make_normalizer(Json::parse(json), kAt)->normalize(text, tok::byte_budget(text.size()));
   return text;
 }
 
 Strings decode_chain(const std::string& json, Strings tokens) {
-  tok::make_decoder(Json::parse(json), kAt)->decode_chain(tokens);
+  tok::make_decoder(Json::parse(json), kAt)->decode_chain(tokens, 1 << 20);
   return tokens;
 }
 
@@ -271,6 +273,18 @@ TEST(TokenizerEncode, InvalidUtf8IsRepairedAndEmptyIsEmpty) {
   EXPECT_EQ(llama2.encode(" ", {false, false}), std::vector<int32_t>{259});
   EXPECT_EQ(llama2.decode({1}), "<s>");
   EXPECT_EQ(llama2.decode({}), "");
+}
+
+TEST(TokenizerEncode, ConcurrentCallsAgree) {
+  // encode() is const and shares the piece cache between threads.
+  const Tokenizer& t = shared_tokenizer("gpt2");
+  const std::string text = read_file(data("data/wikitext-2-raw/wiki.valid.raw")).substr(0, 60000);
+  const auto want = t.encode(text);
+  std::vector<std::vector<int32_t>> got(4);
+  std::vector<std::thread> threads;
+  for (size_t k = 0; k < got.size(); ++k) threads.emplace_back([&, k] { got[k] = t.encode(text); });
+  for (auto& th : threads) th.join();
+  for (const auto& g : got) EXPECT_EQ(g, want);
 }
 
 TEST(TokenizerInfo, BosEosVocabAndHash) {

@@ -89,6 +89,28 @@ TEST(TokenizerErrors, MalformedFilesNameFileAndField) {
                             "normalizer.normalizers");
 }
 
+TEST(TokenizerErrors, UnboundedGrowthIsAnErrorNotAnOutOfMemory) {
+  // 40 chained Replace("a" -> "aa") would turn "a" into 2^40 bytes.
+  std::string doubling = R"({"type":"Sequence","normalizers":[)";
+  for (int i = 0; i < 40; ++i) doubling += std::string(i ? "," : "") + R"({"type":"Replace","pattern":{"String":"a"},"content":"aa"})";
+  doubling += "]}";
+  auto t = Tokenizer::from_json_text(variant(R"({"type":"NFC"})", doubling), "grow.json");
+  EXPECT_EQ(t->encode("b", {false, false}), std::vector<int32_t>{2});
+  EXPECT_THROW(t->encode("a"), FormatError);
+  // the same through nested pre-tokenizer Sequences of ByteLevel (x2 each) and in the decoder
+  std::string nested = R"({"type":"ByteLevel","add_prefix_space":false,"use_regex":false})";
+  for (int i = 0; i < 40; ++i) nested = R"({"type":"Sequence","pretokenizers":[)" + nested + "," + nested.substr(0, 0) +
+                                         R"({"type":"ByteLevel","add_prefix_space":false,"use_regex":false}]})";
+  auto t2 = Tokenizer::from_json_text(variant(R"({"type":"ByteLevel","add_prefix_space":false})", nested), "grow2.json");
+  EXPECT_THROW(t2->encode("\xC3\xA9 abc"), FormatError);
+  std::string dec = R"({"type":"Sequence","decoders":[)";
+  for (int i = 0; i < 40; ++i) dec += std::string(i ? "," : "") + R"({"type":"Replace","pattern":{"String":"a"},"content":"aa"})";
+  dec += "]}";
+  auto t3 = Tokenizer::from_json_text(variant(R"({"type":"ByteLevel"})", dec), "grow3.json");
+  EXPECT_THROW(t3->decode({1}), FormatError);
+  EXPECT_EQ(t3->decode({2}), "b");
+}
+
 TEST(TokenizerErrors, MissingFilesAndFolders) {
   EXPECT_THROW(Tokenizer::from_path("/nonexistent/tokenizer.json"), IoError);
   try {
