@@ -9,6 +9,7 @@
 #include "kernels/gemm.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <cstring>
 #include <dnnl.hpp>
@@ -17,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kernels/profile.h"
 #include "kernels/vec.h"
 #include "util/error.h"
 
@@ -59,15 +61,22 @@ dt dnnl_type(ComputeType c) { return c == ComputeType::BF16 ? dt::bf16 : dt::f32
 // The row count used to ask oneDNN for its preferred weight layout (any count gives the same one).
 constexpr int64_t kLayoutRows = 64;
 
+// accumulate: a sum post-op, dst = dst + src · W (+ bias).
 dnnl::matmul::primitive_desc make_pd(int64_t rows, int64_t n, int64_t k, ComputeType c, bool bias,
-                                     const dnnl::memory::desc& wmd) {
+                                     const dnnl::memory::desc& wmd, bool accumulate = false) {
   const dnnl::memory::desc src({rows, k}, dnnl_type(c), tag::ab);
   const dnnl::memory::desc dst({rows, n}, dt::f32, tag::ab);
+  dnnl::primitive_attr attr;
+  if (accumulate) {
+    dnnl::post_ops po;
+    po.append_sum(1.0f);
+    attr.set_post_ops(po);
+  }
   if (bias) {
     const dnnl::memory::desc b({1, n}, dt::f32, tag::ab);
-    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wmd, b, dst), cpu_engine());
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wmd, b, dst), attr, cpu_engine());
   }
-  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wmd, dst), cpu_engine());
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wmd, dst), attr, cpu_engine());
 }
 
 class DnnlPacked final : public PackedWeight {
@@ -96,12 +105,15 @@ class DnnlPacked final : public PackedWeight {
   dnnl::memory mem_;
 };
 
+// oneDNN fixes a primitive's thread count when it is created, so the key includes it.
 struct PrimKey {
   int64_t rows, n, k;
   int type;
-  bool bias;
+  bool bias, accumulate;
+  int threads;
   bool operator==(const PrimKey& o) const {
-    return rows == o.rows && n == o.n && k == o.k && type == o.type && bias == o.bias;
+    return rows == o.rows && n == o.n && k == o.k && type == o.type && bias == o.bias &&
+           accumulate == o.accumulate && threads == o.threads;
   }
 };
 struct PrimKeyHash {
@@ -109,7 +121,7 @@ struct PrimKeyHash {
     size_t h = std::hash<int64_t>()(p.rows);
     h = h * 1000003u ^ std::hash<int64_t>()(p.n);
     h = h * 1000003u ^ std::hash<int64_t>()(p.k);
-    return h * 31u + size_t(p.type) * 2u + size_t(p.bias);
+    return (h * 31u + size_t(p.type) * 4u + size_t(p.bias) * 2u + size_t(p.accumulate)) * 131u + size_t(p.threads);
   }
 };
 
@@ -132,8 +144,8 @@ class PrimitiveCache {
     // Ask for the layout oneDNN prefers for this row count; it is the packed one in practice,
     // and if not, pin the packed layout explicitly (oneDNN then picks an implementation for it).
     const dnnl::memory::desc any({key.k, key.n}, dnnl_type(c), tag::any);
-    dnnl::matmul::primitive_desc pd = make_pd(key.rows, key.n, key.k, c, key.bias, any);
-    if (pd.weights_desc() != wmd) pd = make_pd(key.rows, key.n, key.k, c, key.bias, wmd);
+    dnnl::matmul::primitive_desc pd = make_pd(key.rows, key.n, key.k, c, key.bias, any, key.accumulate);
+    if (pd.weights_desc() != wmd) pd = make_pd(key.rows, key.n, key.k, c, key.bias, wmd, key.accumulate);
     dnnl::matmul prim(pd);
     std::lock_guard<std::mutex> lock(mu_);
     auto it = map_.find(key);
@@ -167,31 +179,53 @@ uint16_t* bf16_scratch(size_t n) {
 
 }  // namespace
 
+KernelProfile& kernel_profile() {
+  static KernelProfile p;
+  return p;
+}
+
 std::shared_ptr<PackedWeight> pack_weight(const float* w, int64_t n, int64_t k, ComputeType c) {
   if (n <= 0 || k <= 0) throw ArgError("pack_weight: empty weight [" + std::to_string(n) + ", " + std::to_string(k) + "]");
   return std::make_shared<DnnlPacked>(w, n, k, c);
 }
 
-void gemm_packed(const float* x, int64_t rows, const PackedWeight& pw, const float* bias, float* y) {
-  const auto& p = dynamic_cast<const DnnlPacked&>(pw);
+namespace {
+// Runs the cached primitive on x (already in the packed weight's compute type).
+void run_matmul(const void* x, int64_t rows, const DnnlPacked& p, const float* bias, float* y, bool accumulate) {
   const int64_t n = p.n(), k = p.k();
-  if (rows <= 0) return;
-  const PrimKey key{rows, n, k, int(p.compute()), bias != nullptr};
+  const PrimKey key{rows, n, k, int(p.compute()), bias != nullptr, accumulate,
+                    omp_in_parallel() ? 1 : omp_get_max_threads()};
   dnnl::matmul prim = prim_cache().get(key, p.desc());
-  const void* src = x;
-  if (p.compute() == ComputeType::BF16) {
-    uint16_t* xb = bf16_scratch(size_t(rows * k));
-    f32_to_bf16_n(x, xb, rows * k);
-    src = xb;
-  }
   dnnl::engine& eng = cpu_engine();
-  dnnl::memory src_m({{rows, k}, dnnl_type(p.compute()), tag::ab}, eng, const_cast<void*>(src));
+  dnnl::memory src_m({{rows, k}, dnnl_type(p.compute()), tag::ab}, eng, const_cast<void*>(x));
   dnnl::memory dst_m({{rows, n}, dt::f32, tag::ab}, eng, y);
   std::unordered_map<int, dnnl::memory> args = {
       {DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, p.mem()}, {DNNL_ARG_DST, dst_m}};
   if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, n}, dt::f32, tag::ab}, eng, const_cast<float*>(bias)));
   prim.execute(thread_stream(), args);
   thread_stream().wait();
+}
+}  // namespace
+
+void gemm_packed(const float* x, int64_t rows, const PackedWeight& pw, const float* bias, float* y, bool accumulate) {
+  const auto& p = dynamic_cast<const DnnlPacked&>(pw);
+  if (rows <= 0) return;
+  KernelTimer timer(KernelKind::Gemm, 2 * rows * p.n() * p.k());
+  if (p.compute() == ComputeType::BF16) {
+    uint16_t* xb = bf16_scratch(size_t(rows * p.k()));
+    f32_to_bf16_n(x, xb, rows * p.k());
+    return run_matmul(xb, rows, p, bias, y, accumulate);
+  }
+  run_matmul(x, rows, p, bias, y, accumulate);
+}
+
+void gemm_packed_bf16(const uint16_t* x, int64_t rows, const PackedWeight& pw, const float* bias, float* y,
+                      bool accumulate) {
+  const auto& p = dynamic_cast<const DnnlPacked&>(pw);
+  if (p.compute() != ComputeType::BF16) throw ArgError("gemm_packed_bf16: weight is not packed for bf16");
+  if (rows <= 0) return;
+  KernelTimer timer(KernelKind::Gemm, 2 * rows * p.n() * p.k());
+  run_matmul(x, rows, p, bias, y, accumulate);
 }
 
 }  // namespace calq

@@ -12,6 +12,7 @@
 #include "kernels/gemm.h"
 #include "kernels/vec.h"
 #include "tensor/dtype.h"
+#include "util/error.h"
 
 namespace calq {
 namespace {
@@ -124,6 +125,32 @@ TEST_P(GemmPacked, ConcurrentCallersGetCorrectResults) {
     });
   for (auto& t : th) t.join();
   EXPECT_EQ(ok, std::vector<int>(4, 1));
+}
+
+TEST_P(GemmPacked, AccumulateAddsToOutput) {
+  const ComputeType c = GetParam();
+  const int64_t rows = 9, n = 40, k = 70;
+  const auto x = randn(size_t(rows * k), 21), w = randn(size_t(n * k), 22), b = randn(size_t(n), 23);
+  const auto y0 = randn(size_t(rows * n), 24);
+  auto p = pack_weight(w.data(), n, k, c);
+  std::vector<float> plain(size_t(rows * n)), acc = y0;
+  gemm_packed(x.data(), rows, *p, b.data(), plain.data());
+  gemm_packed(x.data(), rows, *p, b.data(), acc.data(), /*accumulate=*/true);
+  for (size_t i = 0; i < acc.size(); ++i) EXPECT_NEAR(acc[i], y0[i] + plain[i], 1e-5) << i;
+}
+
+TEST(GemmPackedBf16Input, SameAsConvertingInside) {
+  const int64_t rows = 6, n = 24, k = 50;
+  const auto x = randn(size_t(rows * k), 31), w = randn(size_t(n * k), 32);
+  auto p = pack_weight(w.data(), n, k, ComputeType::BF16);
+  std::vector<uint16_t> xb(x.size());
+  f32_to_bf16_n(x.data(), xb.data(), int64_t(x.size()));
+  std::vector<float> a(size_t(rows * n)), b(size_t(rows * n));
+  gemm_packed(x.data(), rows, *p, nullptr, a.data());
+  gemm_packed_bf16(xb.data(), rows, *p, nullptr, b.data());
+  EXPECT_EQ(a, b);
+  auto p32 = pack_weight(w.data(), n, k, ComputeType::F32);
+  EXPECT_THROW(gemm_packed_bf16(xb.data(), rows, *p32, nullptr, b.data()), ArgError);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, GemmPacked, ::testing::Values(ComputeType::F32, ComputeType::BF16),
