@@ -58,6 +58,9 @@ dnnl::stream& thread_stream() {
 
 dt dnnl_type(ComputeType c) { return c == ComputeType::BF16 ? dt::bf16 : dt::f32; }
 
+// Products below this many flops (~15 us of one core) run single-threaded.
+constexpr double kParallelFlops = 4e6;
+
 // The row count used to ask oneDNN for its preferred weight layout (any count gives the same one).
 constexpr int64_t kLayoutRows = 64;
 
@@ -160,21 +163,18 @@ class PrimitiveCache {
   static constexpr size_t kCapacity = 256;
 
   dnnl::matmul get(const PrimKey& key, const dnnl::memory::desc& wmd) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = map_.find(key);
-      if (it != map_.end()) {
-        lru_.splice(lru_.begin(), lru_, it->second);
-        return it->second->second;
-      }
+    dnnl::matmul prim = find(key);
+    if (prim) return prim;
+    // oneDNN takes the thread count from omp_get_max_threads() when the primitive is created.
+    const int saved = omp_get_max_threads();
+    if (key.threads != saved) omp_set_num_threads(key.threads);
+    try {
+      prim = create(key, wmd);
+    } catch (...) {
+      if (key.threads != saved) omp_set_num_threads(saved);
+      throw;
     }
-    const ComputeType c = ComputeType(key.type);
-    // Ask for the layout oneDNN prefers for this row count; it is the packed one in practice,
-    // and if not, pin the packed layout explicitly (oneDNN then picks an implementation for it).
-    const dnnl::memory::desc any({key.k, key.n}, dnnl_type(c), tag::any);
-    dnnl::matmul::primitive_desc pd = make_pd(key.rows, key.n, key.k, c, key.bias, any, key.epi);
-    if (pd.weights_desc() != wmd) pd = make_pd(key.rows, key.n, key.k, c, key.bias, wmd, key.epi);
-    dnnl::matmul prim(pd);
+    if (key.threads != saved) omp_set_num_threads(saved);
     std::lock_guard<std::mutex> lock(mu_);
     auto it = map_.find(key);
     if (it != map_.end()) return it->second->second;
@@ -188,6 +188,24 @@ class PrimitiveCache {
   }
 
  private:
+  dnnl::matmul find(const PrimKey& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(key);
+    if (it == map_.end()) return dnnl::matmul();
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->second;
+  }
+
+  static dnnl::matmul create(const PrimKey& key, const dnnl::memory::desc& wmd) {
+    const ComputeType c = ComputeType(key.type);
+    // Ask for the layout oneDNN prefers for this row count; it is the packed one in practice,
+    // and if not, pin the packed layout explicitly (oneDNN then picks an implementation for it).
+    const dnnl::memory::desc any({key.k, key.n}, dnnl_type(c), tag::any);
+    dnnl::matmul::primitive_desc pd = make_pd(key.rows, key.n, key.k, c, key.bias, any, key.epi);
+    if (pd.weights_desc() != wmd) pd = make_pd(key.rows, key.n, key.k, c, key.bias, wmd, key.epi);
+    return dnnl::matmul(pd);
+  }
+
   std::mutex mu_;
   std::list<std::pair<PrimKey, dnnl::matmul>> lru_;
   std::unordered_map<PrimKey, std::list<std::pair<PrimKey, dnnl::matmul>>::iterator, PrimKeyHash> map_;
@@ -238,7 +256,10 @@ void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const 
   ek.accumulate = e.accumulate;
   ek.gated_act = e.gated ? int(e.act) : -1;
   ek.dst_bf16 = y_bf16 != nullptr;
-  const PrimKey key{rows, n, k, int(p.compute()), bias != nullptr, ek, omp_in_parallel() ? 1 : omp_get_max_threads()};
+  // Small products run on one thread: waking the team costs more than it saves (and on a busy
+  // machine a descheduled team member stalls every parallel region).
+  const bool serial = omp_in_parallel() || 2.0 * double(rows) * double(n) * double(k) < kParallelFlops;
+  const PrimKey key{rows, n, k, int(p.compute()), bias != nullptr, ek, serial ? 1 : omp_get_max_threads()};
   dnnl::matmul prim = prim_cache().get(key, p.desc());
   dnnl::engine& eng = cpu_engine();
   dnnl::memory src_m({{rows, k}, dnnl_type(p.compute()), tag::ab}, eng, const_cast<void*>(src));

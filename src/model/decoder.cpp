@@ -174,7 +174,7 @@ void Decoder::build(std::shared_ptr<const TensorSource> src) {
   }
 }
 
-const RopeTable& Decoder::rope_table(int64_t seq) const {
+std::shared_ptr<const RopeTable> Decoder::rope_table(int64_t seq) const {
   std::lock_guard<std::mutex> lock(rope_mu_);
   const RopeScaling& s = cfg_.rope_scaling;
   if (s.type == "dynamic" && seq > cfg_.max_position) {
@@ -183,11 +183,11 @@ const RopeTable& Decoder::rope_table(int64_t seq) const {
     const double base = cfg_.rope_theta * std::pow(s.factor * double(seq) / cfg_.max_position - (s.factor - 1),
                                                    dim / (dim - 2));
     rope_ = std::make_shared<RopeTable>(make_rope_table(rope_inv_freq(base, cfg_.head_dim), int(seq), 1.0));
-    return *rope_;
+    return rope_;
   }
   if (!rope_ || rope_->positions < seq || (s.type == "dynamic" && rope_->positions > cfg_.max_position))
     rope_ = std::make_shared<RopeTable>(make_rope_table(inv_freq_, int(std::max<int64_t>(seq, 64)), 1.0));
-  return *rope_;
+  return rope_;
 }
 
 Tensor Decoder::embed(const int32_t* ids, int64_t batch, int64_t seq) const {
@@ -308,7 +308,8 @@ void Decoder::attention_into(int i, const float* xn, int64_t batch, int64_t seq,
     head_layer_norm(k, rows, kld, c.num_kv_heads, c.head_dim, L.k_norm, float(c.norm_eps));
   }
   if (c.pos == PosKind::Rope) {
-    const RopeTable& t = rope_table(seq);
+    const std::shared_ptr<const RopeTable> table = rope_table(seq);
+    const RopeTable& t = *table;
     s.pos.resize(size_t(rows));
     for (int64_t r = 0; r < rows; ++r) s.pos[size_t(r)] = int32_t(r % seq);
     const bool inter = c.rope_style == RopeStyle::Interleaved;

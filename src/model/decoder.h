@@ -112,7 +112,8 @@ class Decoder {
   void build(std::shared_ptr<const TensorSource> src);
   void load_linear(Linear& l, const std::string& name, int64_t out, int64_t in, bool bias, bool required = true);
   Norm load_norm(const std::string& name, int64_t n, bool bias) const;
-  const RopeTable& rope_table(int64_t seq) const;
+  // Shared, so a concurrent forward() that replaces the cached table cannot pull it from under us.
+  std::shared_ptr<const RopeTable> rope_table(int64_t seq) const;
   // The hot path: buffers of one forward pass reused by every layer (decoder.cpp); outputs are
   // written to `out` (accumulate: added to it, i.e. the residual add fused into the GEMM).
   struct Scratch;

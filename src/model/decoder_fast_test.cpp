@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <map>
+#include <thread>
 
 #include "io/safetensors.h"
 #include "model/decoder.h"
@@ -192,6 +193,33 @@ TEST_P(FastPath, SetWeightAndReleaseInvalidateFusedCopies) {
   // Switching the compute type repacks.
   model->set_compute(c == ComputeType::F32 ? ComputeType::BF16 : ComputeType::F32);
   EXPECT_GT(max_abs_diff(model->forward(ids.data(), 2, 4).logits, after), 1e-6);
+}
+
+TEST_P(FastPath, ConcurrentForwardsMatchSequentialOnes) {
+  // Different lengths from several threads: shared packed/fused weights, RoPE table replacement,
+  // primitive cache and per-thread scratch must not interfere.
+  const ModelConfig cfg = synth_config("llama-tiny", 2);
+  SynthOptions so;
+  so.seed = 9;
+  auto model = synth_decoder(cfg, so, GetParam());
+  std::vector<std::vector<int32_t>> inputs;
+  std::vector<Tensor> want;
+  for (int t = 0; t < 4; ++t) {
+    std::vector<int32_t> ids(size_t(20 + 50 * t));
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 37 + size_t(t) * 11) % 2048);
+    inputs.push_back(ids);
+    want.push_back(model->forward(ids.data(), 1, int64_t(ids.size())).logits);
+  }
+  for (Linear* l : model->all_linears(true)) l->release_packed();  // rebuilt concurrently below
+  std::vector<Tensor> got(inputs.size());
+  std::vector<std::thread> th;
+  for (size_t t = 0; t < inputs.size(); ++t)
+    th.emplace_back([&, t] {
+      for (int rep = 0; rep < 2; ++rep)
+        got[t] = model->forward(inputs[t].data(), 1, int64_t(inputs[t].size())).logits;
+    });
+  for (auto& x : th) x.join();
+  for (size_t t = 0; t < inputs.size(); ++t) EXPECT_EQ(max_abs_diff(got[t], want[t]), 0.0) << "input " << t;
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, FastPath, ::testing::Values(ComputeType::F32, ComputeType::BF16),
