@@ -75,6 +75,16 @@ TEST(SynthWeights, SeededDeterministicWithStatedStd) {
   EXPECT_EQ(nw.f32()[5], 1.0f);
 }
 
+TEST(SynthWeights, VectorAndScalarDrawsAreBitwiseEqual) {
+  // Length 32: pairs 0..15 drawn by the 16-wide path; length 31: the same pairs drawn one by one
+  // (cosines at 0..14, sines at 16..30 in both layouts).
+  SynthOptions o;
+  o.seed = 11;
+  const Tensor v = synth_tensor({"w", {32, 1}}, o), s = synth_tensor({"w", {31, 1}}, o);
+  for (int i = 0; i < 15; ++i) EXPECT_EQ(v.f32()[i], s.f32()[i]) << i;
+  for (int i = 16; i < 31; ++i) EXPECT_EQ(v.f32()[i], s.f32()[i]) << i;
+}
+
 TEST(SynthModel, WrittenFolderLoadsToTheSameModel) {
   const std::string dir = temp_dir("rt");
   SynthOptions o;
