@@ -35,6 +35,29 @@ Rate packed_gflops(int64_t M, const std::vector<std::pair<int64_t, int64_t>>& nk
   return rate(flops, t);
 }
 
+// What the decoder's gated MLP runs: up = x·Wuᵀ, then the gate GEMM with act(·) ⊙ up fused as its
+// epilogue (bf16 output when computing in bf16).
+Rate gated_mlp_gflops(int64_t M, int64_t I, int64_t H, ComputeType c, int reps) {
+  auto wu = random_vec(size_t(I * H), 5), wg = random_vec(size_t(I * H), 6), x = random_vec(size_t(M * H), 7);
+  auto pu = pack_weight(wu.data(), I, H, c), pg = pack_weight(wg.data(), I, H, c);
+  std::vector<float> u(size_t(M * I)), g(size_t(M * I));
+  std::vector<uint16_t> g16(size_t(M * I)), u16(size_t(M * I));
+  const Timing t = time_runs([&] {
+    GemmEpilogue e;
+    e.gated = true;
+    if (c == ComputeType::BF16) {
+      gemm_packed_ex(x.data(), nullptr, M, *pu, nullptr, GemmEpilogue{}, nullptr, u16.data());
+      e.mul_bf16 = u16.data();
+      gemm_packed_ex(x.data(), nullptr, M, *pg, nullptr, e, nullptr, g16.data());
+    } else {
+      gemm_packed(x.data(), M, *pu, nullptr, u.data());
+      e.mul = u.data();
+      gemm_packed_ex(x.data(), nullptr, M, *pg, nullptr, e, g.data());
+    }
+  }, reps);
+  return rate(4.0 * double(M) * double(I) * double(H), t);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -86,6 +109,11 @@ int main(int argc, char** argv) {
       const int64_t m = std::string(r.name).rfind("lm_head", 0) == 0 ? 1 : M;
       const Rate f = packed_gflops(m, r.nk, ComputeType::F32, reps), b = packed_gflops(m, r.nk, ComputeType::BF16, reps);
       std::printf("| %d | %s | %.1f (%.1f) | %.1f (%.1f) |\n", t, r.name, f.wall, f.cpu, b.wall, b.cpu);
+      if (std::string(r.name).rfind("gate_up fused", 0) == 0) {
+        const Rate gf = gated_mlp_gflops(M, I, H, ComputeType::F32, reps), gb = gated_mlp_gflops(M, I, H, ComputeType::BF16, reps);
+        std::printf("| %d | up, then gate with act(.)*up epilogue (decoder) | %.1f (%.1f) | %.1f (%.1f) |\n", t, gf.wall,
+                    gf.cpu, gb.wall, gb.cpu);
+      }
       std::fflush(stdout);
     }
   }

@@ -78,9 +78,10 @@ dnnl::algorithm eltwise_of(ActKind a) {
 struct EpilogueKind {
   bool accumulate = false;
   int gated_act = -1;  // ActKind when gated, else -1
+  bool mul_bf16 = false;
   bool dst_bf16 = false;
   bool operator==(const EpilogueKind& o) const {
-    return accumulate == o.accumulate && gated_act == o.gated_act && dst_bf16 == o.dst_bf16;
+    return accumulate == o.accumulate && gated_act == o.gated_act && mul_bf16 == o.mul_bf16 && dst_bf16 == o.dst_bf16;
   }
 };
 
@@ -97,7 +98,7 @@ dnnl::matmul::primitive_desc make_pd(int64_t rows, int64_t n, int64_t k, Compute
     // alpha: swish's sigmoid(alpha·x) slope (1), relu's negative slope (0); unused by the GELUs.
     const float alpha = ActKind(e.gated_act) == ActKind::SiLU ? 1.0f : 0.0f;
     po.append_eltwise(1.0f, eltwise_of(ActKind(e.gated_act)), alpha, 0.0f);
-    po.append_binary(dnnl::algorithm::binary_mul, dnnl::memory::desc({rows, n}, dt::f32, tag::ab));
+    po.append_binary(dnnl::algorithm::binary_mul, dnnl::memory::desc({rows, n}, e.mul_bf16 ? dt::bf16 : dt::f32, tag::ab));
   }
   attr.set_post_ops(po);
   if (bias) {
@@ -151,7 +152,7 @@ struct PrimKeyHash {
     h = h * 1000003u ^ std::hash<int64_t>()(p.n);
     h = h * 1000003u ^ std::hash<int64_t>()(p.k);
     h = h * 31u + size_t(p.type) * 4u + size_t(p.bias) * 2u + size_t(p.epi.accumulate);
-    h = h * 31u + size_t(p.epi.gated_act + 1) * 2u + size_t(p.epi.dst_bf16);
+    h = h * 31u + size_t(p.epi.gated_act + 1) * 4u + size_t(p.epi.mul_bf16) * 2u + size_t(p.epi.dst_bf16);
     return h * 131u + size_t(p.threads);
   }
 };
@@ -243,7 +244,8 @@ void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const 
   if ((x == nullptr) == (x_bf16 == nullptr) || (y == nullptr) == (y_bf16 == nullptr))
     throw ArgError("gemm_packed_ex: give exactly one input and one output");
   if ((x_bf16 || y_bf16) && !bf) throw ArgError("gemm_packed_ex: bf16 input/output needs a weight packed for bf16");
-  if (e.gated && !e.mul) throw ArgError("gemm_packed_ex: gated epilogue without the multiplier");
+  if (e.gated && (e.mul == nullptr) == (e.mul_bf16 == nullptr))
+    throw ArgError("gemm_packed_ex: a gated epilogue needs exactly one multiplier (mul or mul_bf16)");
   const int64_t n = p.n(), k = p.k();
   KernelTimer timer(KernelKind::Gemm, 2 * rows * n * k);
   const void* src = x_bf16 ? static_cast<const void*>(x_bf16) : static_cast<const void*>(x);
@@ -255,6 +257,7 @@ void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const 
   EpilogueKind ek;
   ek.accumulate = e.accumulate;
   ek.gated_act = e.gated ? int(e.act) : -1;
+  ek.mul_bf16 = e.gated && e.mul_bf16 != nullptr;
   ek.dst_bf16 = y_bf16 != nullptr;
   // Small products run on one thread: waking the team costs more than it saves (and on a busy
   // machine a descheduled team member stalls every parallel region).
@@ -270,8 +273,9 @@ void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const 
   if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, n}, dt::f32, tag::ab}, eng, const_cast<float*>(bias)));
   if (e.gated) {
     const int idx = e.accumulate ? 2 : 1;  // post-op index of the binary mul
+    const void* m = e.mul_bf16 ? static_cast<const void*>(e.mul_bf16) : static_cast<const void*>(e.mul);
     args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1,
-                 dnnl::memory({{rows, n}, dt::f32, tag::ab}, eng, const_cast<float*>(e.mul)));
+                 dnnl::memory({{rows, n}, e.mul_bf16 ? dt::bf16 : dt::f32, tag::ab}, eng, const_cast<void*>(m)));
   }
   prim.execute(thread_stream(), args);
   thread_stream().wait();

@@ -37,10 +37,12 @@ void gemm_packed_bf16(const uint16_t* x, int64_t rows, const PackedWeight& w, co
 // What happens to r = x · Wᵀ + bias before it is stored (fused into the GEMM as oneDNN post-ops).
 struct GemmEpilogue {
   bool accumulate = false;  // y += r
-  // Gated MLP: y = act(r) ⊙ mul, with mul [rows, n] float32 (the "up" product, gate = this GEMM).
+  // Gated MLP: y = act(r) ⊙ mul, with mul [rows, n] (the "up" product, gate = this GEMM) given
+  // in float32 (mul) or bf16 (mul_bf16; half the memory traffic when computing in bf16).
   bool gated = false;
   ActKind act = ActKind::SiLU;
   const float* mul = nullptr;
+  const uint16_t* mul_bf16 = nullptr;
 };
 // The general form: input x (float32) or x_bf16 (bf16, BF16 weights only; exactly one non-null);
 // output y (float32) or y_bf16 (bf16, rounded once from the f32 result; BF16 weights only).

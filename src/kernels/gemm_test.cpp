@@ -178,6 +178,17 @@ TEST_P(GemmPacked, GatedEpilogueMatchesActTimesMul) {
       gemm_packed_ex(x.data(), nullptr, rows, *p, b.data(), e, nullptr, yb.data());
       for (size_t i = 0; i < y.size(); ++i)
         EXPECT_NEAR(bf16_to_f32(yb[i]), y[i], std::fabs(y[i]) / 256 + 1e-6) << i;
+      // bf16 multiplier: act(r) · bf16(mul).
+      std::vector<uint16_t> mul16(mul.size());
+      f32_to_bf16_n(mul.data(), mul16.data(), int64_t(mul.size()));
+      GemmEpilogue e16 = e;
+      e16.mul = nullptr;
+      e16.mul_bf16 = mul16.data();
+      gemm_packed_ex(x.data(), nullptr, rows, *p, b.data(), e16, y.data());
+      for (size_t i = 0; i < y.size(); ++i) {
+        const float want = activate(r[i], a) * bf16_to_f32(mul16[i]);
+        EXPECT_NEAR(y[i], want, 1e-5 + 1e-5 * std::fabs(want)) << "bf16 mul, act " << int(a) << " at " << i;
+      }
     } else {
       std::vector<uint16_t> yb(size_t(rows * n));
       EXPECT_THROW(gemm_packed_ex(x.data(), nullptr, rows, *p, b.data(), e, nullptr, yb.data()), ArgError);

@@ -227,7 +227,7 @@ Tensor Decoder::embed(const int32_t* ids, int64_t batch, int64_t seq) const {
 // not allocate (and page-fault) fresh megabytes per linear layer. Freed when the pass ends.
 struct Decoder::Scratch {
   Tensor xn, qkv, attn, gu, act;
-  std::vector<uint16_t> x16, act16;
+  std::vector<uint16_t> x16, up16, act16;
   std::vector<int32_t> pos;
   static float* get(Tensor& t, int64_t n) {
     if (!t.defined() || t.numel() < n) t = Tensor::empty(DType::F32, {std::max<int64_t>(n, 1)});
@@ -369,12 +369,18 @@ void Decoder::mlp_into(int i, const float* xn, int64_t rows, Observer* obs, Scra
     x16 = s.x16.data();
   }
   const float* xf = bf ? nullptr : xn;
-  float* u = Scratch::get(s.gu, rows * I);
-  gemm_packed_ex(xf, x16, rows, L.up.packed(compute_), ub, GemmEpilogue{}, u);
   GemmEpilogue gated;
   gated.gated = true;
   gated.act = act;
-  gated.mul = u;
+  if (bf) {  // up in bf16: the gate epilogue reads half the bytes (it rounds act·up to bf16 anyway)
+    s.up16.resize(size_t(rows * I));
+    gemm_packed_ex(nullptr, x16, rows, L.up.packed(compute_), ub, GemmEpilogue{}, nullptr, s.up16.data());
+    gated.mul_bf16 = s.up16.data();
+  } else {
+    float* u = Scratch::get(s.gu, rows * I);
+    gemm_packed_ex(xf, nullptr, rows, L.up.packed(compute_), ub, GemmEpilogue{}, u);
+    gated.mul = u;
+  }
   const float* db = L.down.bias.defined() ? L.down.bias.f32() : nullptr;
   if (bf && !(obs && obs->wants(L.down.name)) && !L.down.input_transform) {
     // Nobody needs the f32 activations: the gate GEMM writes bf16, the down GEMM's input type.

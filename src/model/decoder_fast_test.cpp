@@ -42,8 +42,8 @@ double max_abs(const Tensor& a) {
 
 // BF16 compute (bf16 weights, activations, attention products; f32 accumulation) against the
 // float64 goldens: max |Δlogit| <= 0.05 · max |golden logit| and RMS(Δ) <= 0.02 · RMS(golden).
-// Measured (max / RMS ratio): opt 2.1%/0.86%, llama2 1.3%/0.89%, llama3 0.8%/0.74%, mistral
-// 1.6%/0.90%, cohere 0.2%/0.29%, qwen2 0.8%/0.81%, stories260K <= 1.3%/0.41% (tiny models: hidden
+// Measured (max / RMS ratio): opt 2.1%/0.86%, llama2 1.5%/0.91%, llama3 0.9%/0.78%, mistral
+// 1.6%/0.94%, cohere 0.2%/0.29%, qwen2 0.7%/0.83%, stories260K <= 1.0%/0.39% (tiny models: hidden
 // 64, so fewer terms average the bf16 rounding out than in real ones).
 class TinyParityBf16 : public ::testing::TestWithParam<std::string> {};
 
@@ -185,8 +185,11 @@ TEST_P(FastPath, SetWeightAndReleaseInvalidateFusedCopies) {
     l->set_weight(w);
   }
   for (Linear* l : unfused->all_linears()) l->input_transform = std::make_shared<Identity>();
-  const double tol = c == ComputeType::BF16 ? 1e-3 : 1e-5;
-  EXPECT_LE(max_abs_diff(unfused->forward(ids.data(), 2, 4).logits, after), tol * max_abs(after));
+  // bf16: the two paths round at different points (the fast one keeps up·act in bf16), so they
+  // agree to bf16 precision; the weight change itself moves the logits by far more.
+  const double tol = (c == ComputeType::BF16 ? 1e-2 : 1e-5) * max_abs(after);
+  EXPECT_LE(max_abs_diff(unfused->forward(ids.data(), 2, 4).logits, after), tol);
+  EXPECT_GT(max_abs_diff(before, after), 10 * tol);
   // release_packed() drops the copies; the next pass rebuilds them with the same result.
   for (Linear* l : model->all_linears(true)) l->release_packed();
   EXPECT_EQ(max_abs_diff(model->forward(ids.data(), 2, 4).logits, after), 0.0);
