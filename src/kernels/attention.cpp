@@ -14,7 +14,10 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <vector>
 
 #include "kernels/ops.h"
@@ -407,7 +410,11 @@ void run_task(const float* qb, float* ob, const PackedKV& kv, int kvh, int64_t i
     const int gh = r / nq, t = r % nq;
     float* dst = ob + (i0 + t) * g.os + int64_t(kvh * g.G + gh) * g.hd;
     const float* o = w.o.data() + size_t(r) * ldo;
-    for (int e = 0; e < g.hd; ++e) dst[e] = o[e] * inv;
+    const __m512 vinv = _mm512_set1_ps(inv);
+    for (int e = 0; e < g.hd; e += 16) {
+      const __mmask16 m = tail_mask(g.hd - e);
+      _mm512_mask_storeu_ps(dst + e, m, _mm512_mul_ps(_mm512_loadu_ps(o + e), vinv));
+    }
   }
 }
 
@@ -449,23 +456,23 @@ void attention(const float* q, const float* k, const float* v, float* out, const
   // Packed K/V per (sequence, kv head): f32 kt + vp, or bf16 kt2 + v2.
   const int64_t kt_size = (g.bf16 ? int64_t(hd2) : int64_t(g.hd)) * g.Tp;
   const int64_t v_size = (g.bf16 ? g.Tp / 2 : g.Tp) * g.ldv;
-  std::vector<float> kt, vp;
-  std::vector<uint32_t> kt2, v2;
-  if (g.bf16) {
-    kt2.resize(size_t(nkv * kt_size));
-    v2.resize(size_t(nkv * v_size));
-  } else {
-    kt.resize(size_t(nkv * kt_size));
-    vp.resize(size_t(nkv * v_size));
-  }
+  // Uninitialised storage: the packing writes every element, padding included. (malloc'ed
+  // storage holds floats or uint32 words alike, C++20 implicit object creation.)
+  const size_t bytes = (size_t(nkv * (kt_size + v_size)) * 4 + 63) / 64 * 64;
+  std::unique_ptr<void, decltype(&std::free)> buf(std::aligned_alloc(64, bytes), &std::free);
+  if (!buf) throw std::bad_alloc();
+  float* kt = static_cast<float*>(buf.get());
+  float* vp = kt + nkv * kt_size;
+  uint32_t* kt2 = static_cast<uint32_t*>(buf.get());
+  uint32_t* v2 = kt2 + nkv * kt_size;
   auto packed = [&](int64_t x) {
     PackedKV p;
     if (g.bf16) {
-      p.kt2 = kt2.data() + x * kt_size;
-      p.v2 = v2.data() + x * v_size;
+      p.kt2 = kt2 + x * kt_size;
+      p.v2 = v2 + x * v_size;
     } else {
-      p.kt = kt.data() + x * kt_size;
-      p.vp = vp.data() + x * v_size;
+      p.kt = kt + x * kt_size;
+      p.vp = vp + x * v_size;
     }
     return p;
   };
