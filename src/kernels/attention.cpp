@@ -6,8 +6,8 @@
 // (Milakov & Gimelshein 2018; FlashAttention, Dao et al. 2022): per row a running max m and sum l,
 // the output accumulator rescaled by exp(m_old - m_new) when the max grows. Chunks start at
 // 16-aligned key positions and stop at the block's last query, so masked work is at most one
-// chunk's diagonal triangle. S = Q·Kᵀ runs on a K transposed per (b, kv head) into [hd][T]
-// (vectors over keys); O += P·V reads V rows in place (vectors over head_dim).
+// chunk's diagonal triangle. S = Q·Kᵀ runs on K transposed once per (b, kv head) into [hd][T]
+// (vectors over keys); O += P·V on V copied into padded rows (vectors over head_dim).
 // ComputeType::BF16 (AttnDims::bf16) runs both products with AVX512-BF16 dot products on
 // bf16-rounded Q, K, P and V, f32 accumulation and an f32 softmax.
 // GCC 12 false positive on AVX-512 intrinsics that use _mm512_undefined_ps (GCC bug 105593).
