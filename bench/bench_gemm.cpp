@@ -74,8 +74,10 @@ int main(int argc, char** argv) {
   }
   std::printf("bench_gemm (best of %d runs each) -- %s\n\n", reps, load_line().c_str());
   std::printf("| threads | shape MxNxK | OpenBLAS sgemm | oneDNN f32 | oneDNN bf16 | bf16/f32 |\n|---|---|---|---|---|---|\n");
+  std::vector<std::string> summary;
   for (int t : threads) {
     set_threads(t);
+    Rate best32, best16;
     for (const auto& s : peak_shapes()) {
       const Rate ob = openblas_sgemm_gflops(s.m, s.n, s.k, reps);
       const Rate f = onednn_matmul_gflops(s.m, s.n, s.k, dnnl::memory::data_type::f32, reps);
@@ -83,8 +85,15 @@ int main(int argc, char** argv) {
       std::printf("| %d | %ldx%ldx%ld | %.1f (%.1f) | %.1f (%.1f) | %.1f (%.1f) | %.2f |\n", t, long(s.m), long(s.n),
                   long(s.k), ob.wall, ob.cpu, f.wall, f.cpu, b.wall, b.cpu, b.wall / f.wall);
       std::fflush(stdout);
+      best32 = {std::max({best32.wall, ob.wall, f.wall}), std::max({best32.cpu, ob.cpu, f.cpu})};
+      best16 = {std::max(best16.wall, b.wall), std::max(best16.cpu, b.cpu)};
     }
+    char line[200];
+    std::snprintf(line, sizeof line, "%d thread(s): sgemm peak %.1f GFLOP/s (cpu-time %.1f), bf16 peak %.1f (cpu-time %.1f)",
+                  t, best32.wall, best32.cpu, best16.wall, best16.cpu);
+    summary.push_back(line);
   }
+  for (const auto& l : summary) std::printf("%s\n", l.c_str());
   std::printf("(GFLOP/s from the best wall time; in parentheses from CPU time per thread; %s)\n\n", load_line().c_str());
 
   // llama-1b shapes, 512 rows.
