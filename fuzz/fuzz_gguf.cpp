@@ -11,7 +11,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     const calq::gguf::Header h = calq::gguf::parse_header(data, size, "fuzz.gguf");
     for (const auto& t : h.tensors) {
-      if (!calq::ggml::can_dequantize(t.type) || t.nbytes > (1u << 20) || t.numel() > (1 << 22)) continue;
+      if (t.nbytes == 0 || !calq::ggml::can_dequantize(t.type) || t.nbytes > (1u << 20) || t.numel() > (1 << 22)) continue;
       const calq::Tensor f = calq::gguf::dequantize_tensor(data + h.data_start + t.offset, t.type, t.shape());
       if (f.numel() != t.numel()) __builtin_trap();
     }

@@ -230,6 +230,8 @@ TEST(Gguf, MalformedHeadersAreRejected) {
   EXPECT_NO_THROW(parse(file("", 0, tinfo("t", {32, 1}, 0, 0), 1, 128)));
   expect_bad(file("", 0, tinfo("t", {32, 1}, 0, 0), 1, 64), "data beyond end");
   expect_bad(file("", 0, tinfo("t", {4}, 0, 16), 1), "misaligned offset");
+  // found by fuzz_gguf: an empty tensor whose offset lies far beyond the file
+  expect_bad(file("", 0, tinfo("t", {0, 2}, 0, 1ull << 62), 1), "empty tensor offset");
   expect_bad(file("", 0, tinfo("t", {4}, 77, 0), 1), "unknown ggml type");
   expect_bad(file("", 0, tinfo("t", {31}, 8, 0), 1), "row not a block multiple");
   expect_bad(file("", 0, tinfo("t", {1, 1, 1, 1, 1}, 0, 0), 1), "5 dims");

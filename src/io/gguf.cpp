@@ -334,8 +334,8 @@ Header parse_header(const uint8_t* data, size_t size, const std::string& what) {
   h.data_start = align_up(c.pos(), h.alignment);
   const uint64_t data_size = h.data_start <= size ? size - h.data_start : 0;
   for (const auto& ti : h.tensors) {
-    if (ti.nbytes == 0) continue;
-    if (h.data_start > size || ti.offset > data_size || ti.nbytes > data_size - ti.offset)
+    // Empty tensors too: an offset past the end would make their data pointer meaningless.
+    if (ti.offset > data_size || ti.nbytes > data_size - ti.offset || (ti.nbytes && h.data_start > size))
       throw FormatError(what + ": tensor '" + ti.name + "' (" + std::to_string(ti.nbytes) + " bytes at data offset " +
                         std::to_string(ti.offset) + ") extends beyond the end of the file (" + std::to_string(size) +
                         " bytes; truncated?)");
@@ -430,7 +430,10 @@ std::vector<std::string> File::get_string_array(const std::string& key) const {
   return r;
 }
 
-const uint8_t* File::tensor_data(const TensorInfo& t) const { return file_->data() + h_.data_start + t.offset; }
+const uint8_t* File::tensor_data(const TensorInfo& t) const {
+  if (t.nbytes == 0) return file_->data();  // data_start may lie past the end of a file without data
+  return file_->data() + h_.data_start + t.offset;
+}
 
 Tensor File::to_f32(const std::string& name) const {
   const TensorInfo* t = find_tensor(name);
