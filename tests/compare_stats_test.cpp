@@ -95,7 +95,7 @@ namespace {
 // On stories260K, TinyStories text (its training domain), punctuation strings, random tokens and
 // every FLORES-200 language give visibly different statistics: each is further from a TinyStories
 // set than a second TinyStories set drawn with another seed is.
-TEST(CompareStories, CalibrationSetsGiveDifferentStatistics) {
+TEST(CompareStoriesSlow, CalibrationSetsGiveDifferentStatistics) {
   const std::string model_dir = test::data("models/stories260K");
   auto model = Decoder::load(model_dir);
   auto tok = Tokenizer::from_path(model_dir);
