@@ -1,5 +1,6 @@
 #include "model/loader.h"
 
+#include "quant/act_quant.h"
 #include "util/error.h"
 
 namespace calq {
@@ -19,7 +20,11 @@ std::string detect_model_format(const std::string& path) {
 
 std::unique_ptr<Decoder> load_model(const std::string& path, ComputeType compute) {
   const std::string fmt = detect_model_format(path);
-  if (fmt == "hf-float" || fmt == "unknown") return Decoder::load(path, compute);
+  if (fmt == "hf-float" || fmt == "unknown") {
+    auto d = Decoder::load(path, compute);
+    apply_calq_quant_config(*d, path);  // W8A8 fake-quant checkpoints: re-install activation quantization
+    return d;
+  }
   throw UnsupportedError(path + ": loading " + fmt + " models is not implemented yet");
 }
 
