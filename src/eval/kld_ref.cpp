@@ -2,9 +2,12 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <type_traits>
 
 #include "io/safetensors.h"
 #include "util/error.h"
+#include "util/sha256.h"
 
 namespace calq::eval {
 
@@ -147,6 +150,23 @@ KldReference read_kld_reference(const std::string& path) {
   for (float t : r.tail_mass)
     if (!(t >= 0.0f && t <= 1.0f + 1e-4f)) throw FormatError(path + ": 'tail_mass' holds a value outside [0, 1]");
   return r;
+}
+
+void check_reference_matches(const KldReference& ref, const std::string& ref_path, const std::string& model_arch,
+                             const std::string& tokenizer_sha256, const std::string& data_path) {
+  const KldRefMeta& m = ref.meta;
+  if (m.model_arch != model_arch)
+    throw ArgError(ref_path + ": reference was made with a model of architecture '" + m.model_arch +
+                   "', the model being scored is '" + model_arch + "': not a version of the same model");
+  if (!tokenizer_sha256.empty() && tokenizer_sha256 != m.tokenizer_sha256)
+    throw ArgError(ref_path + ": reference was made with tokenizer sha256 " + m.tokenizer_sha256 +
+                   ", the model being scored has tokenizer sha256 " + tokenizer_sha256);
+  if (!data_path.empty()) {
+    const std::string sha = sha256_file(data_path);
+    if (sha != m.data_sha256)
+      throw ArgError(data_path + ": sha256 " + sha + " differs from the data the reference " + ref_path +
+                     " was made from (" + m.data + ", " + m.data_sha256 + ")");
+  }
 }
 
 uint64_t llamacpp_kld_base_bytes(int64_t windows, int64_t ctx, int64_t predictions, int64_t vocab) {

@@ -47,6 +47,13 @@ void write_kld_reference(const KldReference& r, const std::string& path, DType l
 // Reads and validates every shape, id range and probability; FormatError naming the file.
 KldReference read_kld_reference(const std::string& path);
 
+// Refuses a reference that does not belong to the model being scored: a different architecture
+// signature (another model, not a quantized copy), a different tokenizer sha256 (when the model's
+// tokenizer is known: tokenizer_sha256 non-empty), or, when data_path is given, different data.
+// `ref_path` names the reference in the ArgError.
+void check_reference_matches(const KldReference& ref, const std::string& ref_path, const std::string& model_arch,
+                             const std::string& tokenizer_sha256, const std::string& data_path = "");
+
 // Bytes llama.cpp's --kl-divergence-base file takes for the same scored tokens: a header, the
 // tokens, and per scored token 2 × (vocab rounded up to even) bytes of uint16 log-probabilities
 // plus 8 bytes of scale/offset (examples/perplexity/perplexity.cpp).

@@ -169,10 +169,15 @@ TaskData load_task(const std::string& name, const std::string& dir, int64_t limi
     const Json j = parse_json(line, where);
     if (!j.is_object()) throw FormatError(where + ": expected a JSON object");
     const Rec r{j, where};
-    TaskDoc d = td.name == "hellaswag"    ? hellaswag_doc(r)
-                : td.name == "winogrande" ? winogrande_doc(r)
-                : td.name == "lambada"    ? lambada_doc(r)
-                                          : question_doc(r);
+    TaskDoc d;
+    try {
+      d = td.name == "hellaswag"    ? hellaswag_doc(r)
+          : td.name == "winogrande" ? winogrande_doc(r)
+          : td.name == "lambada"    ? lambada_doc(r)
+                                    : question_doc(r);
+    } catch (const ConfigError& e) {  // json_get's missing/mistyped field: a malformed task file
+      throw FormatError(e.what());
+    }
     d.line = lineno;
     td.docs.push_back(std::move(d));
   }
