@@ -10,6 +10,7 @@
 
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
+#include "quant/qstate.h"
 #include "tensor/dtype.h"
 
 namespace calq::test {
@@ -87,57 +88,15 @@ std::unique_ptr<Decoder> fake_quant_decoder(const QuantSource& q) {
 }
 
 void write_quant_state(const MemoryQuantSource& q, int num_layers, const std::string& dir) {
-  std::filesystem::create_directories(dir);
-  std::vector<SafetensorsWriter> layers(static_cast<size_t>(num_layers));
-  SafetensorsWriter extra;
-  bool has_extra = false;
-  auto layer_of = [&](const std::string& name) -> SafetensorsWriter* {
-    const std::string pfx = name.rfind("model.decoder.layers.", 0) == 0 ? "model.decoder.layers." : "model.layers.";
-    if (name.rfind(pfx, 0) != 0) return nullptr;
-    return &layers.at(size_t(std::stoi(name.substr(pfx.size()))));
-  };
-  Json names = Json::array();
-  for (const auto& [m, w] : q.weights) {
-    SafetensorsWriter* f = layer_of(m);
-    if (!f) {
-      f = &extra;
-      has_extra = true;
-    }
-    Tensor qt = Tensor::empty(DType::U8, {w.rows, w.cols});
-    std::memcpy(qt.raw_mut(), w.q.data(), w.q.size());
-    f->add(m + ".q", qt);
-    f->add(m + ".scale", Tensor::from_f32(w.scale, {w.rows, w.n_groups()}));
-    f->add(m + ".zero", Tensor::from_f32(w.zero, {w.rows, w.n_groups()}));
-    Tensor gi = Tensor::empty(DType::I32, {w.cols});
-    std::memcpy(gi.raw_mut(), w.g_idx.data(), w.g_idx.size() * 4);
-    f->add(m + ".g_idx", gi);
-    f->set_metadata(m + ".bits", std::to_string(w.bits));
-    f->set_metadata(m + ".group_size", std::to_string(w.group_size));
-    f->set_metadata(m + ".sym", w.sym ? "true" : "false");
-    names.push_back(m);
-  }
-  for (const auto& [n, t] : q.tensors) {
-    SafetensorsWriter* f = layer_of(n);
-    if (!f) {
-      f = &extra;
-      has_extra = true;
-    }
-    f->add(n, t.to(DType::F32));
-  }
-  Json done = Json::array();
-  for (int i = 0; i < num_layers; ++i) {
-    layers[size_t(i)].write(dir + "/layer." + std::to_string(i) + ".safetensors");
-    done.push_back(i);
-  }
-  if (has_extra) extra.write(dir + "/extra.safetensors");
-  Json state = q.run_info;
-  state["format"] = "calq-qstate";
-  state["version"] = 1;
-  state["source_model"] = q.model;
-  state["num_layers"] = num_layers;
-  state["layers_done"] = done;
-  state["quantized"] = names;
-  write_file_atomic(dir + "/state.json", state.dump(2));
+  Json info = q.run_info;
+  info["source_model"] = q.model;
+  info["num_layers"] = num_layers;
+  QuantState st = QuantState::create(dir, info);
+  std::vector<LayerResult> layers(static_cast<size_t>(num_layers));
+  for (int i = 0; i < num_layers; ++i) layers[size_t(i)].layer = i;
+  for (const auto& [m, w] : q.weights) layers.at(size_t(layer_of_name(m))).weights[m] = w;
+  for (const auto& [n, t] : q.tensors) layers.at(size_t(layer_of_name(n))).replaced[n] = t.to(DType::F32);
+  for (const auto& r : layers) st.write_layer(r);
 }
 
 ScratchDir::ScratchDir(const std::string& name) {

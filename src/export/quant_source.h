@@ -46,8 +46,7 @@ class MemoryQuantSource final : public QuantSource {
 
 // Opens a QuantState directory (quant/qstate.h layout). Throws FormatError naming the file at
 // fault; `require_complete` refuses a run whose layers_done does not cover every layer.
-// (Reads the documented layout directly; becomes a thin adapter over QuantState::open once the
-// quant branch's implementation is merged.)
+// A thin adapter over QuantState (quant/qstate.h).
 std::unique_ptr<QuantSource> open_quant_state(const std::string& dir, bool require_complete = true);
 
 }  // namespace calq

@@ -4,6 +4,7 @@
 
 #include "export/gguf_model.h"
 #include "export/load_quantized.h"
+#include "quant/act_quant.h"
 #include "util/error.h"
 
 namespace calq {
@@ -31,7 +32,9 @@ std::unique_ptr<Decoder> load_model(const std::string& path, ComputeType compute
   const std::string fmt = detect_model_format(path);
   if (fmt == "gptq" || fmt == "awq") return load_packed_model(path, compute);  // export/load_quantized.h
   if (fmt == "gguf") return load_gguf_model(path, compute);                    // export/gguf_model.h
-  return Decoder::load(path, compute);
+  auto d = Decoder::load(path, compute);
+  apply_calq_quant_config(*d, path);  // W8A8 fake-quant checkpoints: re-install activation quantization
+  return d;
 }
 
 }  // namespace calq
