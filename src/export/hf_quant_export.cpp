@@ -127,7 +127,7 @@ Json quantization_config(const QuantSource& q, const Common& c, Format f, GptqZe
           {"sym", c.sym},
           {"static_groups", json_get_or<bool>(settings, "static_groups", false, what)},
           {"true_sequential", json_get_or<bool>(settings, "true_sequential", true, what)},
-          {"damp_percent", json_get_or<double>(settings, "damp_percent", 0.01, what)},
+          {"damp_percent", json_get_or<double>(settings, "damp_percent", json_get_or<double>(settings, "percdamp", 0.01, what), what)},
           {"lm_head", lm_head},
           {"checkpoint_format", zeros == GptqZeroFormat::V1 ? "gptq" : "gptq_v2"},
           {"model_name_or_path", nullptr},
