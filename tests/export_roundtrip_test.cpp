@@ -53,6 +53,7 @@ TEST(ExportRoundTrip, GptqEqualsFakeQuantBitwise) {
       {"models/tiny/qwen2", {4, 32, false, true}, GptqZeroFormat::V1},    // q/k/v biases
       {"models/tiny/opt", {4, 32, false, false}, GptqZeroFormat::V1},     // OPT names, biases everywhere
       {"models/tiny/mistral", {3, 32, false, false}, GptqZeroFormat::V1},
+      {"models/tiny/llama2", {4, 32, false, false, /*include_lm_head=*/true}, GptqZeroFormat::V1},
   };
   int k = 0;
   for (const Case& c : cases) {
@@ -67,6 +68,7 @@ TEST(ExportRoundTrip, GptqEqualsFakeQuantBitwise) {
     EXPECT_EQ(rep.quantized, int64_t(q.weights.size()));
     EXPECT_FALSE(std::filesystem::exists(out + ".calq-tmp"));
     EXPECT_EQ(detect_model_format(out), "gptq");
+    EXPECT_EQ(Checkpoint::open(out).config().at("quantization_config").at("lm_head"), c.spec.include_lm_head);
     auto fq = fake_quant_decoder(q);
     auto loaded = load_model(out);
     expect_same_model(*fq, *loaded, model);
