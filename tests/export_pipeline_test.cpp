@@ -38,7 +38,7 @@ void expect_bitwise_same(Decoder& a, Decoder& b, const std::string& model) {
   EXPECT_TRUE(bitwise_equal(x, y)) << "max |dlogit| " << max_abs_diff(x, y);
 }
 
-TEST(ExportPipeline, RealGptqAndAwqRunsExportBitwise) {
+TEST(ExportPipelineSlow, RealGptqAndAwqRunsExportBitwise) {
   const std::string model = data("models/tiny/llama2");
   const CalibTokens calib = random_calib(128, 4, 16);
   struct Run {

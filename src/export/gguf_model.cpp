@@ -149,6 +149,7 @@ ExportReport export_impl(const std::string& model_dir, const QuantSource* q, con
 
   ExportReport rep;
   rep.out = out_path;
+  if (q) rep.warnings = run_warnings(*q, "GGUF");
   gguf::Writer w;
   using gguf::Value;
   w.set("general.architecture", Value::str(arch));

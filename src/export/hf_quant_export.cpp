@@ -165,6 +165,7 @@ ExportReport fill_and_write(const QuantSource& q, const Checkpoint& ck, const st
                             const Common& common, Format f, GptqZeroFormat zeros, const std::string& tmp) {
   const std::string model_dir = ck.dir();
   ExportReport rep;
+  rep.warnings = run_warnings(q, f == Format::Gptq ? "GPTQ" : "AWQ");
   SafetensorsWriter w;
   w.set_metadata("format", "pt");  // transformers refuses safetensors files without it
   const std::vector<std::string> names = ck.names();

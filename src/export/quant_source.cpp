@@ -34,6 +34,15 @@ std::vector<std::string> MemoryQuantSource::replaced_tensors() const {
   return r;
 }
 
+std::vector<std::string> run_warnings(const QuantSource& q, const std::string& format) {
+  std::vector<std::string> w;
+  const Json info = q.info();
+  if (info.is_object() && info.contains("activation") && !info["activation"].is_null())
+    w.push_back(q.describe() + ": the run quantizes activations (" + info["activation"].dump() + "); " + format +
+                " stores weights only, so the exported model runs with float activations");
+  return w;
+}
+
 namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {

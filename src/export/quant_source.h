@@ -44,6 +44,10 @@ class MemoryQuantSource final : public QuantSource {
   std::string describe() const override { return "<in-memory quantization>"; }
 };
 
+// Warnings every exporter reports for a run: activation quantization (W8A8) is not part of the
+// GPTQ/AWQ/GGUF formats, so the exported model runs with float activations.
+std::vector<std::string> run_warnings(const QuantSource& q, const std::string& format);
+
 // Opens a QuantState directory (quant/qstate.h layout). Throws FormatError naming the file at
 // fault; `require_complete` refuses a run whose layers_done does not cover every layer.
 // A thin adapter over QuantState (quant/qstate.h).
