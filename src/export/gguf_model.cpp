@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <set>
 
 #include "export/gguf_names.h"
 #include "export/gguf_tokenizer.h"
@@ -178,6 +179,11 @@ ExportReport export_impl(const std::string& model_dir, const QuantSource* q, con
     }
   }
   std::sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) { return order_key(a.first) < order_key(b.first); });
+  std::set<std::string> quantized, replaced;  // names only: the codes are read when the tensor is written
+  if (q) {
+    for (const auto& m : q->quantized_modules()) quantized.insert(m);
+    for (const auto& t : q->replaced_tensors()) replaced.insert(t);
+  }
   const bool tied = cfg.tie_embeddings;
   const bool permute = arch == "llama";
   for (const auto& [g, hf] : tensors) {
@@ -191,9 +197,13 @@ ExportReport export_impl(const std::string& model_dir, const QuantSource* q, con
       if (permute && heads) f = permute_qk_to_gguf(f, heads);
       return gguf::quantize_tensor(f, t);
     });
-    if (q && ends_with(hf, ".weight") && q->weight(hf.substr(0, hf.size() - 7))) ++rep.quantized;
-    else if (q && q->replaced(hf)) ++rep.replaced;
-    else ++rep.copied;
+    if (ends_with(hf, ".weight") && quantized.count(hf.substr(0, hf.size() - 7))) {
+      ++rep.quantized;
+    } else if (replaced.count(hf)) {
+      ++rep.replaced;
+    } else {
+      ++rep.copied;
+    }
   }
   if (cfg.rope_scaling.type == "llama3") {
     const std::vector<float> f = llama3_rope_factors(cfg);
