@@ -87,8 +87,7 @@ std::string share_group(const ObservableModule& m) {
   return m.name;
 }
 
-
-constexpr int64_t kRowBlock = 64;
+constexpr int64_t kRowBlock = 64;  // rows summed in float before flushing into double
 
 }  // namespace
 
