@@ -1,0 +1,57 @@
+#include "eval/logit_source.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "model/decoder.h"
+#include "util/error.h"
+
+namespace calq::eval {
+
+int64_t DecoderLogits::vocab_size() const { return m_.config().vocab_size; }
+int64_t DecoderLogits::max_length() const { return m_.config().max_position; }
+
+void DecoderLogits::logits(const int32_t* ids, int64_t batch, int64_t seq, const std::vector<int64_t>& rows,
+                           const RowSink& sink) const {
+  if (rows.empty()) return;
+  const int64_t total = batch * seq;
+  for (int64_t r : rows)
+    if (r < 0 || r >= total) throw ArgError("DecoderLogits: row index out of range");
+  Tensor h = m_.embed(ids, batch, seq);
+  for (int i = 0; i < m_.num_layers(); ++i) m_.run_layer(i, h, batch, seq);
+  const int64_t H = h.dim(1);
+  for (size_t c = 0; c < rows.size(); c += size_t(chunk_)) {
+    const size_t n = std::min(rows.size() - c, size_t(chunk_));
+    Tensor part = Tensor::empty(DType::F32, {int64_t(n), H});
+    for (size_t i = 0; i < n; ++i)
+      std::memcpy(part.f32_mut() + int64_t(i) * H, h.f32() + rows[c + i] * H, size_t(H) * sizeof(float));
+    const Tensor lg = m_.lm_logits(m_.final_hidden(part));
+    sink(lg.f32(), int64_t(n), rows.data() + c);
+  }
+}
+
+void window_logits(const LogitSource& model, const std::vector<Window>& windows, size_t w0, size_t w1,
+                   const PredictionSink& fn) {
+  if (w0 >= w1 || w1 > windows.size()) throw ArgError("window_logits: bad window range");
+  const int64_t T = int64_t(windows[w0].ids.size());
+  const int64_t V = model.vocab_size();
+  std::vector<int32_t> ids;
+  std::vector<int64_t> rows;
+  for (size_t w = w0; w < w1; ++w) {
+    const Window& x = windows[w];
+    if (int64_t(x.ids.size()) != T) throw ArgError("window_logits: windows of one batch must have equal lengths");
+    for (int32_t id : x.ids)
+      if (id < 0 || id >= V)
+        throw ArgError("token id " + std::to_string(id) + " is outside the model's vocabulary (" +
+                       std::to_string(V) + " ids): tokenizer and model do not match");
+    ids.insert(ids.end(), x.ids.begin(), x.ids.end());
+    for (int64_t t = x.first_scored; t + 1 < T; ++t) rows.push_back(int64_t(w - w0) * T + t);
+  }
+  int64_t done = 0;
+  model.logits(ids.data(), int64_t(w1 - w0), T, rows, [&](const float* lg, int64_t n, const int64_t*) {
+    fn(lg, n, done);
+    done += n;
+  });
+}
+
+}  // namespace calq::eval

@@ -1,0 +1,32 @@
+#include "eval/session.h"
+
+#include "eval/identity.h"
+#include "io/checkpoint.h"
+#include "io/mapped_file.h"
+#include "model/loader.h"
+#include "util/error.h"
+
+namespace calq::eval {
+
+EvalSession open_session(const std::string& model_path, const std::string& tokenizer_path, bool need_tokenizer,
+                         ComputeType compute) {
+  EvalSession s;
+  s.info.path = model_path;
+  s.info.format = detect_model_format(model_path);
+  s.model = load_model(model_path, compute);
+  s.info.arch = arch_signature(s.model->config());
+  s.info.hash = model_hash(model_path);
+  const bool folder_has_tokenizer = file_exists(path_join(model_path, "tokenizer.json"));
+  if (!tokenizer_path.empty() || folder_has_tokenizer) {
+    s.tokenizer = Tokenizer::from_path(tokenizer_path.empty() ? model_path : tokenizer_path);
+    s.info.tokenizer_sha256 = s.tokenizer->sha256();
+  } else if (need_tokenizer) {
+    throw ArgError(model_path + ": no tokenizer.json beside the model; pass --tokenizer PATH");
+  }
+  if (s.tokenizer && s.tokenizer->vocab_size() > s.model->config().vocab_size)
+    throw ArgError("tokenizer has " + std::to_string(s.tokenizer->vocab_size()) + " ids but the model's vocabulary is " +
+                   std::to_string(s.model->config().vocab_size) + ": they do not belong together");
+  return s;
+}
+
+}  // namespace calq::eval

@@ -1,0 +1,25 @@
+// Opening what an evaluation needs: the model through load_model() (any kind calq can load), its
+// tokenizer (the model folder's tokenizer.json, or an explicit path: GGUF files and folders
+// without one), and the identity that goes into results files.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "eval/results.h"
+#include "model/decoder.h"
+#include "tokenizer/tokenizer.h"
+
+namespace calq::eval {
+
+struct EvalSession {
+  std::unique_ptr<Decoder> model;
+  std::unique_ptr<Tokenizer> tokenizer;  // null when not requested
+  ModelInfo info;
+};
+
+// tokenizer_path "" = the model folder. need_tokenizer=false skips it unless a path is given
+// (scoring a KLD reference needs no tokenizer, but checks its hash when one is available).
+EvalSession open_session(const std::string& model_path, const std::string& tokenizer_path, bool need_tokenizer,
+                         ComputeType compute = ComputeType::F32);
+
+}  // namespace calq::eval

@@ -1,0 +1,353 @@
+#include "quant/pipeline.h"
+
+#include <chrono>
+#include <cstring>
+#include <sstream>
+
+#include "io/mapped_file.h"
+#include "util/error.h"
+#include "util/progress.h"
+#include "util/sha256.h"
+
+namespace calq {
+
+// ---- calibration tokens ------------------------------------------------------------------
+
+std::string CalibTokens::sha256() const {
+  Sha256 h;
+  for (int32_t v : ids) {
+    const uint8_t b[4] = {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(uint32_t(v) >> 24)};
+    h.update(b, 4);
+  }
+  return h.hex();
+}
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& e) {
+  return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
+}
+
+void truncate(CalibTokens& c, int64_t max_samples, int64_t max_seq, const std::string& path) {
+  const int64_t n = max_samples > 0 ? std::min(max_samples, c.n) : c.n;
+  const int64_t T = max_seq > 0 ? std::min(max_seq, c.seq) : c.seq;
+  if (n <= 0 || T <= 0) throw FormatError(path + ": no calibration tokens");
+  std::vector<int32_t> ids(static_cast<size_t>(n * T));
+  for (int64_t r = 0; r < n; ++r)
+    std::memcpy(&ids[size_t(r * T)], &c.ids[size_t(r * c.seq)], size_t(T) * 4);
+  c.ids = std::move(ids);
+  c.n = n;
+  c.seq = T;
+}
+
+}  // namespace
+
+CalibTokens load_calib_tokens(const std::string& path, int64_t max_samples, int64_t max_seq) {
+  CalibTokens c;
+  if (ends_with(path, ".json")) {
+    const Json j = load_json_file(path);
+    auto it = j.find("input_ids");
+    if (!j.is_object() || it == j.end() || !it->is_array() || it->empty())
+      throw FormatError(path + ": expected {\"input_ids\": [[...], ...]}");
+    c.n = int64_t(it->size());
+    c.seq = -1;
+    for (const auto& row : *it) {
+      if (!row.is_array() || row.empty()) throw FormatError(path + ": input_ids rows must be non-empty lists");
+      if (c.seq >= 0 && int64_t(row.size()) != c.seq) throw FormatError(path + ": input_ids rows must have equal lengths");
+      c.seq = int64_t(row.size());
+      for (const auto& v : row) {
+        if (!v.is_number_integer()) throw FormatError(path + ": input_ids entries must be integers");
+        c.ids.push_back(v.get<int32_t>());
+      }
+    }
+    if (j.contains("manifest") && j["manifest"].is_object()) c.manifest = j["manifest"];
+  } else {
+    auto f = SafetensorsFile::open(path);
+    const TensorInfo* ti = f->find("input_ids");
+    if (!ti) throw FormatError(path + ": no tensor 'input_ids' (expected I32 [n, seq] token windows)");
+    if (ti->shape.size() != 2 || ti->shape[0] <= 0 || ti->shape[1] <= 0)
+      throw FormatError(path + ": 'input_ids' must be 2-D [n, seq], got " + shape_str(ti->shape));
+    c.n = ti->shape[0];
+    c.seq = ti->shape[1];
+    const Tensor t = f->get("input_ids");
+    c.ids.resize(size_t(c.n * c.seq));
+    if (ti->dtype == DType::I32) {
+      std::memcpy(c.ids.data(), t.raw(), c.ids.size() * 4);
+    } else if (ti->dtype == DType::I64) {
+      for (size_t k = 0; k < c.ids.size(); ++k) {
+        const int64_t v = t.data<int64_t>()[k];
+        if (v < INT32_MIN || v > INT32_MAX) throw FormatError(path + ": token id out of int32 range");
+        c.ids[k] = int32_t(v);
+      }
+    } else {
+      throw FormatError(path + ": 'input_ids' must be I32 or I64, got " + dtype_name(ti->dtype));
+    }
+    auto m = f->metadata().find("manifest");
+    if (m != f->metadata().end()) c.manifest = parse_json(m->second, path + " metadata 'manifest'");
+  }
+  truncate(c, max_samples, max_seq, path);
+  c.manifest["path"] = path;
+  c.manifest["file_sha256"] = sha256_file(path);
+  return c;
+}
+
+// ---- options -----------------------------------------------------------------------------
+
+Method parse_method(const std::string& s) {
+  if (s == "rtn") return Method::Rtn;
+  if (s == "gptq") return Method::Gptq;
+  if (s == "awq") return Method::Awq;
+  if (s == "smoothquant" || s == "sq") return Method::SmoothQuant;
+  if (s == "naive-w8a8" || s == "w8a8") return Method::NaiveW8A8;
+  throw ArgError("unknown method '" + s + "' (expected rtn, gptq, awq, smoothquant or naive-w8a8)");
+}
+
+const char* method_name(Method m) {
+  switch (m) {
+    case Method::Rtn: return "rtn";
+    case Method::Gptq: return "gptq";
+    case Method::Awq: return "awq";
+    case Method::SmoothQuant: return "smoothquant";
+    case Method::NaiveW8A8: return "naive-w8a8";
+  }
+  return "?";
+}
+
+void QuantizeOptions::validate() const {
+  switch (method) {
+    case Method::Rtn: rtn.validate(); break;
+    case Method::Gptq: gptq.validate(); break;
+    case Method::Awq: awq.validate(); break;
+    case Method::SmoothQuant:
+    case Method::NaiveW8A8: sq.validate(); break;
+  }
+  if (batch < 1) throw ArgError("batch must be >= 1 sequence");
+}
+
+Json QuantizeOptions::settings() const {
+  switch (method) {
+    case Method::Rtn: return rtn.to_json();
+    case Method::Gptq: return gptq.to_json();
+    case Method::Awq: return awq.to_json();
+    case Method::SmoothQuant:
+    case Method::NaiveW8A8: {
+      Json j = sq.to_json();
+      j["smooth"] = method == Method::SmoothQuant;
+      return j;
+    }
+  }
+  return nullptr;
+}
+
+Json QuantizeOptions::activation() const {
+  if (method != Method::SmoothQuant && method != Method::NaiveW8A8) return nullptr;
+  return sq.activation_json();
+}
+
+// ---- identity ----------------------------------------------------------------------------
+
+std::string source_fingerprint(const Decoder& model) {
+  const Checkpoint* ck = model.checkpoint();
+  if (!ck) return "synthetic:" + std::to_string(model.parameter_count());
+  Sha256 h;
+  h.update(read_file(path_join(ck->dir(), "config.json")));
+  for (const auto& p : ck->shard_paths()) {
+    auto f = MappedFile::open(p);
+    uint64_t n = 0;
+    if (f->size() >= 8)
+      for (int k = 0; k < 8; ++k) n |= uint64_t(f->data()[k]) << (8 * k);
+    const size_t hdr = size_t(std::min<uint64_t>(f->size(), 8 + n));
+    h.update(f->data(), hdr);
+    h.update(std::to_string(f->size()));
+  }
+  return h.hex();
+}
+
+// ---- driver ------------------------------------------------------------------------------
+
+namespace {
+
+LayerResult rtn_layer(Decoder& m, int i, const QuantScheme& s) {
+  LayerResult r;
+  r.layer = i;
+  Json rep = Json::object();
+  for (Linear* l : m.layer(i).linears()) {
+    const Tensor w = l->weight_f32();
+    QuantizedWeight qw = quantize_rtn(w.f32(), l->out, l->in, s);
+    const Tensor dq = qw.dequantize();
+    double e = 0, ref = 0;
+    for (int64_t k = 0; k < w.numel(); ++k) {
+      e += double(w.f32()[k] - dq.f32()[k]) * double(w.f32()[k] - dq.f32()[k]);
+      ref += double(w.f32()[k]) * w.f32()[k];
+    }
+    rep[l->name] = {{"rel_weight_error", ref > 0 ? e / ref : 0.0}};
+    r.weights[l->name] = std::move(qw);
+  }
+  r.report = {{"linears", rep}};
+  return r;
+}
+
+std::string summary_line(const LayerResult& r) {
+  std::ostringstream os;
+  const Json& lin = r.report.contains("linears") ? r.report["linears"] : Json::object();
+  bool first = true;
+  for (auto it = lin.begin(); it != lin.end(); ++it) {
+    if (!it.value().is_object()) continue;
+    double v = -1;
+    for (const char* k : {"rel_error", "rel_output_error", "rel_weight_error"})
+      if (it.value().contains(k)) {
+        v = it.value()[k].get<double>();
+        break;
+      }
+    if (v < 0) continue;
+    const std::string n = it.key().substr(it.key().rfind('.') + 1);
+    os << (first ? "" : " ") << n << "=" << std::scientific;
+    os.precision(2);
+    os << v;
+    first = false;
+  }
+  return os.str();
+}
+
+void check_existing(const QuantState& qs, const Json& want, const std::string& dir) {
+  const Json& have = qs.info();
+  for (const char* k : {"method", "settings", "source_sha256", "num_layers"})
+    if (have.value(k, Json()) != want.value(k, Json()))
+      throw ConfigError(dir + ": holds a quantization state with a different '" + std::string(k) + "' (" +
+                        have.value(k, Json()).dump() + " vs " + want.value(k, Json()).dump() +
+                        "); delete it or choose another output folder");
+  const Json hc = have.value("calib", Json()), wc = want.value("calib", Json());
+  if (hc.value("sha256", Json()) != wc.value("sha256", Json()))
+    throw ConfigError(dir + ": holds a quantization state made with other calibration tokens; delete it or choose "
+                      "another output folder");
+}
+
+}  // namespace
+
+QuantizeSummary quantize_model(Decoder& model, const CalibTokens* calib, const QuantizeOptions& o,
+                               const std::string& state_dir) {
+  const auto t_start = std::chrono::steady_clock::now();
+  o.validate();
+  const int L = model.num_layers();
+  const ModelConfig& cfg = model.config();
+  // Everything that can fail on the request is checked before a file is written.
+  if (o.method == Method::Awq)
+    for (int i = 0; i < L; ++i) awq_scale_groups(model, i);
+  if (o.method == Method::SmoothQuant)
+    for (int i = 0; i < L; ++i) smoothquant_groups(model, i);
+  if (o.needs_calibration()) {
+    if (!calib || calib->n <= 0 || calib->seq <= 0)
+      throw ArgError(std::string(method_name(o.method)) + " needs calibration tokens (--calib)");
+    for (int32_t id : calib->ids)
+      if (id < 0 || id >= cfg.vocab_size)
+        throw ArgError("calibration token id " + std::to_string(id) + " out of range for vocab_size " +
+                       std::to_string(cfg.vocab_size));
+    if (cfg.max_position > 0 && calib->seq > cfg.max_position)
+      throw ArgError("calibration windows of " + std::to_string(calib->seq) + " tokens exceed the model's context (" +
+                     std::to_string(cfg.max_position) + ")");
+  }
+
+  Json info = {{"source_model", model.checkpoint() ? model.checkpoint()->dir() : std::string("<synthetic>")},
+               {"source_sha256", source_fingerprint(model)},
+               {"method", method_name(o.method)},
+               {"settings", o.settings()},
+               {"num_layers", L},
+               {"model_type", cfg.model_type}};
+  if (calib)
+    info["calib"] = {{"sha256", calib->sha256()}, {"n", calib->n}, {"seq", calib->seq}, {"manifest", calib->manifest}};
+  else
+    info["calib"] = nullptr;
+
+  QuantState qs = [&] {
+    if (QuantState::exists(state_dir)) {
+      QuantState s = QuantState::open(state_dir);
+      check_existing(s, info, state_dir);
+      if (!o.resume)
+        throw ConfigError(state_dir + ": a quantization state already exists (resume it, or delete it to start over)");
+      return s;
+    }
+    QuantState s = QuantState::create(state_dir, info);
+    if (!o.activation().is_null()) {
+      Json act = o.activation();
+      act["modules"] = Json::array();
+      for (Linear* l : model.all_linears(false)) act["modules"].push_back(l->name);
+      s.set_field("activation", act);
+    }
+    return s;
+  }();
+
+  QuantizeSummary sum;
+  sum.layers_total = L;
+  std::vector<int> todo;
+  for (int i = 0; i < L; ++i)
+    if (!qs.layer_done(i)) todo.push_back(i);
+  sum.layers_resumed = L - int(todo.size());
+  if (todo.empty()) return sum;
+  if (o.log && sum.layers_resumed > 0)
+    o.log("resuming " + state_dir + ": layers done " + std::to_string(sum.layers_resumed) + "/" + std::to_string(L));
+
+  std::unique_ptr<Progress> prog;
+  if (o.progress) prog = std::make_unique<Progress>(std::string("quantize ") + method_name(o.method), int64_t(todo.size()), "layer");
+  auto finish_layer = [&](const LayerResult& r, double secs) {
+    qs.write_layer(r);
+    ++sum.layers_quantized;
+    if (prog) {
+      prog->set_note("layer " + std::to_string(r.layer));
+      prog->add(1);
+    }
+    if (o.log) {
+      char b[64];
+      std::snprintf(b, sizeof b, " (%.1f s)", secs);
+      o.log("layer " + std::to_string(r.layer + 1) + "/" + std::to_string(L) + b + ": " + summary_line(r));
+    }
+  };
+
+  if (o.method == Method::Rtn) {
+    for (int i : todo) {
+      const auto t0 = std::chrono::steady_clock::now();
+      LayerResult r = rtn_layer(model, i, o.rtn);
+      finish_layer(r, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  } else {
+    LayerInputs in;
+    in.n_seq = calib->n;
+    in.seq = calib->seq;
+    in.batch = o.batch;
+    const Json act = qs.info().value("activation", Json());
+    const int last_todo = todo.back();
+    in.x = model.embed(calib->ids.data(), calib->n, calib->seq);
+    for (int i = 0; i <= last_todo; ++i) {
+      Tensor next;
+      const auto t0 = std::chrono::steady_clock::now();
+      if (qs.layer_done(i)) {
+        // Replay a finished layer: its stored results for sequential methods, the float layer otherwise.
+        LayerSnapshot snap(model, i);
+        if (o.sequential()) install_layer(model, qs.layer(i), act);
+        next = run_layer_chunked(model, i, in);
+        snap.restore();
+      } else {
+        LayerResult r;
+        switch (o.method) {
+          case Method::Gptq: r = gptq_quantize_layer(model, i, in, o.gptq, &next); break;
+          case Method::Awq: r = awq_quantize_layer(model, i, in, o.awq, &next); break;
+          case Method::SmoothQuant:
+          case Method::NaiveW8A8: {
+            SmoothQuantConfig sq = o.sq;
+            sq.smooth = o.method == Method::SmoothQuant;
+            r = smoothquant_quantize_layer(model, i, in, sq, &next);
+            break;
+          }
+          case Method::Rtn: break;
+        }
+        finish_layer(r, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      for (Linear* l : model.layer(i).linears()) l->release_packed();
+      in.x = next;
+    }
+  }
+  if (prog) prog->finish();
+  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  return sum;
+}
+
+}  // namespace calq

@@ -1,0 +1,307 @@
+#include "quant/qstate.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "io/checkpoint.h"
+#include "io/mapped_file.h"
+#include "util/error.h"
+
+namespace calq {
+
+namespace fs = std::filesystem;
+
+int layer_of_name(const std::string& name) {
+  size_t p;
+  if (name.rfind("layers.", 0) == 0) {
+    p = 7;
+  } else {
+    p = name.find(".layers.");
+    if (p == std::string::npos) return -1;
+    p += 8;
+  }
+  size_t e = p;
+  while (e < name.size() && std::isdigit(static_cast<unsigned char>(name[e]))) ++e;
+  if (e == p || e - p > 6) return -1;
+  return std::stoi(name.substr(p, e - p));
+}
+
+std::string check_quantized_weight(const QuantizedWeight& qw) {
+  if (qw.bits < 2 || qw.bits > 8) return "bits " + std::to_string(qw.bits) + " outside 2..8";
+  if (qw.rows <= 0 || qw.cols <= 0) return "empty shape";
+  if (qw.group_size == 0 || qw.group_size < -1) return "group_size " + std::to_string(qw.group_size);
+  const int64_t want_g = qw.group_size == -1 ? 1 : (qw.cols + qw.group_size - 1) / qw.group_size;
+  if (int64_t(qw.q.size()) != qw.rows * qw.cols) return "codes do not match [out, in]";
+  if (int64_t(qw.scale.size()) != qw.rows * want_g || qw.zero.size() != qw.scale.size())
+    return "scale/zero are not [out, " + std::to_string(want_g) + "]";
+  if (int64_t(qw.g_idx.size()) != qw.cols) return "g_idx is not [in]";
+  const int maxq = (1 << qw.bits) - 1;
+  for (uint8_t c : qw.q)
+    if (c > maxq) return "code " + std::to_string(c) + " exceeds 2^bits - 1";
+  for (size_t i = 0; i < qw.scale.size(); ++i) {
+    if (!std::isfinite(qw.scale[i]) || qw.scale[i] == 0.0f) return "scale is zero or not finite";
+    const float z = qw.zero[i];
+    if (!(z >= 0.0f && z <= float(maxq)) || z != std::floor(z)) return "zero point not an integer in [0, 2^bits - 1]";
+  }
+  for (int32_t g : qw.g_idx)
+    if (g < 0 || g >= want_g) return "g_idx entry " + std::to_string(g) + " out of range";
+  return "";
+}
+
+void add_quantized_weight(SafetensorsWriter& w, const std::string& m, const QuantizedWeight& qw) {
+  const std::string bad = check_quantized_weight(qw);
+  if (!bad.empty()) throw ArgError("quantized weight '" + m + "': " + bad);
+  const int64_t G = qw.n_groups();
+  Tensor q = Tensor::empty(DType::U8, {qw.rows, qw.cols});
+  std::memcpy(q.raw_mut(), qw.q.data(), qw.q.size());
+  Tensor gi = Tensor::empty(DType::I32, {qw.cols});
+  std::memcpy(gi.raw_mut(), qw.g_idx.data(), qw.g_idx.size() * 4);
+  w.add(m + ".q", q);
+  w.add(m + ".scale", Tensor::from_f32(qw.scale, {qw.rows, G}));
+  w.add(m + ".zero", Tensor::from_f32(qw.zero, {qw.rows, G}));
+  w.add(m + ".g_idx", gi);
+  w.set_metadata(m + ".bits", std::to_string(qw.bits));
+  w.set_metadata(m + ".group_size", std::to_string(qw.group_size));
+  w.set_metadata(m + ".sym", qw.sym ? "true" : "false");
+}
+
+namespace {
+
+int meta_int(const SafetensorsFile& f, const std::string& key) {
+  auto it = f.metadata().find(key);
+  if (it == f.metadata().end()) throw FormatError(f.path() + ": missing metadata '" + key + "'");
+  try {
+    size_t used = 0;
+    const int v = std::stoi(it->second, &used);
+    if (used != it->second.size()) throw std::invalid_argument("trailing");
+    return v;
+  } catch (const std::exception&) {
+    throw FormatError(f.path() + ": metadata '" + key + "' is not an integer ('" + it->second + "')");
+  }
+}
+
+Tensor need(const SafetensorsFile& f, const std::string& name, DType dt, const Shape& shape) {
+  const TensorInfo* ti = f.find(name);
+  if (!ti) throw FormatError(f.path() + ": missing tensor '" + name + "'");
+  if (ti->dtype != dt || ti->shape != shape)
+    throw FormatError(f.path() + ": tensor '" + name + "' is " + dtype_name(ti->dtype) + " " + shape_str(ti->shape) +
+                      ", expected " + dtype_name(dt) + " " + shape_str(shape));
+  return f.get(name);
+}
+
+}  // namespace
+
+QuantizedWeight read_quantized_weight(const SafetensorsFile& f, const std::string& m) {
+  QuantizedWeight qw;
+  qw.bits = meta_int(f, m + ".bits");
+  qw.group_size = meta_int(f, m + ".group_size");
+  auto it = f.metadata().find(m + ".sym");
+  if (it == f.metadata().end() || (it->second != "true" && it->second != "false"))
+    throw FormatError(f.path() + ": metadata '" + m + ".sym' must be \"true\" or \"false\"");
+  qw.sym = it->second == "true";
+  const TensorInfo* qi = f.find(m + ".q");
+  if (!qi) throw FormatError(f.path() + ": missing tensor '" + m + ".q'");
+  if (qi->shape.size() != 2) throw FormatError(f.path() + ": tensor '" + m + ".q' must be 2-D");
+  qw.rows = qi->shape[0];
+  qw.cols = qi->shape[1];
+  if (qw.group_size == 0 || qw.group_size < -1 || qw.rows <= 0 || qw.cols <= 0)
+    throw FormatError(f.path() + ": '" + m + "' has group_size " + std::to_string(qw.group_size) + " / empty shape");
+  const int64_t G = qw.group_size == -1 ? 1 : (qw.cols + qw.group_size - 1) / qw.group_size;
+  const Tensor q = need(f, m + ".q", DType::U8, {qw.rows, qw.cols});
+  const Tensor s = need(f, m + ".scale", DType::F32, {qw.rows, G});
+  const Tensor z = need(f, m + ".zero", DType::F32, {qw.rows, G});
+  const Tensor g = need(f, m + ".g_idx", DType::I32, {qw.cols});
+  qw.q.assign(q.data<uint8_t>(), q.data<uint8_t>() + q.numel());
+  qw.scale.assign(s.f32(), s.f32() + s.numel());
+  qw.zero.assign(z.f32(), z.f32() + z.numel());
+  qw.g_idx.assign(g.data<int32_t>(), g.data<int32_t>() + g.numel());
+  const std::string bad = check_quantized_weight(qw);
+  if (!bad.empty()) throw FormatError(f.path() + ": quantized weight '" + m + "': " + bad);
+  return qw;
+}
+
+// ---- QuantState --------------------------------------------------------------------------
+
+bool QuantState::exists(const std::string& dir) { return file_exists(path_join(dir, "state.json")); }
+
+std::string QuantState::layer_path(int layer) const {
+  return path_join(dir_, layer < 0 ? "extra.safetensors" : "layer." + std::to_string(layer) + ".safetensors");
+}
+
+void QuantState::write_info() const { write_file_atomic(path_join(dir_, "state.json"), info_.dump(1) + "\n"); }
+
+QuantState QuantState::create(const std::string& dir, Json info) {
+  if (!info.is_object()) throw ArgError("QuantState::create: info must be an object");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw IoError(dir + ": cannot create directory: " + ec.message());
+  QuantState s;
+  s.dir_ = dir;
+  info["format"] = "calq-qstate";
+  info["version"] = 1;
+  info["layers_done"] = Json::array();
+  info["quantized"] = Json::array();
+  if (!info.contains("reports")) info["reports"] = Json::object();
+  if (!info.contains("num_layers")) throw ArgError("QuantState::create: info needs num_layers");
+  s.info_ = std::move(info);
+  s.write_info();
+  return s;
+}
+
+QuantState QuantState::open(const std::string& dir) {
+  const std::string path = path_join(dir, "state.json");
+  if (!file_exists(path)) throw IoError(dir + ": no state.json (not a calq quantization state)");
+  QuantState s;
+  s.dir_ = dir;
+  try {
+    s.info_ = load_json_file(path);
+  } catch (const FormatError& e) {
+    throw FormatError(std::string(e.what()) + " (corrupt quantization state; delete " + dir + " to start over)");
+  }
+  const Json& j = s.info_;
+  auto bad = [&](const std::string& why) {
+    return FormatError(path + ": " + why + " (corrupt quantization state; delete " + dir + " to start over)");
+  };
+  if (!j.is_object()) throw bad("expected a JSON object");
+  if (!j.contains("format") || j["format"] != "calq-qstate") throw bad("'format' is not \"calq-qstate\"");
+  if (!j.contains("version") || j["version"] != 1) throw bad("unsupported 'version' (expected 1)");
+  if (!j.contains("num_layers") || !j["num_layers"].is_number_integer() || j["num_layers"].get<int64_t>() < 0 ||
+      j["num_layers"].get<int64_t>() > 100000)
+    throw bad("'num_layers' must be a non-negative integer");
+  if (!j.contains("method") || !j["method"].is_string()) throw bad("'method' must be a string");
+  if (!j.contains("layers_done") || !j["layers_done"].is_array()) throw bad("'layers_done' must be an array");
+  if (!j.contains("quantized") || !j["quantized"].is_array()) throw bad("'quantized' must be an array");
+  const int64_t L = j["num_layers"].get<int64_t>();
+  for (const auto& v : j["layers_done"]) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= L)
+      throw bad("'layers_done' entries must be layer indices below num_layers");
+    const int i = v.get<int>();
+    if (!file_exists(s.layer_path(i))) throw bad("layer " + std::to_string(i) + " is listed as done but " +
+                                                 s.layer_path(i) + " is missing");
+    s.file_for(i);  // validates the safetensors header now rather than mid-run
+  }
+  for (const auto& v : j["quantized"])
+    if (!v.is_string()) throw bad("'quantized' entries must be module names");
+  return s;
+}
+
+int QuantState::num_layers() const { return info_.at("num_layers").get<int>(); }
+
+std::vector<int> QuantState::layers_done() const {
+  std::vector<int> r;
+  for (const auto& v : info_.at("layers_done")) r.push_back(v.get<int>());
+  std::sort(r.begin(), r.end());
+  return r;
+}
+
+bool QuantState::layer_done(int i) const {
+  for (const auto& v : info_.at("layers_done"))
+    if (v.get<int>() == i) return true;
+  return false;
+}
+
+bool QuantState::complete() const { return int(layers_done().size()) == num_layers(); }
+
+std::shared_ptr<SafetensorsFile> QuantState::file_for(int layer) const {
+  std::lock_guard<std::mutex> lock(files_->mu);
+  auto it = files_->open.find(layer);
+  if (it != files_->open.end()) return it->second;
+  const std::string p = layer_path(layer);
+  if (!file_exists(p) || (layer >= 0 && !layer_done(layer))) return nullptr;
+  auto f = SafetensorsFile::open(p);
+  files_->open[layer] = f;
+  return f;
+}
+
+std::optional<QuantizedWeight> QuantState::weight(const std::string& module) const {
+  auto f = file_for(layer_of_name(module));
+  if (!f || !f->find(module + ".q")) return std::nullopt;
+  return read_quantized_weight(*f, module);
+}
+
+std::optional<Tensor> QuantState::replaced(const std::string& tensor) const {
+  auto f = file_for(layer_of_name(tensor));
+  if (!f) return std::nullopt;
+  const TensorInfo* ti = f->find(tensor);
+  if (!ti) return std::nullopt;
+  if (ti->dtype != DType::F32) throw FormatError(f->path() + ": replaced tensor '" + tensor + "' must be F32");
+  return f->get(tensor);
+}
+
+std::optional<float> QuantState::input_scale(const std::string& module) const {
+  auto f = file_for(layer_of_name(module));
+  if (!f || !f->find(module + ".input_scale")) return std::nullopt;
+  const Tensor t = need(*f, module + ".input_scale", DType::F32, {1});
+  const float v = t.f32()[0];
+  if (!(v > 0.0f) || !std::isfinite(v)) throw FormatError(f->path() + ": '" + module + ".input_scale' is not positive");
+  return v;
+}
+
+LayerResult QuantState::layer(int i) const {
+  if (!layer_done(i)) throw FormatError(dir_ + ": layer " + std::to_string(i) + " is not finished");
+  auto f = file_for(i);
+  if (!f) throw FormatError(layer_path(i) + ": missing");
+  LayerResult r;
+  r.layer = i;
+  std::set<std::string> modules;
+  const std::vector<std::string> sfx = {".q", ".scale", ".zero", ".g_idx", ".input_scale"};
+  for (const auto& ti : f->tensors()) {
+    bool coded = false;
+    for (const auto& s : sfx)
+      if (ti.name.size() > s.size() && ti.name.compare(ti.name.size() - s.size(), s.size(), s) == 0) {
+        if (s == ".q") modules.insert(ti.name.substr(0, ti.name.size() - 2));
+        coded = true;
+      }
+    if (!coded) {
+      auto t = replaced(ti.name);
+      if (t) r.replaced[ti.name] = *t;
+    }
+  }
+  for (const auto& m : modules) r.weights[m] = read_quantized_weight(*f, m);
+  for (const auto& ti : f->tensors()) {
+    const std::string s = ".input_scale";
+    if (ti.name.size() > s.size() && ti.name.compare(ti.name.size() - s.size(), s.size(), s) == 0) {
+      const std::string m = ti.name.substr(0, ti.name.size() - s.size());
+      r.input_scales[m] = *input_scale(m);
+    }
+  }
+  auto rep = info_.find("reports");
+  if (rep != info_.end() && rep->is_object() && rep->contains(std::to_string(i))) r.report = (*rep)[std::to_string(i)];
+  return r;
+}
+
+void QuantState::write_layer(const LayerResult& r) {
+  if (r.layer < 0 || r.layer >= num_layers())
+    throw ArgError("QuantState: layer " + std::to_string(r.layer) + " outside 0.." + std::to_string(num_layers() - 1));
+  SafetensorsWriter w;
+  for (const auto& [m, qw] : r.weights) add_quantized_weight(w, m, qw);
+  for (const auto& [name, t] : r.replaced) {
+    if (t.dtype() != DType::F32) throw ArgError("QuantState: replaced tensor '" + name + "' must be F32");
+    w.add(name, t);
+  }
+  for (const auto& [m, s] : r.input_scales) w.add(m + ".input_scale", Tensor::from_f32({s}, {1}));
+  {
+    std::lock_guard<std::mutex> lock(files_->mu);
+    files_->open.erase(r.layer);  // a rewritten file must be re-mapped
+  }
+  w.write(layer_path(r.layer));
+  if (!layer_done(r.layer)) info_["layers_done"].push_back(r.layer);
+  std::set<std::string> q;
+  for (const auto& v : info_["quantized"]) q.insert(v.get<std::string>());
+  for (const auto& [m, _] : r.weights)
+    if (q.insert(m).second) info_["quantized"].push_back(m);
+  if (!info_.contains("reports") || !info_["reports"].is_object()) info_["reports"] = Json::object();
+  info_["reports"][std::to_string(r.layer)] = r.report;
+  write_info();
+}
+
+void QuantState::set_field(const std::string& key, const Json& value) {
+  info_[key] = value;
+  write_info();
+}
+
+}  // namespace calq

@@ -1,0 +1,184 @@
+// calq quantize MODEL --method rtn|gptq|awq|smoothquant|naive-w8a8 [--bits 4] [--group-size 128]
+//                     --calib SET -o OUT [method options] [--format fake|gptq|awq|gguf]
+// Layer-wise quantization (src/quant/pipeline.h). OUT/qstate/ holds the resumable state; OUT/ gets
+// the fake-quantized float checkpoint (src/quant/fakequant.h). A killed run resumes from the last
+// finished layer when started again with the same arguments.
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "command.h"
+#include "model/loader.h"
+#include "quant/fakequant.h"
+#include "quant/pipeline.h"
+#include "util/error.h"
+
+namespace calq::cli {
+namespace {
+
+struct Opts {
+  std::string model, method = "gptq", calib, out, format = "fake", act = "per_token", scale_dtype;
+  int bits = 0, group_size = 128, block_size = 128;
+  int64_t nsamples = -1, seqlen = -1, batch = 8;
+  bool sym = false, asym = false, desc_act = false, static_groups = false, no_true_seq = false;
+  bool per_tensor = false, awq_no_clip = false, awq_duo = false, no_resume = false, no_fake = false;
+  double percdamp = 0.01, alpha = 0.5;
+  int awq_grid = 20;
+};
+
+// Seam for the exporters of branch `export` (GPTQ / AWQ safetensors layouts, GGUF): the lead wires
+// each format to its writer in this table, e.g. {"gptq", export_gptq}. Each receives the source
+// model folder, the finished state and the output path (OUT/<format>).
+using Exporter = void (*)(const std::string& src_model, const QuantState& qs, const std::string& out);
+const std::map<std::string, Exporter>& exporters() {
+  static const std::map<std::string, Exporter> table = {};
+  return table;
+}
+
+void check_format(const std::string& f) {
+  if (f == "fake") return;
+  if (f != "gptq" && f != "awq" && f != "gguf")
+    throw ArgError("unknown --format '" + f + "' (expected fake, gptq, awq or gguf)");
+  if (!exporters().count(f))
+    throw UnsupportedError("--format " + f + ": the exporter is not wired into this build yet (branch export)");
+}
+
+QuantizeOptions to_options(const Opts& o) {
+  QuantizeOptions q;
+  q.method = parse_method(o.method);
+  q.batch = o.batch;
+  q.resume = !o.no_resume;
+  if (o.sym && o.asym) throw ArgError("--sym and --asym exclude each other");
+  const bool f16 = o.scale_dtype.empty() ? true : o.scale_dtype == "f16";
+  if (!o.scale_dtype.empty() && o.scale_dtype != "f16" && o.scale_dtype != "f32")
+    throw ArgError("--scale-dtype must be f16 or f32");
+  const int bits = o.bits ? o.bits : (q.method == Method::SmoothQuant || q.method == Method::NaiveW8A8 ? 8 : 4);
+  if (o.group_size == 0 || o.group_size < -1)
+    throw ArgError("--group-size must be -1 (per output channel) or >= 1, got " + std::to_string(o.group_size));
+  switch (q.method) {
+    case Method::Rtn:
+      q.rtn.bits = bits;
+      q.rtn.sym = o.sym;
+      q.rtn.block = o.per_tensor ? BlockShape::PerTensor
+                                 : (o.group_size == -1 ? BlockShape::PerChannel : BlockShape::PerGroup);
+      q.rtn.group_size = o.group_size;
+      q.rtn.f16_scales = f16;
+      break;
+    case Method::Gptq:
+      q.gptq.bits = bits;
+      q.gptq.group_size = o.group_size;
+      q.gptq.sym = o.sym;
+      q.gptq.percdamp = o.percdamp;
+      q.gptq.block_size = o.block_size;
+      q.gptq.desc_act = o.desc_act;
+      q.gptq.static_groups = o.static_groups;
+      q.gptq.true_sequential = !o.no_true_seq;
+      q.gptq.f16_scales = f16;
+      break;
+    case Method::Awq:
+      q.awq.bits = bits;
+      q.awq.group_size = o.group_size;
+      q.awq.zero_point = !o.sym;
+      q.awq.clip = !o.awq_no_clip;
+      q.awq.duo_scaling = o.awq_duo;
+      q.awq.n_grid = o.awq_grid;
+      q.awq.f16_scales = f16;
+      break;
+    case Method::SmoothQuant:
+    case Method::NaiveW8A8:
+      q.sq.w_bits = bits;
+      q.sq.a_bits = 8;
+      q.sq.alpha = o.alpha;
+      q.sq.per_tensor_weights = o.per_tensor;
+      q.sq.act = parse_act_granularity(o.act);
+      q.sq.smooth = q.method == Method::SmoothQuant;
+      break;
+  }
+  q.log = [](const std::string& s) { info(s); };
+  return q;
+}
+
+// A group size that does not divide a linear's input width: the last group is partial (AutoGPTQ's
+// g_idx = c / G convention). Said once, with the widths concerned.
+void note_partial_groups(Decoder& m, const QuantizeOptions& q) {
+  int g = 0;
+  if (q.method == Method::Gptq) g = q.gptq.group_size;
+  if (q.method == Method::Awq) g = q.awq.group_size;
+  if (q.method == Method::Rtn && q.rtn.block == BlockShape::PerGroup) g = q.rtn.group_size;
+  if (g <= 0) return;
+  std::set<int64_t> widths;
+  for (Linear* l : m.all_linears(false))
+    if (l->in % g) widths.insert(l->in);
+  if (widths.empty()) return;
+  std::string w;
+  for (int64_t x : widths) w += (w.empty() ? "" : ", ") + std::to_string(x);
+  info("note: group size " + std::to_string(g) + " does not divide input width " + w +
+       ": the last group of each row is partial (ceil(in/G) groups; GPTQ/AWQ/GGUF exporters may refuse it)");
+}
+
+int run(const Opts& o) {
+  const QuantizeOptions q = to_options(o);
+  q.validate();
+  check_format(o.format);
+  auto model = load_model(o.model);
+  if (!model->checkpoint()) throw ArgError(o.model + ": calq quantize needs a Hugging Face float folder");
+  if (model->checkpoint()->config().contains("calq_quant"))
+    throw ArgError(o.model + ": is already a calq fake-quantized checkpoint; quantize the float source");
+  note_partial_groups(*model, q);
+  std::unique_ptr<CalibTokens> calib;
+  if (!o.calib.empty()) {
+    calib = std::make_unique<CalibTokens>(load_calib_tokens(o.calib, o.nsamples, o.seqlen));
+    info("calibration: " + std::to_string(calib->n) + " x " + std::to_string(calib->seq) + " tokens from " + o.calib);
+  } else if (q.needs_calibration()) {
+    throw ArgError(o.method + " needs calibration data: --calib SET (.safetensors with input_ids [n, seq])");
+  }
+  const std::string state_dir = path_join(o.out, "qstate");
+  const QuantizeSummary s = quantize_model(*model, calib.get(), q, state_dir);
+  const QuantState qs = QuantState::open(state_dir);
+  if (!o.no_fake) write_fake_quant_checkpoint(*model->checkpoint(), qs, o.out);
+  if (o.format != "fake") exporters().at(o.format)(o.model, qs, path_join(o.out, o.format));
+  std::printf("{\"method\": \"%s\", \"layers\": %d, \"quantized\": %d, \"resumed\": %d, \"seconds\": %.2f, "
+              "\"state\": \"%s\", \"fake_quant\": \"%s\"}\n",
+              method_name(q.method), s.layers_total, s.layers_quantized, s.layers_resumed, s.seconds, state_dir.c_str(),
+              o.no_fake ? "" : o.out.c_str());
+  return 0;
+}
+
+CALQ_REGISTER_COMMAND(
+    {{"quantize"},
+     "Quantize a model layer by layer (RTN, GPTQ, AWQ, SmoothQuant, naive W8A8); resumable",
+     [](CLI::App& app) -> Runner {
+       auto o = std::make_shared<Opts>();
+       app.add_option("model", o->model, "Hugging Face float model folder")->required();
+       app.add_option("--method", o->method, "rtn | gptq | awq | smoothquant | naive-w8a8")->capture_default_str();
+       app.add_option("--calib", o->calib, "calibration tokens: .safetensors with input_ids I32 [n, seq] (or .json)");
+       app.add_option("--nsamples", o->nsamples, "use the first N calibration windows");
+       app.add_option("--seqlen", o->seqlen, "use the first T tokens of each window");
+       app.add_option("-o,--out", o->out, "output folder (fake-quant checkpoint + qstate/)")->required();
+       app.add_option("--bits", o->bits, "weight bits, 2..8 (default 4; 8 for smoothquant / naive-w8a8)");
+       app.add_option("--group-size", o->group_size, "input columns per group, -1 = per output channel")
+           ->capture_default_str();
+       app.add_flag("--sym", o->sym, "symmetric weights (default asymmetric / zero point)");
+       app.add_flag("--asym", o->asym, "asymmetric weights (the default)");
+       app.add_flag("--per-tensor", o->per_tensor, "rtn / W8A8: one weight scale per tensor");
+       app.add_option("--scale-dtype", o->scale_dtype, "f16 (default: scales as exported files store them) or f32");
+       app.add_option("--percdamp", o->percdamp, "gptq: dampening, fraction of mean(diag H)")->capture_default_str();
+       app.add_option("--block-size", o->block_size, "gptq: lazy-update block")->capture_default_str();
+       app.add_flag("--desc-act", o->desc_act, "gptq: act-order (columns by decreasing H_ii)");
+       app.add_flag("--static-groups", o->static_groups, "gptq: group parameters fixed before the updates");
+       app.add_flag("--no-true-sequential", o->no_true_seq, "gptq: all Hessians of a layer from one pass");
+       app.add_flag("--awq-no-clip", o->awq_no_clip, "awq: skip the clipping search");
+       app.add_flag("--awq-duo-scaling", o->awq_duo, "awq: AutoAWQ duo scaling (x^a / w^(1-a))");
+       app.add_option("--awq-grid", o->awq_grid, "awq: grid points for alpha")->capture_default_str();
+       app.add_option("--alpha", o->alpha, "smoothquant: migration strength")->capture_default_str();
+       app.add_option("--act", o->act, "W8A8 activations: per_token | per_tensor_static")->capture_default_str();
+       app.add_option("--batch", o->batch, "calibration sequences per forward chunk")->capture_default_str();
+       app.add_flag("--no-resume", o->no_resume, "refuse to continue an existing state in OUT/qstate");
+       app.add_flag("--no-fake", o->no_fake, "do not write the fake-quantized checkpoint");
+       app.add_option("--format", o->format, "also export: fake (none) | gptq | awq | gguf")->capture_default_str();
+       return [o] { return run(*o); };
+     }});
+
+}  // namespace
+}  // namespace calq::cli
