@@ -46,7 +46,7 @@ double quadratic_trace(const float* a, int64_t rows, int64_t cols, const float* 
     const int64_t nr = std::min(chunk, rows - r0);
     sgemm(false, nr, cols, cols, 1.0f, a + r0 * cols, cols, h, cols, 0.0f, m.data(), cols);
     double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
+#pragma omp parallel for reduction(+ : s) schedule(static) if (nr * cols > (1 << 18))
     for (int64_t i = 0; i < nr * cols; ++i) s += double(a[r0 * cols + i]) * m[size_t(i)];
     total += s;
   }
@@ -65,7 +65,7 @@ std::vector<T> damped_permuted(const Hessian& h, const std::vector<int64_t>& per
                                double damp) {
   const int64_t n = h.n;
   std::vector<T> a(static_cast<size_t>(n * n));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * n > (1 << 18))
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < n; ++j) a[size_t(i * n + j)] = T(h.h[size_t(perm[i] * n + perm[j])]);
   for (int64_t i = 0; i < n; ++i) a[size_t(i * n + i)] = T(double(diag[size_t(perm[i])]) + damp);
@@ -136,7 +136,8 @@ GptqResult gptq_quantize(const float* w, int64_t rows, int64_t cols, const Hessi
   // W in permuted column order; codes are written back to original columns at the end.
   t0 = std::chrono::steady_clock::now();
   std::vector<float> Wp(static_cast<size_t>(rows * cols));
-#pragma omp parallel for schedule(static)
+  const bool big = rows * cols > (1 << 18);  // below this, threads cost more than they save
+#pragma omp parallel for schedule(static) if (big)
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) Wp[size_t(r * cols + c)] = W[size_t(r * cols + perm[size_t(c)])];
   W.clear();
@@ -149,7 +150,7 @@ GptqResult gptq_quantize(const float* w, int64_t rows, int64_t cols, const Hessi
   for (int64_t i1 = 0; i1 < cols; i1 += B) {
     const int64_t i2 = std::min(i1 + B, cols), cnt = i2 - i1;
     // Rows are independent given Hinv: each thread runs the whole block for its rows.
-#pragma omp parallel for reduction(+ : loss) schedule(static)
+#pragma omp parallel for reduction(+ : loss) schedule(static) if (big)
     for (int64_t r = 0; r < rows; ++r) {
       float w1[1024];  // block copy of this row (block_size <= 1024 checked below)
       std::vector<float> w1_heap;
@@ -202,7 +203,7 @@ GptqResult gptq_quantize(const float* w, int64_t rows, int64_t cols, const Hessi
   // Back to the original column order; g_idx as AutoGPTQ builds it.
   std::vector<int64_t> pos(static_cast<size_t>(cols));
   for (int64_t c = 0; c < cols; ++c) pos[size_t(perm[size_t(c)])] = c;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (big)
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) qw.q[size_t(r * cols + c)] = qp[size_t(r * cols + pos[size_t(c)])];
   for (int64_t c = 0; c < cols; ++c)

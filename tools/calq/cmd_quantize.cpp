@@ -9,6 +9,7 @@
 #include <set>
 
 #include "command.h"
+#include "calib/calib_set.h"
 #include "model/loader.h"
 #include "quant/fakequant.h"
 #include "quant/pipeline.h"
@@ -20,7 +21,7 @@ namespace {
 struct Opts {
   std::string model, method = "gptq", calib, out, format = "fake", act = "per_token", scale_dtype;
   int bits = 0, group_size = 128, block_size = 128;
-  int64_t nsamples = -1, seqlen = -1, batch = 8;
+  int64_t nsamples = -1, batch = 8;
   bool sym = false, asym = false, desc_act = false, static_groups = false, no_true_seq = false;
   bool per_tensor = false, awq_no_clip = false, awq_duo = false, no_resume = false, no_fake = false;
   double percdamp = 0.01, alpha = 0.5;
@@ -126,12 +127,14 @@ int run(const Opts& o) {
   if (model->checkpoint()->config().contains("calq_quant"))
     throw ArgError(o.model + ": is already a calq fake-quantized checkpoint; quantize the float source");
   note_partial_groups(*model, q);
-  std::unique_ptr<CalibTokens> calib;
-  if (!o.calib.empty()) {
-    calib = std::make_unique<CalibTokens>(load_calib_tokens(o.calib, o.nsamples, o.seqlen));
-    info("calibration: " + std::to_string(calib->n) + " x " + std::to_string(calib->seq) + " tokens from " + o.calib);
-  } else if (q.needs_calibration()) {
-    throw ArgError(o.method + " needs calibration data: --calib SET (.safetensors with input_ids [n, seq])");
+  std::unique_ptr<CalibSet> calib;
+  if (q.needs_calibration()) {
+    if (o.calib.empty()) throw ArgError(o.method + " needs calibration data: --calib SET (calq calib build)");
+    CalibSet set = load_calib_set(o.calib);
+    if (o.nsamples > 0 && o.nsamples < set.nsamples()) set = slice_calib_set(set, 0, o.nsamples);
+    calib = std::make_unique<CalibSet>(std::move(set));
+    info("calibration: " + std::to_string(calib->nsamples()) + " x " + std::to_string(calib->seqlen()) +
+         " tokens from " + o.calib + (calib->padded() ? " (padded; padding left out)" : ""));
   }
   const std::string state_dir = path_join(o.out, "qstate");
   const QuantizeSummary s = quantize_model(*model, calib.get(), q, state_dir);
@@ -152,9 +155,8 @@ CALQ_REGISTER_COMMAND(
        auto o = std::make_shared<Opts>();
        app.add_option("model", o->model, "Hugging Face float model folder")->required();
        app.add_option("--method", o->method, "rtn | gptq | awq | smoothquant | naive-w8a8")->capture_default_str();
-       app.add_option("--calib", o->calib, "calibration tokens: .safetensors with input_ids I32 [n, seq] (or .json)");
-       app.add_option("--nsamples", o->nsamples, "use the first N calibration windows");
-       app.add_option("--seqlen", o->seqlen, "use the first T tokens of each window");
+       app.add_option("--calib", o->calib, "calibration set (calq calib build; safetensors input_ids [n, seq])");
+       app.add_option("--nsamples", o->nsamples, "use the first N samples of the set");
        app.add_option("-o,--out", o->out, "output folder (fake-quant checkpoint + qstate/)")->required();
        app.add_option("--bits", o->bits, "weight bits, 2..8 (default 4; 8 for smoothquant / naive-w8a8)");
        app.add_option("--group-size", o->group_size, "input columns per group, -1 = per output channel")
