@@ -276,4 +276,21 @@ QuantizeSummary quantize_model(Decoder& model, const CalibSet* calib, const Quan
   return sum;
 }
 
+CalibSet to_calib_set(const CalibTokens& c) {
+  if (c.n <= 0 || c.seq <= 0 || int64_t(c.ids.size()) != c.n * c.seq)
+    throw ArgError("calibration tokens: ids do not match [n, seq]");
+  CalibSet s;
+  s.ids = Tensor::empty(DType::I32, {c.n, c.seq});
+  std::memcpy(s.ids.raw_mut(), c.ids.data(), c.ids.size() * 4);
+  s.manifest = c.manifest;
+  return s;
+}
+
+QuantizeSummary quantize_model(Decoder& model, const CalibTokens* calib, const QuantizeOptions& o,
+                               const std::string& state_dir) {
+  if (!calib) return quantize_model(model, static_cast<const CalibSet*>(nullptr), o, state_dir);
+  const CalibSet s = to_calib_set(*calib);
+  return quantize_model(model, &s, o, state_dir);
+}
+
 }  // namespace calq

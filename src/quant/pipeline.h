@@ -57,6 +57,16 @@ struct QuantizeSummary {
 QuantizeSummary quantize_model(Decoder& model, const CalibSet* calib, const QuantizeOptions& o,
                                const std::string& state_dir);
 
+// Raw token windows without a manifest, for in-process callers and tests (prefer CalibSet).
+struct CalibTokens {
+  std::vector<int32_t> ids;  // n * seq, row-major
+  int64_t n = 0, seq = 0;
+  Json manifest = Json::object();
+};
+CalibSet to_calib_set(const CalibTokens& c);
+QuantizeSummary quantize_model(Decoder& model, const CalibTokens* calib, const QuantizeOptions& o,
+                               const std::string& state_dir);
+
 // A cheap identity of the model's files: SHA-256 over config.json and every shard's
 // safetensors header and size (not the whole weights). "synthetic:<n params>" without a checkpoint.
 std::string source_fingerprint(const Decoder& model);
