@@ -1,5 +1,9 @@
 #include "model/loader.h"
 
+#include <fstream>
+
+#include "export/gguf_model.h"
+#include "export/load_quantized.h"
 #include "quant/act_quant.h"
 #include "util/error.h"
 
@@ -7,6 +11,12 @@ namespace calq {
 
 std::string detect_model_format(const std::string& path) {
   if (path.size() > 5 && path.substr(path.size() - 5) == ".gguf") return "gguf";
+  if (file_exists(path) && !file_exists(path_join(path, "."))) {  // a file, not a folder: sniff the magic
+    std::ifstream in(path, std::ios::binary);
+    char magic[4] = {};
+    if (in.read(magic, 4) && std::string(magic, 4) == "GGUF") return "gguf";
+    return "unknown";
+  }
   const std::string cfg = path_join(path, "config.json");
   if (!file_exists(cfg)) return "unknown";
   const Json j = load_json_file(cfg);
@@ -20,12 +30,11 @@ std::string detect_model_format(const std::string& path) {
 
 std::unique_ptr<Decoder> load_model(const std::string& path, ComputeType compute) {
   const std::string fmt = detect_model_format(path);
-  if (fmt == "hf-float" || fmt == "unknown") {
-    auto d = Decoder::load(path, compute);
-    apply_calq_quant_config(*d, path);  // W8A8 fake-quant checkpoints: re-install activation quantization
-    return d;
-  }
-  throw UnsupportedError(path + ": loading " + fmt + " models is not implemented yet");
+  if (fmt == "gptq" || fmt == "awq") return load_packed_model(path, compute);  // export/load_quantized.h
+  if (fmt == "gguf") return load_gguf_model(path, compute);                    // export/gguf_model.h
+  auto d = Decoder::load(path, compute);
+  apply_calq_quant_config(*d, path);  // W8A8 fake-quant checkpoints: re-install activation quantization
+  return d;
 }
 
 }  // namespace calq

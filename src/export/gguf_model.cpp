@@ -1,0 +1,347 @@
+#include "export/gguf_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <set>
+
+#include "export/gguf_names.h"
+#include "export/gguf_tokenizer.h"
+#include "io/checkpoint.h"
+#include "model/config.h"
+#include "util/error.h"
+
+namespace calq {
+
+namespace {
+
+constexpr uint32_t kQuantizationVersion = 2;  // GGML_QNT_VERSION
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool low_bit(ggml::Type t) {
+  return t == ggml::Type::Q4_0 || t == ggml::Type::Q4_1 || t == ggml::Type::Q5_0 || t == ggml::Type::Q5_1;
+}
+
+// llama.cpp's llama_ftype for "mostly <type>" files.
+uint32_t file_type(ggml::Type t) {
+  switch (t) {
+    case ggml::Type::F32: return 0;
+    case ggml::Type::F16: return 1;
+    case ggml::Type::Q4_0: return 2;
+    case ggml::Type::Q4_1: return 3;
+    case ggml::Type::Q8_0: return 7;
+    case ggml::Type::Q5_0: return 8;
+    case ggml::Type::Q5_1: return 9;
+    case ggml::Type::BF16: return 32;
+    default: throw UnsupportedError("calq cannot write GGUF files of type " + ggml::type_name(t));
+  }
+}
+
+std::string arch_of(const ModelConfig& c, const std::string& what) {
+  if (c.family == Family::Qwen2) return "qwen2";
+  if (c.family == Family::Llama || c.family == Family::Mistral) return "llama";
+  throw UnsupportedError(what + ": GGUF export supports the Llama family (llama, mistral, qwen2), not " +
+                         family_name(c.family));
+}
+
+// Sort key keeping llama.cpp's usual order: token_embd, blk.0.*, blk.1.*, ..., output_norm, output.
+std::pair<int64_t, std::string> order_key(const std::string& g) {
+  if (g.rfind("token_embd.", 0) == 0) return {-1, g};
+  if (g.rfind("blk.", 0) == 0) return {std::stoll(g.substr(4)), g};
+  return {int64_t(1) << 40, g};
+}
+
+bool is_q(const std::string& hf) { return hf.find(".self_attn.q_proj.") != std::string::npos; }
+bool is_k(const std::string& hf) { return hf.find(".self_attn.k_proj.") != std::string::npos; }
+
+// llama.cpp's convert (LlamaModel.generate_extra_tensors): per-frequency divisors of Llama-3.1 RoPE.
+std::vector<float> llama3_rope_factors(const ModelConfig& c) {
+  const RopeScaling& s = c.rope_scaling;
+  const double low_wavelen = s.original_max_position / s.low_freq_factor;
+  const double high_wavelen = s.original_max_position / s.high_freq_factor;
+  std::vector<float> f;
+  for (int i = 0; i < c.head_dim; i += 2) {
+    const double freq = 1.0 / std::pow(c.rope_theta, double(i) / c.head_dim);
+    const double wavelen = 2 * M_PI / freq;
+    if (wavelen < high_wavelen) {
+      f.push_back(1.0f);
+    } else if (wavelen > low_wavelen) {
+      f.push_back(float(s.factor));
+    } else {
+      const double smooth = (s.original_max_position / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+      f.push_back(float(1.0 / ((1 - smooth) / s.factor + smooth)));
+    }
+  }
+  return f;
+}
+
+void set_arch_metadata(gguf::Writer& w, const ModelConfig& c, const std::string& arch, const std::string& what) {
+  using gguf::Value;
+  const std::string p = arch + ".";
+  w.set(p + "vocab_size", Value::u32(uint32_t(c.vocab_size)));
+  w.set(p + "context_length", Value::u32(uint32_t(c.max_position)));
+  w.set(p + "embedding_length", Value::u32(uint32_t(c.hidden_size)));
+  w.set(p + "block_count", Value::u32(uint32_t(c.num_layers)));
+  w.set(p + "feed_forward_length", Value::u32(uint32_t(c.intermediate_size)));
+  w.set(p + "attention.head_count", Value::u32(uint32_t(c.num_heads)));
+  w.set(p + "attention.head_count_kv", Value::u32(uint32_t(c.num_kv_heads)));
+  w.set(p + "rope.freq_base", Value::f32(float(c.rope_theta)));
+  w.set(p + "attention.layer_norm_rms_epsilon", Value::f32(float(c.norm_eps)));
+  w.set(p + "rope.dimension_count", Value::u32(uint32_t(c.head_dim)));
+  w.set(p + "attention.key_length", Value::u32(uint32_t(c.head_dim)));
+  w.set(p + "attention.value_length", Value::u32(uint32_t(c.head_dim)));
+  const int window = c.sliding_window.empty() ? 0 : c.sliding_window.front();
+  for (int s : c.sliding_window)
+    if (s != window) throw UnsupportedError(what + ": per-layer sliding windows cannot be written to GGUF");
+  if (window > 0) {
+    if (arch != "llama") throw UnsupportedError(what + ": sliding-window attention for " + arch + " in GGUF");
+    // llama.cpp's llama architecture ignores the key (as convert_hf_to_gguf.py does for Mistral);
+    // calq reads it back so that the model it loads is the one it exported.
+    w.set(p + "attention.sliding_window", Value::u32(uint32_t(window)));
+  }
+  const RopeScaling& rs = c.rope_scaling;
+  if (rs.type == "linear") {
+    w.set(p + "rope.scaling.type", Value::str("linear"));
+    w.set(p + "rope.scaling.factor", Value::f32(float(rs.factor)));
+  } else if (rs.type == "llama3") {
+    // llama.cpp takes the rope_freqs tensor; calq keeps the exact HF parameters in its namespace.
+    w.set("calq.rope_scaling.type", Value::str("llama3"));
+    w.set("calq.rope_scaling.factor", Value::f64(rs.factor));
+    w.set("calq.rope_scaling.low_freq_factor", Value::f64(rs.low_freq_factor));
+    w.set("calq.rope_scaling.high_freq_factor", Value::f64(rs.high_freq_factor));
+    w.set("calq.rope_scaling.original_max_position_embeddings", Value::u32(uint32_t(rs.original_max_position)));
+  } else if (rs.type != "default") {
+    throw UnsupportedError(what + ": rope_scaling type '" + rs.type + "' cannot be written to GGUF by calq");
+  }
+}
+
+void check_supported(const ModelConfig& c, const std::string& what) {
+  if (c.norm != NormKind::RMSNorm || !c.gated_mlp || c.act != Activation::SiLU || c.parallel_block || c.qk_norm ||
+      c.rope_style != RopeStyle::RotateHalf || c.pos != PosKind::Rope)
+    throw UnsupportedError(what + ": not a Llama-family layout (RMSNorm, SwiGLU, rotate_half RoPE)");
+}
+
+// The float weight calq exports for an HF tensor: the fake-quant weight when the run quantized it,
+// the replaced tensor when the run changed it, else the model's.
+Tensor float_tensor(const Checkpoint& ck, const QuantSource* q, const std::string& name) {
+  if (q) {
+    if (ends_with(name, ".weight"))
+      if (auto w = q->weight(name.substr(0, name.size() - 7))) return w->dequantize();
+    if (auto r = q->replaced(name)) return *r;
+  }
+  return ck.get(name);
+}
+
+ExportReport export_impl(const std::string& model_dir, const QuantSource* q, const std::string& out_path,
+                         const GgufExportOptions& o) {
+  if (file_exists(out_path)) throw ArgError(out_path + ": already exists (calq never overwrites an export)");
+  if (!ggml::can_quantize(o.type)) throw UnsupportedError("calq cannot write GGUF tensors of type " + ggml::type_name(o.type));
+  auto ck = std::make_shared<const Checkpoint>(Checkpoint::open(model_dir));
+  const std::string what = path_join(model_dir, "config.json");
+  const ModelConfig cfg = ModelConfig::from_json(ck->config(), what);
+  check_supported(cfg, what);
+  const std::string arch = arch_of(cfg, what);
+  if (q)
+    for (const auto& m : q->quantized_modules())
+      if (!ck->has(m + ".weight")) throw UnsupportedError(q->describe() + ": quantized '" + m + "' has no weight in " + model_dir);
+
+  ExportReport rep;
+  rep.out = out_path;
+  if (q) rep.warnings = run_warnings(*q, "GGUF");
+  gguf::Writer w;
+  using gguf::Value;
+  w.set("general.architecture", Value::str(arch));
+  std::string name = o.name;
+  if (name.empty()) name = std::filesystem::path(model_dir).filename().string();
+  if (name.empty()) name = std::filesystem::path(model_dir).parent_path().filename().string();
+  w.set("general.name", Value::str(name));
+  w.set("general.file_type", Value::u32(file_type(o.type)));
+  if (o.type != ggml::Type::F32 && o.type != ggml::Type::F16 && o.type != ggml::Type::BF16)
+    w.set("general.quantization_version", Value::u32(kQuantizationVersion));
+  w.set("general.quantized_by", Value::str(std::string("calq ") + CALQ_VERSION));
+  if (q) {
+    const Json info = q->info();
+    if (info.is_object() && info.contains("method") && info["method"].is_string())
+      w.set("calq.source_method", Value::str(info["method"].get<std::string>()));
+  }
+  set_arch_metadata(w, cfg, arch, what);
+  for (const std::string& warning : add_tokenizer_metadata(w, model_dir, cfg)) rep.warnings.push_back(warning);
+
+  std::vector<std::pair<std::string, std::string>> tensors;  // (gguf, hf)
+  for (const auto& hf : ck->names()) {
+    if (auto g = hf_to_gguf_name(hf)) {
+      tensors.emplace_back(*g, hf);
+    } else {
+      rep.warnings.push_back("tensor '" + hf + "' has no llama.cpp counterpart; not exported");
+    }
+  }
+  std::sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) { return order_key(a.first) < order_key(b.first); });
+  std::set<std::string> quantized, replaced;  // names only: the codes are read when the tensor is written
+  if (q) {
+    for (const auto& m : q->quantized_modules()) quantized.insert(m);
+    for (const auto& t : q->replaced_tensors()) replaced.insert(t);
+  }
+  const bool tied = cfg.tie_embeddings;
+  const bool permute = arch == "llama";
+  for (const auto& [g, hf] : tensors) {
+    const Shape shape = ck->info(hf).shape;
+    if (shape.empty() || shape.size() > 2) throw UnsupportedError(model_dir + ": tensor '" + hf + "' is not 1-D or 2-D");
+    const ggml::Type t = gguf_tensor_type(g, shape.back(), int(shape.size()), tied, o);
+    const int heads = is_q(hf) ? cfg.num_heads : is_k(hf) ? cfg.num_kv_heads : 0;
+    std::vector<int64_t> ne(shape.rbegin(), shape.rend());
+    w.add_lazy(g, t, ne, [ck, q, hf = hf, t, heads, permute] {
+      Tensor f = float_tensor(*ck, q, hf);
+      if (permute && heads) f = permute_qk_to_gguf(f, heads);
+      return gguf::quantize_tensor(f, t);
+    });
+    if (ends_with(hf, ".weight") && quantized.count(hf.substr(0, hf.size() - 7))) {
+      ++rep.quantized;
+    } else if (replaced.count(hf)) {
+      ++rep.replaced;
+    } else {
+      ++rep.copied;
+    }
+  }
+  if (cfg.rope_scaling.type == "llama3") {
+    const std::vector<float> f = llama3_rope_factors(cfg);
+    w.add("rope_freqs.weight", Tensor::from_f32(f, {int64_t(f.size())}), ggml::Type::F32);
+  }
+  w.write(out_path, "gguf " + ggml::type_name(o.type));
+  return rep;
+}
+
+}  // namespace
+
+ggml::Type gguf_tensor_type(const std::string& gguf_name, int64_t ne0, int ndim, bool tied, const GgufExportOptions& o) {
+  if (ndim <= 1) return ggml::Type::F32;
+  ggml::Type t = o.type;
+  const bool output = gguf_name == "output.weight" || (tied && gguf_name == "token_embd.weight");
+  if (output && !o.pure) t = o.output_type.value_or(low_bit(o.type) ? ggml::Type::Q8_0 : o.type);
+  if (ne0 % ggml::type_traits(uint32_t(t)).block_size != 0) return ggml::Type::F16;
+  return t;
+}
+
+namespace {
+Tensor permute_rows(const Tensor& w, int n_head, bool to_gguf) {
+  const Tensor f = w.to(DType::F32);
+  const int64_t rows = f.dim(0), rest = rows ? f.numel() / rows : 0;
+  if (n_head <= 0 || rows % n_head != 0 || (rows / n_head) % 2 != 0)
+    throw ArgError("q/k permutation: " + std::to_string(rows) + " rows do not split into " + std::to_string(n_head) +
+                   " heads of even size");
+  const int64_t hd = rows / n_head, half = hd / 2;
+  Tensor out = Tensor::empty(DType::F32, f.shape());
+  for (int64_t h = 0; h < n_head; ++h)
+    for (int64_t i = 0; i < half; ++i)
+      for (int64_t j = 0; j < 2; ++j) {
+        const int64_t hf_row = h * hd + j * half + i, gguf_row = h * hd + 2 * i + j;
+        const int64_t src = to_gguf ? hf_row : gguf_row, dst = to_gguf ? gguf_row : hf_row;
+        std::copy_n(f.f32() + src * rest, rest, out.f32_mut() + dst * rest);
+      }
+  return out;
+}
+}  // namespace
+
+Tensor permute_qk_to_gguf(const Tensor& w, int n_head) { return permute_rows(w, n_head, true); }
+Tensor permute_qk_from_gguf(const Tensor& w, int n_head) { return permute_rows(w, n_head, false); }
+
+ExportReport export_gguf(const std::string& model_dir, const std::string& out_path, const GgufExportOptions& o) {
+  return export_impl(model_dir, nullptr, out_path, o);
+}
+
+ExportReport export_gguf(const QuantSource& q, const std::string& out_path, const GgufExportOptions& o) {
+  return export_impl(q.source_model(), &q, out_path, o);
+}
+
+// ---- load -------------------------------------------------------------------------------------
+
+Json gguf_to_hf_config(const gguf::File& f) {
+  const std::string arch = f.get_string("general.architecture");
+  if (arch != "llama" && arch != "qwen2")
+    throw UnsupportedError(f.path() + ": GGUF architecture '" + arch + "' (calq loads llama and qwen2)");
+  const std::string p = arch + ".";
+  auto u = [&](const std::string& k) { return int64_t(f.get_uint(p + k)); };
+  auto u_or = [&](const std::string& k, int64_t d) { return f.find(p + k) ? int64_t(f.get_uint(p + k)) : d; };
+  const gguf::TensorInfo* embd = f.find_tensor("token_embd.weight");
+  if (!embd || embd->ne.size() != 2) throw FormatError(f.path() + ": missing 2-D tensor 'token_embd.weight'");
+  Json j;
+  const int64_t hidden = u("embedding_length"), heads = u("attention.head_count");
+  if (heads <= 0) throw FormatError(f.path() + ": " + p + "attention.head_count must be positive");
+  const int64_t head_dim = u_or("attention.key_length", hidden / heads);
+  if (u_or("rope.dimension_count", head_dim) != head_dim)
+    throw UnsupportedError(f.path() + ": partial rotary embeddings (rope.dimension_count != head size)");
+  const int64_t window = arch == "llama" ? u_or("attention.sliding_window", 0) : 0;
+  j["model_type"] = arch == "qwen2" ? "qwen2" : window > 0 ? "mistral" : "llama";
+  j["architectures"] = {arch == "qwen2" ? "Qwen2ForCausalLM" : window > 0 ? "MistralForCausalLM" : "LlamaForCausalLM"};
+  j["vocab_size"] = embd->ne[1];
+  j["hidden_size"] = hidden;
+  j["intermediate_size"] = u("feed_forward_length");
+  j["num_hidden_layers"] = u("block_count");
+  j["num_attention_heads"] = heads;
+  j["num_key_value_heads"] = u_or("attention.head_count_kv", heads);
+  j["head_dim"] = head_dim;
+  j["max_position_embeddings"] = u_or("context_length", 2048);
+  j["rms_norm_eps"] = double(float(f.get_float(p + "attention.layer_norm_rms_epsilon")));
+  j["rope_theta"] = f.find(p + "rope.freq_base") ? double(float(f.get_float(p + "rope.freq_base"))) : 10000.0;
+  j["hidden_act"] = "silu";
+  j["tie_word_embeddings"] = f.find_tensor("output.weight") == nullptr;
+  j["torch_dtype"] = "float32";
+  if (window > 0) j["sliding_window"] = window;
+  if (arch == "llama") {
+    const bool qb = f.find_tensor("blk.0.attn_q.bias") != nullptr, ob = f.find_tensor("blk.0.attn_output.bias") != nullptr;
+    if (qb != ob) throw UnsupportedError(f.path() + ": llama with q/k/v biases but no output bias (or the reverse)");
+    j["attention_bias"] = qb;
+    j["mlp_bias"] = f.find_tensor("blk.0.ffn_up.bias") != nullptr;
+  }
+  if (f.find("tokenizer.ggml.bos_token_id")) j["bos_token_id"] = f.get_int("tokenizer.ggml.bos_token_id");
+  if (f.find("tokenizer.ggml.eos_token_id")) j["eos_token_id"] = f.get_int("tokenizer.ggml.eos_token_id");
+  if (f.find("calq.rope_scaling.type")) {
+    if (f.get_string("calq.rope_scaling.type") != "llama3") throw UnsupportedError(f.path() + ": unknown calq.rope_scaling.type");
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", f.get_float("calq.rope_scaling.factor")},
+                         {"low_freq_factor", f.get_float("calq.rope_scaling.low_freq_factor")},
+                         {"high_freq_factor", f.get_float("calq.rope_scaling.high_freq_factor")},
+                         {"original_max_position_embeddings", f.get_uint("calq.rope_scaling.original_max_position_embeddings")}};
+  } else if (f.find_tensor("rope_freqs.weight")) {
+    throw UnsupportedError(f.path() + ": per-frequency RoPE factors (rope_freqs) are not supported when loading");
+  } else if (f.find(p + "rope.scaling.type")) {
+    const std::string t = f.get_string(p + "rope.scaling.type");
+    if (t == "linear") {
+      j["rope_scaling"] = {{"type", "linear"}, {"factor", double(float(f.get_float(p + "rope.scaling.factor")))}};
+    } else if (t != "none") {
+      throw UnsupportedError(f.path() + ": rope scaling '" + t + "' is not supported when loading");
+    }
+  }
+  return j;
+}
+
+GgufSource::GgufSource(std::shared_ptr<const gguf::File> f) : f_(std::move(f)) {
+  arch_ = f_->get_string("general.architecture");
+  n_head_ = int(f_->get_uint(arch_ + ".attention.head_count"));
+  n_head_kv_ = f_->find(arch_ + ".attention.head_count_kv") ? int(f_->get_uint(arch_ + ".attention.head_count_kv")) : n_head_;
+}
+
+bool GgufSource::has(const std::string& name) const {
+  const auto g = hf_to_gguf_name(name);
+  return g && f_->find_tensor(*g);
+}
+
+Tensor GgufSource::get(const std::string& name) const {
+  const auto g = hf_to_gguf_name(name);
+  if (!g || !f_->find_tensor(*g)) throw FormatError(f_->path() + ": missing tensor for '" + name + "'");
+  Tensor t = f_->to_f32(*g);
+  if (arch_ == "llama" && is_q(name)) return permute_qk_from_gguf(t, n_head_);
+  if (arch_ == "llama" && is_k(name)) return permute_qk_from_gguf(t, n_head_kv_);
+  return t;
+}
+
+std::unique_ptr<Decoder> load_gguf_model(const std::string& path, ComputeType compute) {
+  std::shared_ptr<const gguf::File> f = gguf::File::open(path);
+  const Json j = gguf_to_hf_config(*f);
+  const ModelConfig cfg = ModelConfig::from_json(j, path);
+  return Decoder::from_source(cfg, std::make_shared<GgufSource>(f), compute);
+}
+
+}  // namespace calq

@@ -1,0 +1,69 @@
+// llama.cpp GGUF files for the Llama family (llama, mistral -> arch "llama"; qwen2 -> arch
+// "qwen2"), written as llama.cpp's convert_hf_to_gguf.py + llama-quantize would, and read back.
+//
+// Export: architecture metadata (<arch>.context_length, embedding_length, block_count,
+// feed_forward_length, attention.head_count(_kv), rope.freq_base, rope.dimension_count,
+// attention.layer_norm_rms_epsilon, general.file_type, ...), tokenizer metadata (tokenizer.ggml.*),
+// and the weights re-quantized with ggml's reference quantizers:
+//   * 1-D tensors (norms, biases): F32;
+//   * 2-D tensors: the chosen type; rows whose length is not a multiple of the block size (e.g. a
+//     172-wide FFN) fall back to F16, as convert_hf_to_gguf.py does;
+//   * output.weight (token_embd.weight when the embeddings are tied) gets Q8_0 when the chosen type
+//     is a 4/5-bit one (llama-quantize uses Q6_K there, which calq does not write) unless `pure`.
+//   * llama/mistral q_proj and k_proj rows are permuted from HF's rotate_half layout to the
+//     interleaved pairs llama.cpp's rope expects (convert_hf_to_gguf.py LlamaModel.permute);
+//     loading applies the inverse.
+// From a QuantState, the weights re-quantized are the fake-quant weights (dequantize()): GGUF's
+// block formats cannot hold GPTQ's asymmetric g128 codes, so this is a second quantization.
+//
+// Load: the ModelConfig is rebuilt from the metadata (as an HF config.json), names are mapped back
+// (export/gguf_names.h), q/k un-permuted, every tensor dequantized to float32.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "export/hf_quant_export.h"
+#include "io/gguf.h"
+#include "model/decoder.h"
+
+namespace calq {
+
+struct GgufExportOptions {
+  ggml::Type type = ggml::Type::Q8_0;     // 2-D weights
+  std::optional<ggml::Type> output_type;  // output.weight / tied token_embd; default see above
+  bool pure = false;                      // every 2-D tensor in `type` (F16 only where impossible)
+  std::string name;                       // general.name; default: the source folder's name
+};
+
+ExportReport export_gguf(const std::string& model_dir, const std::string& out_path, const GgufExportOptions& o = {});
+ExportReport export_gguf(const QuantSource& q, const std::string& out_path, const GgufExportOptions& o = {});
+
+// The ggml type a tensor gets under `o` (exposed for tests): `gguf_name` of a tensor with row
+// length ne0 and `ndim` dimensions; `tied` when token_embd doubles as the output matrix.
+ggml::Type gguf_tensor_type(const std::string& gguf_name, int64_t ne0, int ndim, bool tied, const GgufExportOptions& o);
+
+// convert_hf_to_gguf.py's permute for q_proj/k_proj rows (weights or biases): within each of
+// n_head heads, HF row j·(d/2) + i goes to GGUF row 2i + j. Float32 result.
+Tensor permute_qk_to_gguf(const Tensor& w, int n_head);
+Tensor permute_qk_from_gguf(const Tensor& w, int n_head);
+
+// An HF-style config.json rebuilt from a GGUF file's metadata (FormatError / UnsupportedError).
+Json gguf_to_hf_config(const gguf::File& f);
+
+class GgufSource final : public TensorSource {
+ public:
+  explicit GgufSource(std::shared_ptr<const gguf::File> f);
+  bool has(const std::string& name) const override;
+  Tensor get(const std::string& name) const override;
+  std::string describe() const override { return f_->path(); }
+
+ private:
+  std::shared_ptr<const gguf::File> f_;
+  std::string arch_;
+  int n_head_ = 0, n_head_kv_ = 0;
+};
+
+std::unique_ptr<Decoder> load_gguf_model(const std::string& path, ComputeType compute = ComputeType::F32);
+
+}  // namespace calq

@@ -1,0 +1,56 @@
+// Test fixtures for the exporters: a tiny reference RTN quantizer that follows the export contract
+// (/work/notes/EXPORT_CONTRACT.md, docs/formats.md: scales rounded to fp16 before the codes are
+// computed), the fake-quant decoder built from it, a QuantState directory writer (the layout of
+// quant/qstate.h), and scratch directories.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "export/quant_source.h"
+#include "model/decoder.h"
+
+namespace calq::test {
+
+struct RtnSpec {
+  int bits = 4;
+  int group_size = 32;  // -1: one group per row
+  bool sym = false;
+  bool act_order = false;  // g_idx from a seeded permutation, as GPTQ's desc_act produces
+  bool include_lm_head = false;
+};
+
+// GPTQ's min/max grid (AutoGPTQ Quantizer.find_params): asym scale = (max(x,0) - min(x,0)) / maxq,
+// zero = round(-min/scale); sym scale = 2·max|x| / maxq, zero = 2^(bits-1). Scale rounded to fp16.
+QuantizedWeight rtn_quantize(const Tensor& w, const RtnSpec& s, uint32_t seed = 0);
+
+// Quantizes every decoder linear of the HF model at `model_dir`.
+MemoryQuantSource rtn_quantize_model(const std::string& model_dir, const RtnSpec& s);
+
+// The in-memory fake-quant model: the float model with every quantized weight replaced by
+// dequantize() and every replaced tensor by the run's value.
+std::unique_ptr<Decoder> fake_quant_decoder(const QuantSource& q);
+
+// Writes `q` as a QuantState directory (quant/qstate.h layout).
+void write_quant_state(const MemoryQuantSource& q, int num_layers, const std::string& dir);
+
+// A fresh, empty scratch directory under /tmp (removed by ScratchDir's destructor).
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& name);
+  ~ScratchDir();
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
+
+ private:
+  std::string path_;
+};
+
+// Logits of `d` on each row of `model_dir`/golden/input_ids.json (rows may differ in length; each
+// runs as its own batch), flattened into one [sum T_i * vocab] tensor.
+Tensor fixture_logits(const Decoder& d, const std::string& model_dir);
+
+// max |a - b| over two float32 tensors of equal shape (-1 on shape mismatch), and bitwise equality.
+double max_abs_diff(const Tensor& a, const Tensor& b);
+bool bitwise_equal(const Tensor& a, const Tensor& b);
+
+}  // namespace calq::test
