@@ -247,7 +247,7 @@ TEST(QuantPipeline, CommandLine) {
   EXPECT_NE(out.find("\"resumed\": 2"), std::string::npos) << out;
   // Bad requests: one clear line, non-zero exit, nothing written.
   for (const std::string& bad : {std::string(" --method gptq --bits 9"), std::string(" --method awq --group-size 0"),
-                                 std::string(" --method foo"), std::string(" --method gptq --format gguf")}) {
+                                 std::string(" --method foo"), std::string(" --method gptq --format safetensors")}) {
     const std::string dir = t / "bad";
     EXPECT_NE(test::run_command(base + bad + " -o " + dir, &out), 0) << bad;
     EXPECT_NE(out.find("calq: error:"), std::string::npos) << bad << ": " << out;
@@ -259,6 +259,10 @@ TEST(QuantPipeline, CommandLine) {
             0);
   EXPECT_NE(out.find("awq: no scale groups"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(t / "c"));
+  // --format writes an export of the state next to the fake-quant checkpoint.
+  ASSERT_EQ(test::run_command(base + " --method gptq --group-size 32 --format gptq -o " + (t / "e"), &out), 0) << out;
+  EXPECT_EQ(load_json_file(t / "e/gptq/config.json")["quantization_config"]["quant_method"], "gptq");
+  EXPECT_EQ(detect_model_format(t / "e/gptq"), "gptq");
   // RTN needs no calibration set.
   ASSERT_EQ(test::run_command(test::cli() + " quantize " + test::tiny("llama2") + " --method rtn --bits 3 -o " +
                                   (t / "r"),

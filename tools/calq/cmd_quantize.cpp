@@ -2,7 +2,8 @@
 //                     --calib SET -o OUT [method options] [--format fake|gptq|awq|gguf]
 // Layer-wise quantization (src/quant/pipeline.h). OUT/qstate/ holds the resumable state; OUT/ gets
 // the fake-quantized float checkpoint (src/quant/fakequant.h). A killed run resumes from the last
-// finished layer when started again with the same arguments.
+// finished layer when started again with the same arguments. --format also writes an export of the
+// state (branch export's writers).
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -10,6 +11,8 @@
 
 #include "command.h"
 #include "calib/calib_set.h"
+#include "export/gguf_model.h"
+#include "export/hf_quant_export.h"
 #include "model/loader.h"
 #include "quant/fakequant.h"
 #include "quant/pipeline.h"
@@ -28,12 +31,27 @@ struct Opts {
   int awq_grid = 20;
 };
 
-// Seam for the exporters of branch `export` (GPTQ / AWQ safetensors layouts, GGUF): the lead wires
-// each format to its writer in this table, e.g. {"gptq", export_gptq}. Each receives the source
-// model folder, the finished state and the output path (OUT/<format>).
-using Exporter = void (*)(const std::string& src_model, const QuantState& qs, const std::string& out);
+// The exporters of branch `export` (GPTQ / AWQ safetensors layouts, GGUF), with their default
+// options (`calq export` has them all). Each receives the finished state and OUT: the GPTQ/AWQ
+// folders go to OUT/gptq, OUT/awq, the GGUF file to OUT/model-q8_0.gguf.
+using Exporter = void (*)(const std::string& state_dir, const std::string& out);
+void print_report(const ExportReport& r) {
+  for (const auto& w : r.warnings) info("warning: " + w);
+  info("wrote " + r.out + ": " + std::to_string(r.quantized) + " quantized weights, " + std::to_string(r.replaced) +
+       " replaced tensors, " + std::to_string(r.copied) + " copied");
+}
 const std::map<std::string, Exporter>& exporters() {
-  static const std::map<std::string, Exporter> table = {};
+  static const std::map<std::string, Exporter> table = {
+      {"gptq", [](const std::string& st, const std::string& out) {
+         print_report(export_gptq(*open_quant_state(st), path_join(out, "gptq")));
+       }},
+      {"awq", [](const std::string& st, const std::string& out) {
+         print_report(export_awq(*open_quant_state(st), path_join(out, "awq")));
+       }},
+      {"gguf", [](const std::string& st, const std::string& out) {
+         print_report(export_gguf(*open_quant_state(st), path_join(out, "model-q8_0.gguf")));
+       }},
+  };
   return table;
 }
 
@@ -42,7 +60,7 @@ void check_format(const std::string& f) {
   if (f != "gptq" && f != "awq" && f != "gguf")
     throw ArgError("unknown --format '" + f + "' (expected fake, gptq, awq or gguf)");
   if (!exporters().count(f))
-    throw UnsupportedError("--format " + f + ": the exporter is not wired into this build yet (branch export)");
+    throw UnsupportedError("--format " + f + ": no exporter for this format in this build");
 }
 
 QuantizeOptions to_options(const Opts& o) {
@@ -140,7 +158,7 @@ int run(const Opts& o) {
   const QuantizeSummary s = quantize_model(*model, calib.get(), q, state_dir);
   const QuantState qs = QuantState::open(state_dir);
   if (!o.no_fake) write_fake_quant_checkpoint(*model->checkpoint(), qs, o.out);
-  if (o.format != "fake") exporters().at(o.format)(o.model, qs, path_join(o.out, o.format));
+  if (o.format != "fake") exporters().at(o.format)(state_dir, o.out);
   std::printf("{\"method\": \"%s\", \"layers\": %d, \"quantized\": %d, \"resumed\": %d, \"seconds\": %.2f, "
               "\"state\": \"%s\", \"fake_quant\": \"%s\"}\n",
               method_name(q.method), s.layers_total, s.layers_quantized, s.layers_resumed, s.seconds, state_dir.c_str(),
@@ -178,7 +196,10 @@ CALQ_REGISTER_COMMAND(
        app.add_option("--batch", o->batch, "calibration sequences per forward chunk")->capture_default_str();
        app.add_flag("--no-resume", o->no_resume, "refuse to continue an existing state in OUT/qstate");
        app.add_flag("--no-fake", o->no_fake, "do not write the fake-quantized checkpoint");
-       app.add_option("--format", o->format, "also export: fake (none) | gptq | awq | gguf")->capture_default_str();
+       app.add_option("--format", o->format,
+                      "also export: fake (only the fake-quant checkpoint) | gptq (OUT/gptq) | awq (OUT/awq) | "
+                      "gguf (OUT/model-q8_0.gguf); calq export has every option")
+           ->capture_default_str();
        return [o] { return run(*o); };
      }});
 
