@@ -53,7 +53,7 @@ TEST(OutliersAnalysis, FindsExactlyThePlantedOptChannel) {
       EXPECT_LT(t.ratio(), 5.0) << t.name;  // nothing else comes close to k = 8
     }
   }
-  const Json j = outlier_report_json(r, [](int32_t id) { return "tok" + std::to_string(id); });
+  const Json j = outlier_report_json(r, [](const TopValue& v) { return "tok" + std::to_string(v.token); });
   EXPECT_EQ(j["int8_channels"][0]["channel"], 17);
   EXPECT_EQ(j["tensors"][0]["top"][0]["text"], "tok" + std::to_string(r.tensors[0].top[0].token));
   const std::string text = format_outlier_report(r);

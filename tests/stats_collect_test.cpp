@@ -66,15 +66,16 @@ TEST(StatsCollect, HandBuiltInputKnownAnswers) {
   auto m = tiny("opt");
   ActStatsOptions o;
   o.topn = 3;
+  o.parallel_work = 1024;  // take the threaded path (tiles of 256 channels: 2 tiles here)
   ActStatsCollector col(*m, o);
-  // 512 rows x 128 channels (fc2's input width): large enough for the threaded path.
-  const int64_t rows = 512, cols = 128;
+  // 512 rows x 512 channels; declared as fc2's input (the collector trusts the caller's width).
+  const int64_t rows = 512, cols = 512;
   std::vector<float> x(static_cast<size_t>(rows * cols));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) x[size_t(r * cols + c)] = float((r % 7) - 3) * 0.5f + float(c % 4) * 0.25f;
   x[size_t(100 * cols + 5)] = -40.0f;   // row 100: largest
   x[size_t(200 * cols + 77)] = 25.0f;   // row 200: second
-  x[size_t(300 * cols + 127)] = 8.0f;   // row 300: third
+  x[size_t(300 * cols + 511)] = 8.0f;   // row 300: third
   x[size_t(301 * cols + 0)] = 0.0f;
   std::vector<int32_t> ids(static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) ids[size_t(r)] = int32_t(r % 128);
@@ -99,7 +100,7 @@ TEST(StatsCollect, HandBuiltInputKnownAnswers) {
   EXPECT_EQ(t.absmax(5), 40.0f);
   EXPECT_EQ(t.ge[0][5], 1);   // only the -40 in channel 5 reaches 6
   EXPECT_EQ(t.ge[1][77], 1);  // 25 >= 20
-  EXPECT_EQ(t.ge[1][127], 0);
+  EXPECT_EQ(t.ge[1][511], 0);
   EXPECT_NEAR(t.share_ge(0), 3.0 / (rows * cols), 1e-15);
   // Histogram: -40 is in [32, 64) = exponent 5; 0 in bin 0; counts add up to all values.
   double total = 0;
@@ -119,7 +120,7 @@ TEST(StatsCollect, HandBuiltInputKnownAnswers) {
   EXPECT_EQ(t.top[1].sample, 11);
   EXPECT_EQ(t.top[1].position, 72);
   EXPECT_EQ(t.top[1].channel, 77);
-  EXPECT_EQ(t.top[2].channel, 127);
+  EXPECT_EQ(t.top[2].channel, 511);
   EXPECT_EQ(t.top[2].sample, 12);
   // Kurtosis against a direct computation over all values.
   double n = double(rows * cols), m1 = 0, m2 = 0, m4 = 0;

@@ -131,10 +131,10 @@ OutlierReport analyze_outliers(const ActStats& s, const OutlierConfig& cfg) {
 
 namespace {
 
-Json top_json(const TopValue& v, const std::function<std::string(int32_t)>& text) {
+Json top_json(const TopValue& v, const TopValueText& text) {
   Json j = {{"value", v.value}, {"sample", v.sample}, {"position", v.position}, {"token", v.token},
             {"channel", v.channel}};
-  if (text && v.token >= 0) j["text"] = text(v.token);
+  if (text && v.token >= 0) j["text"] = text(v);
   return j;
 }
 
@@ -157,7 +157,7 @@ std::string kind_label(const std::string& k) {
 
 }  // namespace
 
-Json outlier_report_json(const OutlierReport& r, const std::function<std::string(int32_t)>& text) {
+Json outlier_report_json(const OutlierReport& r, const TopValueText& text) {
   Json j;
   j["config"] = {{"rel_k", r.cfg.rel_k},
                  {"massive_abs", r.cfg.massive_abs},
@@ -196,7 +196,7 @@ Json outlier_report_json(const OutlierReport& r, const std::function<std::string
   return j;
 }
 
-std::string format_outlier_report(const OutlierReport& r, const std::function<std::string(int32_t)>& text) {
+std::string format_outlier_report(const OutlierReport& r, const TopValueText& text) {
   std::string out;
   out += "Per-layer activation outliers (relative: channel absmax > " + fmt_g(r.cfg.rel_k) +
          " x median channel absmax; massive: |x| > " + fmt_g(r.cfg.massive_abs) + " and > " +
@@ -236,7 +236,7 @@ std::string format_outlier_report(const OutlierReport& r, const std::function<st
   for (const auto& t : r.tensors)
     for (const auto& v : t.top)
       top.add({t.name, fmt_g(v.value), std::to_string(v.channel), std::to_string(v.sample), std::to_string(v.position),
-               std::to_string(v.token), text && v.token >= 0 ? "'" + printable(text(v.token)) + "'" : ""});
+               std::to_string(v.token), text && v.token >= 0 ? printable(text(v), 60) : ""});
   out += top.str();
   return out;
 }

@@ -80,10 +80,13 @@ std::vector<int> relative_outliers(const std::vector<float>& absmax, double k);
 
 OutlierReport analyze_outliers(const ActStats& s, const OutlierConfig& cfg = {});
 
-// Machine-readable report. `token_text` (optional) turns a token id into text for the top lists.
-Json outlier_report_json(const OutlierReport& r, const std::function<std::string(int32_t)>& token_text = {});
+// Describes where a top value came from (e.g. the token's text, with some context before it).
+using TopValueText = std::function<std::string(const TopValue&)>;
+
+// Machine-readable report; `text` (optional) adds a "text" field to each top value.
+Json outlier_report_json(const OutlierReport& r, const TopValueText& text = {});
 // Aligned human-readable tables: the per-layer table (attention vs MLP inputs, residual), the
 // channel summary per criterion, and the largest values with their tokens.
-std::string format_outlier_report(const OutlierReport& r, const std::function<std::string(int32_t)>& token_text = {});
+std::string format_outlier_report(const OutlierReport& r, const TopValueText& text = {});
 
 }  // namespace calq

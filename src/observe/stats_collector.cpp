@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include <array>
+#include <bit>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -85,14 +87,6 @@ std::string share_group(const ObservableModule& m) {
   return m.name;
 }
 
-inline int hist_bin(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  const int e = int((u >> 23) & 0xffu) - 127;  // floor(log2|x|) for normal x; -127 for 0/denormal
-  if (e < kHistMinExp) return 0;
-  if (e > kHistMaxExp) return kHistBins - 1;  // also inf/NaN (e = 128)
-  return e - kHistMinExp + 1;
-}
 
 constexpr int64_t kRowBlock = 64;
 
@@ -197,71 +191,109 @@ void ActStatsCollector::observe(const std::string& module, const float* x, int64
   accumulate(t, x, rows);
 }
 
+namespace {
+
+constexpr int64_t kTile = 256;  // channels whose float accumulators (6 x 1 KiB) stay in L1
+
+// Channels [j0, j0+n) (n <= kTile) of every row: float partial sums over blocks of kRowBlock rows
+// (bounded float rounding), flushed into the double totals; min/max in place; per-row max |x|
+// into row_max[r]; the log2 histogram into hist.
+void accumulate_tile(TensorStats& t, const float* x, int64_t rows, int64_t j0, int64_t n, const uint8_t* mask,
+                     float t0, float t1, float* row_max, int64_t* hist) {
+  const int64_t cols = t.cols;
+  alignas(64) float acc[6][kTile];
+  float *f1 = acc[0], *f2 = acc[1], *f3 = acc[2], *f4 = acc[3], *g0 = acc[4], *g1 = acc[5];
+  float* mn = t.min.data() + j0;
+  float* mx = t.max.data() + j0;
+  int32_t h[4][kHistBins] = {};  // interleaved sub-histograms: no store-to-load chain on a hot bin
+  alignas(64) uint8_t bins[kTile];
+  for (int64_t b0 = 0; b0 < rows; b0 += kRowBlock) {
+    const int64_t b1 = std::min(rows, b0 + kRowBlock);
+    for (auto& a : acc) std::fill(a, a + n, 0.0f);
+    for (int64_t r = b0; r < b1; ++r) {
+      if (mask && !mask[r]) continue;
+      const float* xr = x + r * cols + j0;
+      float m = 0.0f;
+#pragma omp simd reduction(max : m)
+      for (int64_t j = 0; j < n; ++j) {
+        const float v = xr[j], v2 = v * v, a = std::fabs(v);
+        f1[j] += v;
+        f2[j] += v2;
+        f3[j] += v2 * v;
+        f4[j] += v2 * v2;
+        mn[j] = std::min(mn[j], v);
+        mx[j] = std::max(mx[j], v);
+        g0[j] += a >= t0 ? 1.0f : 0.0f;
+        g1[j] += a >= t1 ? 1.0f : 0.0f;
+        m = std::max(m, a);
+      }
+      row_max[r] = std::max(row_max[r], m);
+      // Histogram bin = clamp(floor(log2|x|) - kHistMinExp + 1, 0, kHistBins-1) from the exponent
+      // bits, computed vectorized (a loop of its own: fused into the loop above, GCC 12 drops
+      // min/max updates), then counted.
+      for (int64_t j = 0; j < n; ++j) {
+        const int e = int((std::bit_cast<uint32_t>(xr[j]) >> 23) & 0xffu) - 127 - kHistMinExp + 1;
+        bins[j] = uint8_t(e < 0 ? 0 : e > kHistBins - 1 ? kHistBins - 1 : e);
+      }
+      int64_t j = 0;
+      for (; j + 4 <= n; j += 4) {
+        ++h[0][bins[j]];
+        ++h[1][bins[j + 1]];
+        ++h[2][bins[j + 2]];
+        ++h[3][bins[j + 3]];
+      }
+      for (; j < n; ++j) ++h[0][bins[j]];
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      const size_t c = size_t(j0 + j);
+      t.sum[c] += f1[j];
+      t.sum2[c] += f2[j];
+      t.sum3[c] += f3[j];
+      t.sum4[c] += f4[j];
+      t.ge[0][c] += g0[j];
+      t.ge[1][c] += g1[j];
+    }
+  }
+  for (int i = 0; i < kHistBins; ++i) hist[i] += int64_t(h[0][i]) + h[1][i] + h[2][i] + h[3][i];
+}
+
+}  // namespace
+
 void ActStatsCollector::accumulate(TensorStats& t, const float* x, int64_t rows) {
   const int64_t cols = t.cols;
   const uint8_t* mask = (row_mask_ && rows == batch_ * seq_) ? row_mask_ : nullptr;
   const float t0 = float(opt_.thresholds[0]), t1 = float(opt_.thresholds[1]);
-  const int nth = int(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), cols / 64)));
-  const bool par = nth > 1 && rows * cols >= 32768;
-  std::vector<float> row_max(size_t(rows * nth), -1.0f);
+  // Threads take channel tiles dynamically (each tile's accumulators belong to one thread: no
+  // reduction; a thread the OS delays does not hold the others up). Small inputs stay serial.
+  const int64_t tiles = (cols + kTile - 1) / kTile;
+  const int nth = int(std::max<int64_t>(
+      1, std::min<int64_t>({int64_t(omp_get_max_threads()), tiles, rows * cols / std::max<int64_t>(1, opt_.parallel_work)})));
+  const bool par = nth > 1;
+  // Per thread: max |x| of every row over the thread's tiles (-1 = masked row).
+  std::vector<std::vector<float>> row_max(static_cast<size_t>(nth));
+  std::vector<std::array<int64_t, kHistBins>> hist(static_cast<size_t>(nth));
   double counted = 0;
   for (int64_t r = 0; r < rows; ++r) counted += (!mask || mask[r]) ? 1 : 0;
 
 #pragma omp parallel num_threads(nth) if (par)
   {
-    const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t chunk = ((cols + nt - 1) / nt + 15) / 16 * 16;
-    const int64_t c0 = std::min(cols, tid * chunk), c1 = std::min(cols, c0 + chunk), n = c1 - c0;
-    std::vector<float> acc(size_t(6 * n));
-    float *f1 = acc.data(), *f2 = f1 + n, *f3 = f2 + n, *f4 = f3 + n, *g0 = f4 + n, *g1 = g0 + n;
-    float* mn = t.min.data() + c0;
-    float* mx = t.max.data() + c0;
-    int64_t hist[kHistBins] = {};
-    for (int64_t b0 = 0; b0 < rows && n > 0; b0 += kRowBlock) {
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      const int64_t b1 = std::min(rows, b0 + kRowBlock);
-      for (int64_t r = b0; r < b1; ++r) {
-        if (mask && !mask[r]) continue;
-        const float* xr = x + r * cols + c0;
-        float m = 0.0f;
-#pragma omp simd reduction(max : m)
-        for (int64_t j = 0; j < n; ++j) {
-          const float v = xr[j], v2 = v * v, a = std::fabs(v);
-          f1[j] += v;
-          f2[j] += v2;
-          f3[j] += v2 * v;
-          f4[j] += v2 * v2;
-          mn[j] = std::min(mn[j], v);
-          mx[j] = std::max(mx[j], v);
-          g0[j] += a >= t0 ? 1.0f : 0.0f;
-          g1[j] += a >= t1 ? 1.0f : 0.0f;
-          m = std::max(m, a);
-        }
-        row_max[size_t(r * nth + tid)] = m;  // stride nth: unused slots stay -1
-        for (int64_t j = 0; j < n; ++j) ++hist[hist_bin(xr[j])];
-      }
-      for (int64_t j = 0; j < n; ++j) {  // flush the float block sums into the double totals
-        t.sum[size_t(c0 + j)] += f1[j];
-        t.sum2[size_t(c0 + j)] += f2[j];
-        t.sum3[size_t(c0 + j)] += f3[j];
-        t.sum4[size_t(c0 + j)] += f4[j];
-        t.ge[0][size_t(c0 + j)] += g0[j];
-        t.ge[1][size_t(c0 + j)] += g1[j];
-      }
-    }
-#pragma omp critical(calq_stats_hist)
-    for (int i = 0; i < kHistBins; ++i) t.hist[size_t(i)] += double(hist[i]);
+    const int tid = omp_get_thread_num();
+    std::vector<float>& rm = row_max[size_t(tid)];
+    rm.assign(size_t(rows), -1.0f);
+    hist[size_t(tid)].fill(0);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t k = 0; k < tiles; ++k)
+      accumulate_tile(t, x, rows, k * kTile, std::min(kTile, cols - k * kTile), mask, t0, t1, rm.data(),
+                      hist[size_t(tid)].data());
   }
+  for (const auto& h : hist)
+    for (int i = 0; i < kHistBins; ++i) t.hist[size_t(i)] += double(h[size_t(i)]);
   t.count += counted;
   if (opt_.topn > 0) {
-    // Collapse per-thread maxima to one per row (stride nth; unused entries are -1).
     std::vector<float> rmax(size_t(rows), -1.0f);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int k = 0; k < nth; ++k) rmax[size_t(r)] = std::max(rmax[size_t(r)], row_max[size_t(r * nth + k)]);
-    if (mask)
-      for (int64_t r = 0; r < rows; ++r)
-        if (!mask[r]) rmax[size_t(r)] = -1.0f;
-    update_top(t, x, rows, rmax);
+    for (const auto& rm : row_max)
+      for (size_t r = 0; r < rm.size(); ++r) rmax[r] = std::max(rmax[r], rm[r]);
+    update_top(t, x, rows, rmax);  // masked rows stay -1
   }
 }
 

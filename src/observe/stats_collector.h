@@ -2,9 +2,10 @@
 // passes, plus the list of observable modules of a model.
 //
 // Cost (it must stay within a few percent of the forward pass): per observed value a handful of
-// vectorized float operations. Each call splits the channels over the OpenMP threads; a thread
-// accumulates its channels in float over blocks of at most 64 rows and flushes them into the
-// double totals (so rounding error stays at float level per block of 64, double beyond).
+// vectorized float operations and one histogram increment. Each call splits the channels into
+// tiles of 256 that OpenMP threads take dynamically (ActStatsOptions::parallel_work sets how much
+// work brings in another thread); within a tile, float partial sums over blocks of at most 64 rows
+// are flushed into the double totals (float rounding per block of 64, double beyond).
 // q/k/v (and gate/up) receive the same input pointer: it is accumulated once, under the first
 // module's entry, whose `modules` lists all of them.
 #pragma once
@@ -42,6 +43,10 @@ struct ActStatsOptions {
   bool lm_head = false;              // also observe lm_head's input (needs Logits::All)
   int topn = 16;                     // rows with the largest |x| kept per tensor
   double thresholds[2] = {6.0, 20.0};  // per-channel/per-tensor counts of |x| >= t
+  // Values per thread before another thread joins a call (~4 ms of work): waking a thread costs
+  // microseconds on an idle machine but milliseconds on an oversubscribed one (OpenMP
+  // spin-waits), where a parallel region over less work is slower than one thread.
+  int64_t parallel_work = int64_t(1) << 22;
 };
 
 class ActStatsCollector final : public Observer {

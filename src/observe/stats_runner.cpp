@@ -65,6 +65,7 @@ ActStats collect_stats(const Decoder& model, const CalibSet& set, const StatsRun
                      std::to_string(begin));
     start = src["range"][1].get<int64_t>();
     if (start > end) throw ArgError("stats: the file to resume goes beyond the requested range");
+    if (start == end) return *resume;  // already complete
   }
 
   ActStatsCollector col(model, opt.collect);

@@ -1,0 +1,70 @@
+#include "analysis/imatrix.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "export/gguf_names.h"
+#include "util/error.h"
+
+namespace calq {
+
+namespace {
+
+std::string f32_bytes(const std::vector<double>& v) {
+  std::string b(v.size() * 4, '\0');
+  for (size_t i = 0; i < v.size(); ++i) {
+    const float f = float(v[i]);
+    std::memcpy(&b[i * 4], &f, 4);
+  }
+  return b;
+}
+
+}  // namespace
+
+gguf::Writer imatrix_writer(const ActStats& s, const ImatrixOptions& opt) {
+  // GGUF weight name -> the statistics of its input (sorted by name, as llama.cpp writes them).
+  std::map<std::string, const TensorStats*> entries;
+  std::vector<std::string> unmapped;
+  for (const auto& t : s.tensors) {
+    if (t.kind == "residual") continue;
+    for (const auto& m : t.modules) {
+      const auto g = hf_to_gguf_name(m + ".weight");
+      if (g) entries[*g] = &t;
+      else unmapped.push_back(m);
+    }
+  }
+  if (entries.empty())
+    throw ArgError("imatrix: no observed linear layer has a llama.cpp GGUF name (model type '" +
+                   s.meta.value("model", Json::object()).value("model_type", std::string("?")) +
+                   "'; only the Llama family is mapped" + (unmapped.empty() ? "" : ", e.g. " + unmapped[0]) + ")");
+  for (const auto& [name, t] : entries)
+    if (t->count <= 0) throw ArgError("imatrix: no tokens accumulated for " + t->name);
+
+  gguf::Writer w;
+  w.set("general.type", gguf::Value::str("imatrix"));
+  std::vector<std::string> datasets = opt.datasets;
+  int64_t chunk_size = opt.chunk_size;
+  for (const auto& src : s.meta.value("sources", Json::array())) {
+    const Json calib = src.value("calib", Json::object());
+    if (opt.datasets.empty())
+      datasets.push_back("calq:" + calib.value("builder", std::string("set")) + ":" +
+                         calib.value("token_sha256", std::string("")).substr(0, 16));
+    if (chunk_size <= 0) chunk_size = calib.value("seqlen", int64_t(0));
+  }
+  w.set("imatrix.datasets", gguf::Value::str_array(datasets));
+  w.set("imatrix.chunk_count", gguf::Value::u32(uint32_t(s.meta.value("samples", int64_t(0)))));
+  w.set("imatrix.chunk_size", gguf::Value::u32(uint32_t(std::max<int64_t>(chunk_size, 0))));
+  for (const auto& [name, t] : entries) {
+    w.add_raw(name + ".counts", ggml::Type::F32, {1}, f32_bytes({t->count}));
+    w.add_raw(name + ".in_sum", ggml::Type::F32, {t->cols}, f32_bytes(t->sum));
+    w.add_raw(name + ".in_sum2", ggml::Type::F32, {t->cols}, f32_bytes(t->sum2));
+  }
+  return w;
+}
+
+void write_imatrix(const ActStats& s, const std::string& path, const ImatrixOptions& opt) {
+  imatrix_writer(s, opt).write(path);
+}
+
+}  // namespace calq
