@@ -1,0 +1,162 @@
+// calq eval kld-ref MODEL --data FILE -o REF.safetensors [--k 32]   (run the float model once)
+// calq eval kld MODEL --ref REF.safetensors [--out FILE]             (score any model against it)
+// The compact top-k reference and the statistics are described in src/eval/kld.h and docs/eval.md.
+#include <filesystem>
+#include <memory>
+
+#include "cmd_eval_common.h"
+#include "eval/kld.h"
+#include "eval/ppl.h"
+#include "eval/session.h"
+#include "io/mapped_file.h"
+#include "util/error.h"
+#include "util/progress.h"
+#include "util/sha256.h"
+
+namespace calq::cli {
+namespace {
+
+using namespace calq::eval;
+
+struct RefOpts {
+  std::string model, tokenizer, out, dtype = "f32";
+  evalcmd::WindowOpts w;
+  int k = 32;
+};
+
+int run_ref(const RefOpts& o) {
+  const TextMode mode = parse_text_mode(o.w.text_mode);
+  const Protocol proto = parse_protocol(o.w.protocol);
+  if (o.dtype != "f32" && o.dtype != "f16") throw ArgError("--logprob-dtype must be f32 or f16");
+  const evalcmd::Stopwatch timer;
+  EvalSession s = open_session(o.model, o.tokenizer, true);
+  const EvalText text = load_eval_text(o.w.data, mode, o.w.field);
+  const std::vector<int32_t> stream = token_stream(*s.tokenizer, text.text);
+  const int64_t ctx = o.w.ctx > 0 ? o.w.ctx : s.model->config().max_position;
+  const auto windows = make_windows(stream, ctx, proto, s.tokenizer->bos_id(), o.w.chunks);
+  DecoderLogits src(*s.model);
+  Progress bar("kld-ref", int64_t(windows.size()) * ctx, "tok");
+  KldReference ref = build_kld_reference(src, windows, o.k, o.w.batch,
+                                         [&](int64_t done, int64_t) { bar.update(done * ctx); });
+  bar.finish();
+  KldRefMeta& m = ref.meta;
+  m.model = o.model;
+  m.model_hash = s.info.hash;
+  m.model_arch = s.info.arch;
+  m.tokenizer_sha256 = s.info.tokenizer_sha256;
+  m.data = o.w.data;
+  m.data_sha256 = text.file_sha256;
+  m.text_mode = text_mode_name(text.mode);
+  m.protocol = protocol_name(proto);
+  m.calq_version = CALQ_VERSION;
+  write_kld_reference(ref, o.out, o.dtype == "f16" ? DType::F16 : DType::F32);
+  const uint64_t bytes = std::filesystem::file_size(o.out);
+  const uint64_t full = llamacpp_kld_base_bytes(ref.windows, ctx, ref.predictions(), m.vocab_size);
+  std::printf("kld-ref: %lld tokens, top-%d, %s: %.2f MB (a full-vocabulary llama.cpp file would be %.2f MB, %.0fx)"
+              " in %.1f s\n",
+              (long long)ref.predictions(), o.k, o.out.c_str(), double(bytes) / 1e6, double(full) / 1e6,
+              double(full) / double(bytes), timer.seconds());
+  return 0;
+}
+
+struct KldOpts {
+  std::string model, tokenizer, ref, data, out;
+  int64_t batch = 1;
+  bool bf16 = false;
+};
+
+int run_kld(const KldOpts& o) {
+  const evalcmd::Stopwatch timer;
+  const KldReference ref = read_kld_reference(o.ref);
+  EvalSession s = open_session(o.model, o.tokenizer, false, o.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  check_reference_matches(ref, o.ref, s.info.arch, s.info.tokenizer_sha256, o.data);
+  if (s.info.tokenizer_sha256.empty()) info("kld: no tokenizer beside the model; tokenizer identity not checked");
+  DecoderLogits src(*s.model);
+  const int64_t ctx = ref.meta.ctx;
+  Progress bar("kld", ref.windows * ctx, "tok");
+  const KldStats k = score_kld(src, ref, o.batch, [&](int64_t done, int64_t total, double running) {
+    evalcmd::print_line("[" + std::to_string(done) + "/" + std::to_string(total) + "] mean KLD " +
+                        evalcmd::fmt("%.6f", running));
+    bar.set_note("KLD " + evalcmd::fmt("%.6f", running));
+    bar.update(done * ctx);
+  });
+  bar.finish();
+  const double el = timer.seconds();
+  std::printf("KLD %.6f ± %.6f  p99 %.6f  same top %.3f%%  PPL ratio %.5f ± %.5f (PPL %.4f vs %.4f)  over %lld tokens"
+              " (top-%lld reference %s) %.1f s\n",
+              k.kld_mean, k.kld_mean_stderr, k.kld_p99, k.same_top_pct, k.ppl_ratio, k.ppl_ratio_stderr, k.ppl,
+              k.ppl_ref, (long long)k.tokens, (long long)ref.meta.k, o.ref.c_str(), el);
+  std::printf("  KLD median %.6f p90 %.6f p95 %.6f p99.9 %.6f max %.6f | Δp mean %.3f ± %.3f %% rms %.3f %% "
+              "p1 %.3f p5 %.3f p10 %.3f median %.3f p90 %.3f p95 %.3f p99 %.3f %%\n",
+              k.kld_median, k.kld_p90, k.kld_p95, k.kld_p999, k.kld_max, k.dp_mean_pct, k.dp_mean_pct_stderr,
+              k.dp_rms_pct, k.dp_p01_pct, k.dp_p05_pct, k.dp_p10_pct, k.dp_median_pct, k.dp_p90_pct, k.dp_p95_pct,
+              k.dp_p99_pct);
+  if (!o.out.empty()) {
+    const KldRefMeta& m = ref.meta;
+    const Json data = {{"reference", o.ref},          {"reference_sha256", sha256_file(o.ref)},
+                       {"path", m.data},              {"sha256", m.data_sha256},
+                       {"text_mode", m.text_mode},    {"reference_model", m.model},
+                       {"reference_model_hash", m.model_hash}};
+    const Json settings = {{"protocol", m.protocol}, {"ctx", m.ctx},     {"k", m.k},
+                           {"windows", ref.windows}, {"batch", o.batch}, {"compute", o.bf16 ? "bf16" : "f32"}};
+    const Json metrics = {{"kld_mean", k.kld_mean},
+                          {"kld_mean_stderr", k.kld_mean_stderr},
+                          {"kld_median", k.kld_median},
+                          {"kld_p90", k.kld_p90},
+                          {"kld_p95", k.kld_p95},
+                          {"kld_p99", k.kld_p99},
+                          {"kld_p999", k.kld_p999},
+                          {"kld_max", k.kld_max},
+                          {"same_top_pct", k.same_top_pct},
+                          {"same_top_pct_stderr", k.same_top_pct_stderr},
+                          {"dp_mean_pct", k.dp_mean_pct},
+                          {"dp_mean_pct_stderr", k.dp_mean_pct_stderr},
+                          {"dp_rms_pct", k.dp_rms_pct},
+                          {"dp_p01_pct", k.dp_p01_pct},
+                          {"dp_p05_pct", k.dp_p05_pct},
+                          {"dp_p10_pct", k.dp_p10_pct},
+                          {"dp_median_pct", k.dp_median_pct},
+                          {"dp_p90_pct", k.dp_p90_pct},
+                          {"dp_p95_pct", k.dp_p95_pct},
+                          {"dp_p99_pct", k.dp_p99_pct},
+                          {"ppl", k.ppl},
+                          {"ppl_ref", k.ppl_ref},
+                          {"ppl_ratio", k.ppl_ratio},
+                          {"ppl_ratio_stderr", k.ppl_ratio_stderr},
+                          {"ln_ppl_ratio", k.ln_ppl_ratio},
+                          {"ln_ppl_ratio_stderr", k.ln_ppl_ratio_stderr},
+                          {"tokens", k.tokens}};
+    write_results(o.out, make_results("kld", s.info, data, settings, metrics, el));
+    info("wrote " + o.out);
+  }
+  return 0;
+}
+
+CALQ_REGISTER_COMMAND({{"eval", "kld-ref"},
+                       "Run the reference (float) model once and store its compact top-k KLD reference",
+                       [](CLI::App& app) -> Runner {
+                         auto o = std::make_shared<RefOpts>();
+                         app.add_option("model", o->model, "reference model folder or GGUF file")->required();
+                         evalcmd::add_window_options(app, o->w);
+                         app.add_option("-o,--out", o->out, "reference file (.safetensors)")->required();
+                         app.add_option("-k,--k", o->k, "log-probabilities kept per token")->check(CLI::PositiveNumber);
+                         app.add_option("--logprob-dtype", o->dtype, "f32 (default) or f16 top-k log-probabilities");
+                         app.add_option("--tokenizer", o->tokenizer, "tokenizer.json or folder (default: the model's)");
+                         return [o] { return run_ref(*o); };
+                       }});
+
+CALQ_REGISTER_COMMAND({{"eval", "kld"}, "KL divergence of a model against a compact reference (calq eval kld-ref)",
+                       [](CLI::App& app) -> Runner {
+                         auto o = std::make_shared<KldOpts>();
+                         app.add_option("model", o->model, "model folder (float, GPTQ, AWQ) or GGUF file")->required();
+                         app.add_option("--ref", o->ref, "reference from calq eval kld-ref")->required();
+                         app.add_option("--data", o->data, "optional: check that the reference was made from this file");
+                         app.add_option("--tokenizer", o->tokenizer, "tokenizer.json or folder (identity check)");
+                         app.add_option("--batch", o->batch, "windows per forward pass")->check(CLI::PositiveNumber);
+                         app.add_option("-o,--out", o->out, "results JSON");
+                         app.add_flag("--bf16", o->bf16, "bf16 weights/activations (f32 accumulation)");
+                         return [o] { return run_kld(*o); };
+                       }});
+
+}  // namespace
+}  // namespace calq::cli
