@@ -198,6 +198,13 @@ TEST(EvalGolden, CliPplKldAndTasksWriteResults) {
   EXPECT_EQ(k.at("metrics").at("tokens").get<int64_t>(), 3 * 127);
   for (const char* key : {"kld_mean_stderr", "kld_p99", "kld_median", "dp_mean_pct"})
     EXPECT_TRUE(k.at("metrics").contains(key)) << key;
+  // Exact mode: the two models side by side, no reference file.
+  run_cli("eval kld " + m + " --ref-model " + m + " --data " + ts + " --ctx 128 --chunks 2 -o " + tmp + "kldx.json", 0,
+          &out);
+  const Json kx = load_json_file(tmp + "kldx.json");
+  EXPECT_NEAR(kx.at("metrics").at("kld_mean").get<double>(), 0.0, 1e-9);
+  EXPECT_EQ(kx.at("metrics").at("tokens").get<int64_t>(), 2 * 127);
+  EXPECT_EQ(kx.at("settings").at("k"), "full");
   // The reference refuses other data.
   run_cli("eval kld " + m + " --ref " + tmp + "ref.safetensors --data " + test::data("data/wikitext-2-raw/wiki.test.raw"),
           1, &out);

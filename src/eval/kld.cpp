@@ -96,37 +96,8 @@ KldToken kld_token(const float* q, int64_t vocab, const int32_t* ids, const floa
   return t;
 }
 
-KldStats score_kld(const LogitSource& q, const KldReference& ref, int64_t batch,
-                   const std::function<void(int64_t, int64_t, double)>& on_window) {
-  const int64_t V = q.vocab_size(), k = ref.meta.k;
-  if (V != ref.meta.vocab_size)
-    throw ArgError("KLD reference was made with a vocabulary of " + std::to_string(ref.meta.vocab_size) +
-                   " ids; this model has " + std::to_string(V) + ": not the same model family/tokenizer");
-  const std::vector<Window> windows = ref.to_windows();
-  const int64_t N = ref.predictions();
-  std::vector<KldToken> tok(static_cast<size_t>(N));
-  const size_t B = size_t(std::max<int64_t>(1, batch));
-  MeanAccumulator running;
-  for (size_t w0 = 0; w0 < windows.size(); w0 += B) {
-    const size_t w1 = std::min(windows.size(), w0 + B);
-    const std::vector<int32_t> targets = targets_of(windows, w0, w1);
-    const int64_t base = int64_t(w0) * ref.per_window();
-    window_logits(q, windows, w0, w1, [&](const float* lg, int64_t n, int64_t off) {
-#pragma omp parallel
-      {
-        std::vector<uint8_t> scratch(static_cast<size_t>(V), 0);
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < n; ++i) {
-          const int64_t o = base + off + i;
-          tok[size_t(o)] = kld_token(lg + i * V, V, ref.topk_ids.data() + o * k, ref.topk_logprobs.data() + o * k, k,
-                                     ref.tail_mass[size_t(o)], targets[size_t(off + i)], scratch.data());
-        }
-      }
-    });
-    for (int64_t o = base; o < int64_t(w1) * ref.per_window(); ++o) running.add(tok[size_t(o)].kld);
-    if (on_window) on_window(int64_t(w1), ref.windows, running.mean());
-  }
-
+KldStats summarize_kld(const std::vector<KldToken>& tok) {
+  const int64_t N = int64_t(tok.size());
   KldStats s;
   s.tokens = N;
   MeanAccumulator kl, same, dp, dnll, nll_p, nll_q;
@@ -134,7 +105,7 @@ KldStats score_kld(const LogitSource& q, const KldReference& ref, int64_t batch,
   double dp2 = 0;
   for (int64_t o = 0; o < N; ++o) {
     const KldToken& t = tok[size_t(o)];
-    const double lp_ref = ref.target_logprob[size_t(o)];
+    const double lp_ref = t.lp_ref_target;
     const double d = 100.0 * (t.p_target_q - std::exp(lp_ref));
     kl.add(t.kld);
     same.add(t.same_top ? 100.0 : 0.0);
@@ -165,6 +136,84 @@ KldStats score_kld(const LogitSource& q, const KldReference& ref, int64_t batch,
   s.ppl_ratio = std::exp(s.ln_ppl_ratio);
   s.ppl_ratio_stderr = s.ppl_ratio * s.ln_ppl_ratio_stderr;
   return s;
+}
+
+KldStats score_kld(const LogitSource& q, const KldReference& ref, int64_t batch,
+                   const std::function<void(int64_t, int64_t, double)>& on_window) {
+  const int64_t V = q.vocab_size(), k = ref.meta.k;
+  if (V != ref.meta.vocab_size)
+    throw ArgError("KLD reference was made with a vocabulary of " + std::to_string(ref.meta.vocab_size) +
+                   " ids; this model has " + std::to_string(V) + ": not the same model family/tokenizer");
+  const std::vector<Window> windows = ref.to_windows();
+  const int64_t N = ref.predictions();
+  std::vector<KldToken> tok(static_cast<size_t>(N));
+  const size_t B = size_t(std::max<int64_t>(1, batch));
+  MeanAccumulator running;
+  for (size_t w0 = 0; w0 < windows.size(); w0 += B) {
+    const size_t w1 = std::min(windows.size(), w0 + B);
+    const std::vector<int32_t> targets = targets_of(windows, w0, w1);
+    const int64_t base = int64_t(w0) * ref.per_window();
+    window_logits(q, windows, w0, w1, [&](const float* lg, int64_t n, int64_t off) {
+#pragma omp parallel
+      {
+        std::vector<uint8_t> scratch(static_cast<size_t>(V), 0);
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t o = base + off + i;
+          tok[size_t(o)] = kld_token(lg + i * V, V, ref.topk_ids.data() + o * k, ref.topk_logprobs.data() + o * k, k,
+                                     ref.tail_mass[size_t(o)], targets[size_t(off + i)], scratch.data());
+          tok[size_t(o)].lp_ref_target = ref.target_logprob[size_t(o)];
+        }
+      }
+    });
+    for (int64_t o = base; o < int64_t(w1) * ref.per_window(); ++o) running.add(tok[size_t(o)].kld);
+    if (on_window) on_window(int64_t(w1), ref.windows, running.mean());
+  }
+
+  return summarize_kld(tok);
+}
+
+KldStats score_kld_exact(const LogitSource& p, const LogitSource& q, const std::vector<Window>& windows, int64_t batch,
+                         const std::function<void(int64_t, int64_t, double)>& on_window) {
+  const int64_t V = p.vocab_size();
+  if (q.vocab_size() != V)
+    throw ArgError("exact KLD: the reference model has " + std::to_string(V) + " ids, the scored one " +
+                   std::to_string(q.vocab_size()));
+  std::vector<KldToken> tok;
+  MeanAccumulator running;
+  const size_t B = size_t(std::max<int64_t>(1, batch));
+  for (size_t w0 = 0; w0 < windows.size(); w0 += B) {
+    const size_t w1 = std::min(windows.size(), w0 + B);
+    const std::vector<int32_t> targets = targets_of(windows, w0, w1);
+    std::vector<float> pl;  // P's rows of this batch: [predictions, V]
+    pl.reserve(targets.size() * size_t(V));
+    window_logits(p, windows, w0, w1, [&](const float* lg, int64_t n, int64_t) { pl.insert(pl.end(), lg, lg + n * V); });
+    const size_t base = tok.size();
+    tok.resize(base + targets.size());
+    window_logits(q, windows, w0, w1, [&](const float* lg, int64_t n, int64_t off) {
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        const float* pr = pl.data() + (off + i) * V;
+        const float* qr = lg + i * V;
+        const int32_t target = targets[size_t(off + i)];
+        KldToken& t = tok[base + size_t(off + i)];
+        const double lse_p = row_logsumexp(pr, V), lse_q = row_logsumexp(qr, V);
+        double kl = 0;
+        for (int64_t j = 0; j < V; ++j) {
+          const double a = double(pr[j]) - lse_p;
+          kl += double(exp_neg(float(a))) * (a - (double(qr[j]) - lse_q));
+        }
+        t.kld = kl;
+        t.nll_q = lse_q - double(qr[target]);
+        t.p_target_q = std::exp(-t.nll_q);
+        t.same_top = row_argmax(qr, V) == row_argmax(pr, V);
+        t.lp_ref_target = double(pr[target]) - lse_p;
+      }
+    });
+    for (size_t o = base; o < tok.size(); ++o) running.add(tok[o].kld);
+    if (on_window) on_window(int64_t(w1), int64_t(windows.size()), running.mean());
+  }
+  return summarize_kld(tok);
 }
 
 double kld_exact(const float* p, const float* q, int64_t vocab) {

@@ -18,9 +18,9 @@ struct WindowOpts {
   int64_t ctx = 0, chunks = 0, batch = 1;
 };
 
-inline void add_window_options(CLI::App& app, WindowOpts& o) {
-  app.add_option("--data", o.data, "evaluation text: plain text, jsonl (with a text field) or sentence-per-line")
-      ->required();
+inline void add_window_options(CLI::App& app, WindowOpts& o, bool data_required = true) {
+  auto* d = app.add_option("--data", o.data, "evaluation text: plain text, jsonl (with a text field) or sentence-per-line");
+  if (data_required) d->required();
   app.add_option("--text-mode", o.text_mode,
                  "how the file becomes one text: auto|raw|hf-rows|jsonl|lines (auto: by extension; raw otherwise)");
   app.add_option("--field", o.field, "jsonl field holding the text");

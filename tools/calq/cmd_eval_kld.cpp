@@ -60,45 +60,84 @@ int run_ref(const RefOpts& o) {
 }
 
 struct KldOpts {
-  std::string model, tokenizer, ref, data, out;
-  int64_t batch = 1;
+  std::string model, tokenizer, ref, ref_model, out;
+  evalcmd::WindowOpts w;  // --data etc.: with --ref-model; --data alone checks a reference file
   bool bf16 = false;
 };
 
-int run_kld(const KldOpts& o) {
-  const evalcmd::Stopwatch timer;
-  const KldReference ref = read_kld_reference(o.ref);
-  EvalSession s = open_session(o.model, o.tokenizer, false, o.bf16 ? ComputeType::BF16 : ComputeType::F32);
-  check_reference_matches(ref, o.ref, s.info.arch, s.info.tokenizer_sha256, o.data);
-  if (s.info.tokenizer_sha256.empty()) info("kld: no tokenizer beside the model; tokenizer identity not checked");
-  DecoderLogits src(*s.model);
-  const int64_t ctx = ref.meta.ctx;
-  Progress bar("kld", ref.windows * ctx, "tok");
-  const KldStats k = score_kld(src, ref, o.batch, [&](int64_t done, int64_t total, double running) {
+// Exact mode: both models side by side, full-vocabulary KL per token, no reference file.
+KldStats run_exact(const KldOpts& o, const EvalSession& s, Json* data, Json* settings) {
+  if (o.w.data.empty()) throw ArgError("--ref-model needs --data");
+  EvalSession p = open_session(o.ref_model, o.tokenizer, true);
+  if (p.info.arch != s.info.arch)
+    throw ArgError(o.ref_model + " (" + p.info.arch + ") and " + o.model + " (" + s.info.arch +
+                   ") are not versions of the same model");
+  if (!s.info.tokenizer_sha256.empty() && s.info.tokenizer_sha256 != p.info.tokenizer_sha256)
+    throw ArgError(o.ref_model + " and " + o.model + " have different tokenizers");
+  const EvalText text = load_eval_text(o.w.data, parse_text_mode(o.w.text_mode), o.w.field);
+  const Protocol proto = parse_protocol(o.w.protocol);
+  const int64_t ctx = o.w.ctx > 0 ? o.w.ctx : s.model->config().max_position;
+  const auto windows = make_windows(token_stream(*p.tokenizer, text.text), ctx, proto, p.tokenizer->bos_id(), o.w.chunks);
+  DecoderLogits P(*p.model), Q(*s.model);
+  Progress bar("kld", int64_t(windows.size()) * ctx, "tok");
+  const KldStats k = score_kld_exact(P, Q, windows, o.w.batch, [&](int64_t done, int64_t total, double running) {
     evalcmd::print_line("[" + std::to_string(done) + "/" + std::to_string(total) + "] mean KLD " +
                         evalcmd::fmt("%.6f", running));
-    bar.set_note("KLD " + evalcmd::fmt("%.6f", running));
     bar.update(done * ctx);
   });
   bar.finish();
+  *data = {{"reference", "exact"},       {"path", o.w.data},
+           {"sha256", text.file_sha256}, {"text_mode", text_mode_name(text.mode)},
+           {"reference_model", o.ref_model}, {"reference_model_hash", p.info.hash}};
+  *settings = {{"protocol", protocol_name(proto)}, {"ctx", ctx},          {"k", "full"},
+               {"windows", windows.size()},        {"batch", o.w.batch}, {"compute", o.bf16 ? "bf16" : "f32"}};
+  return k;
+}
+
+int run_kld(const KldOpts& o) {
+  const evalcmd::Stopwatch timer;
+  if (o.ref.empty() == o.ref_model.empty()) throw ArgError("give exactly one of --ref (a reference file) or --ref-model");
+  EvalSession s = open_session(o.model, o.tokenizer, false, o.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  if (s.info.tokenizer_sha256.empty()) info("kld: no tokenizer beside the model; tokenizer identity not checked");
+  Json data, settings;
+  KldStats k;
+  int64_t topk = 0;
+  if (!o.ref_model.empty()) {
+    k = run_exact(o, s, &data, &settings);
+  } else {
+    const KldReference ref = read_kld_reference(o.ref);
+    check_reference_matches(ref, o.ref, s.info.arch, s.info.tokenizer_sha256, o.w.data);
+    const KldRefMeta& m = ref.meta;
+    topk = m.k;
+    DecoderLogits src(*s.model);
+    const int64_t ctx = m.ctx;
+    Progress bar("kld", ref.windows * ctx, "tok");
+    k = score_kld(src, ref, o.w.batch, [&](int64_t done, int64_t total, double running) {
+      evalcmd::print_line("[" + std::to_string(done) + "/" + std::to_string(total) + "] mean KLD " +
+                          evalcmd::fmt("%.6f", running));
+      bar.set_note("KLD " + evalcmd::fmt("%.6f", running));
+      bar.update(done * ctx);
+    });
+    bar.finish();
+    data = {{"reference", o.ref},          {"reference_sha256", sha256_file(o.ref)},
+            {"path", m.data},              {"sha256", m.data_sha256},
+            {"text_mode", m.text_mode},    {"reference_model", m.model},
+            {"reference_model_hash", m.model_hash}};
+    settings = {{"protocol", m.protocol}, {"ctx", m.ctx},       {"k", m.k},
+                {"windows", ref.windows}, {"batch", o.w.batch}, {"compute", o.bf16 ? "bf16" : "f32"}};
+  }
   const double el = timer.seconds();
   std::printf("KLD %.6f ± %.6f  p99 %.6f  same top %.3f%%  PPL ratio %.5f ± %.5f (PPL %.4f vs %.4f)  over %lld tokens"
-              " (top-%lld reference %s) %.1f s\n",
+              " (%s reference %s) %.1f s\n",
               k.kld_mean, k.kld_mean_stderr, k.kld_p99, k.same_top_pct, k.ppl_ratio, k.ppl_ratio_stderr, k.ppl,
-              k.ppl_ref, (long long)k.tokens, (long long)ref.meta.k, o.ref.c_str(), el);
+              k.ppl_ref, (long long)k.tokens, topk ? ("top-" + std::to_string(topk)).c_str() : "exact",
+              o.ref.empty() ? o.ref_model.c_str() : o.ref.c_str(), el);
   std::printf("  KLD median %.6f p90 %.6f p95 %.6f p99.9 %.6f max %.6f | Δp mean %.3f ± %.3f %% rms %.3f %% "
               "p1 %.3f p5 %.3f p10 %.3f median %.3f p90 %.3f p95 %.3f p99 %.3f %%\n",
               k.kld_median, k.kld_p90, k.kld_p95, k.kld_p999, k.kld_max, k.dp_mean_pct, k.dp_mean_pct_stderr,
               k.dp_rms_pct, k.dp_p01_pct, k.dp_p05_pct, k.dp_p10_pct, k.dp_median_pct, k.dp_p90_pct, k.dp_p95_pct,
               k.dp_p99_pct);
   if (!o.out.empty()) {
-    const KldRefMeta& m = ref.meta;
-    const Json data = {{"reference", o.ref},          {"reference_sha256", sha256_file(o.ref)},
-                       {"path", m.data},              {"sha256", m.data_sha256},
-                       {"text_mode", m.text_mode},    {"reference_model", m.model},
-                       {"reference_model_hash", m.model_hash}};
-    const Json settings = {{"protocol", m.protocol}, {"ctx", m.ctx},     {"k", m.k},
-                           {"windows", ref.windows}, {"batch", o.batch}, {"compute", o.bf16 ? "bf16" : "f32"}};
     const Json metrics = {{"kld_mean", k.kld_mean},
                           {"kld_mean_stderr", k.kld_mean_stderr},
                           {"kld_median", k.kld_median},
@@ -149,10 +188,11 @@ CALQ_REGISTER_COMMAND({{"eval", "kld"}, "KL divergence of a model against a comp
                        [](CLI::App& app) -> Runner {
                          auto o = std::make_shared<KldOpts>();
                          app.add_option("model", o->model, "model folder (float, GPTQ, AWQ) or GGUF file")->required();
-                         app.add_option("--ref", o->ref, "reference from calq eval kld-ref")->required();
-                         app.add_option("--data", o->data, "optional: check that the reference was made from this file");
+                         app.add_option("--ref", o->ref, "reference from calq eval kld-ref");
+                         app.add_option("--ref-model", o->ref_model,
+                                        "exact mode: run this (float) model beside MODEL, full-vocabulary KL (needs --data)");
+                         evalcmd::add_window_options(app, o->w, /*data_required=*/false);
                          app.add_option("--tokenizer", o->tokenizer, "tokenizer.json or folder (identity check)");
-                         app.add_option("--batch", o->batch, "windows per forward pass")->check(CLI::PositiveNumber);
                          app.add_option("-o,--out", o->out, "results JSON");
                          app.add_flag("--bf16", o->bf16, "bf16 weights/activations (f32 accumulation)");
                          return [o] { return run_kld(*o); };

@@ -32,6 +32,7 @@ int run(const Opts& o) {
        std::to_string(ctx) + " (" + protocol_name(proto) + ", text mode " + text_mode_name(text.mode) + ")");
 
   DecoderLogits src(*s.model);
+  const evalcmd::Stopwatch scoring;
   Progress bar("ppl", int64_t(windows.size()) * ctx, "tok");
   PplOptions po;
   po.batch = o.w.batch;
@@ -43,12 +44,12 @@ int run(const Opts& o) {
     bar.update(p.tokens_done);
   });
   bar.finish();
-  const double el = timer.seconds();
+  const double score_s = scoring.seconds(), el = timer.seconds();
+  const double tok_s = double(r.windows * ctx) / std::max(score_s, 1e-9);
 
   std::printf("ppl %.4f ± %.4f  (mean NLL %.6f over %lld tokens; %s, ctx %lld, %lld windows; %s [%s]) %.1f s, %.0f tok/s\n",
               r.ppl, r.ppl_stderr, r.nll_mean, (long long)r.predictions, protocol_name(proto), (long long)ctx,
-              (long long)r.windows, o.w.data.c_str(), text_mode_name(text.mode), el,
-              double(r.windows * ctx) / std::max(el, 1e-9));
+              (long long)r.windows, o.w.data.c_str(), text_mode_name(text.mode), el, tok_s);
   if (!o.out.empty()) {
     const Json data = {{"path", o.w.data}, {"sha256", text.file_sha256}, {"text_mode", text_mode_name(text.mode)},
                        {"documents", text.documents}, {"stream_tokens", stream.size()}};
@@ -59,7 +60,7 @@ int run(const Opts& o) {
     const Json metrics = {{"ppl", r.ppl}, {"ppl_stderr", r.ppl_stderr}, {"nll_mean", r.nll_mean},
                           {"nll_sum", r.nll_sum}, {"tokens", r.predictions}};
     write_results(o.out, make_results("ppl", s.info, data, settings, metrics, el,
-                                      {{"window_nll_sum", r.window_nll_sum}}));
+                                      {{"window_nll_sum", r.window_nll_sum}, {"scoring_s", score_s}, {"tokens_per_s", tok_s}}));
     info("wrote " + o.out);
   }
   return 0;
