@@ -1,10 +1,25 @@
+// Linear-layer GEMMs on oneDNN matmul (brgemm kernels). Why oneDNN and not OpenBLAS: on this
+// class of CPU Debian's OpenBLAS 0.3.21 runs AVX2 (Haswell) kernels, ~half of what oneDNN's
+// AVX-512 brgemm reaches in f32, and it has no bf16 GEMM at all (docs/performance.md).
+//
+// Design: pack_weight() reorders W once into the blocked layout oneDNN picks for the weights
+// (format_tag::any; BA16a64b for f32, BA16a64b2a for bf16 on AVX-512; it depends on n, k and the
+// type but not on the row count). gemm_packed() looks up a matmul primitive for
+// (rows, n, k, type, bias) in a bounded LRU cache and runs it on caller-owned src/dst memory.
 #include "kernels/gemm.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <cstring>
+#include <dnnl.hpp>
+#include <list>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
+#include "kernels/profile.h"
+#include "kernels/vec.h"
 #include "util/error.h"
 
 namespace calq {
@@ -27,33 +42,190 @@ void sgemm(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const flo
 }
 
 namespace {
-class PlainPacked final : public PackedWeight {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+dnnl::stream& thread_stream() {
+  thread_local dnnl::stream s(cpu_engine());
+  return s;
+}
+
+dt dnnl_type(ComputeType c) { return c == ComputeType::BF16 ? dt::bf16 : dt::f32; }
+
+// The row count used to ask oneDNN for its preferred weight layout (any count gives the same one).
+constexpr int64_t kLayoutRows = 64;
+
+// accumulate: a sum post-op, dst = dst + src · W (+ bias).
+dnnl::matmul::primitive_desc make_pd(int64_t rows, int64_t n, int64_t k, ComputeType c, bool bias,
+                                     const dnnl::memory::desc& wmd, bool accumulate = false) {
+  const dnnl::memory::desc src({rows, k}, dnnl_type(c), tag::ab);
+  const dnnl::memory::desc dst({rows, n}, dt::f32, tag::ab);
+  dnnl::primitive_attr attr;
+  if (accumulate) {
+    dnnl::post_ops po;
+    po.append_sum(1.0f);
+    attr.set_post_ops(po);
+  }
+  if (bias) {
+    const dnnl::memory::desc b({1, n}, dt::f32, tag::ab);
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wmd, b, dst), attr, cpu_engine());
+  }
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wmd, dst), attr, cpu_engine());
+}
+
+class DnnlPacked final : public PackedWeight {
  public:
-  PlainPacked(const float* w, int64_t n, int64_t k) : n_(n), k_(k), w_(w, w + n * k) {}
+  DnnlPacked(const float* w, int64_t n, int64_t k, ComputeType c) : n_(n), k_(k), c_(c) {
+    const dnnl::memory::desc any({k, n}, dnnl_type(c), tag::any);
+    md_ = make_pd(kLayoutRows, n, k, c, false, any).weights_desc();
+    mem_ = dnnl::memory(md_, cpu_engine());
+    // W [n, k] row-major is Wᵀ [k, n] in column-major ("ba") order: the reorder transposes,
+    // blocks and (for bf16) rounds to nearest even in one pass.
+    dnnl::memory src({{k, n}, dt::f32, tag::ba}, cpu_engine(), const_cast<float*>(w));
+    dnnl::reorder(src, mem_).execute(thread_stream(), src, mem_);
+    thread_stream().wait();
+  }
   int64_t n() const override { return n_; }
   int64_t k() const override { return k_; }
-  ComputeType compute() const override { return ComputeType::F32; }
-  size_t bytes() const override { return w_.size() * 4; }
-  const float* data() const { return w_.data(); }
+  ComputeType compute() const override { return c_; }
+  size_t bytes() const override { return md_.get_size(); }
+  const dnnl::memory& mem() const { return mem_; }
+  const dnnl::memory::desc& desc() const { return md_; }
 
  private:
   int64_t n_, k_;
-  std::vector<float> w_;
+  ComputeType c_;
+  dnnl::memory::desc md_;
+  dnnl::memory mem_;
 };
-}  // namespace
 
-std::shared_ptr<PackedWeight> pack_weight(const float* w, int64_t n, int64_t k, ComputeType c) {
-  return std::make_shared<PlainPacked>(w, n, k);
+// oneDNN fixes a primitive's thread count when it is created, so the key includes it.
+struct PrimKey {
+  int64_t rows, n, k;
+  int type;
+  bool bias, accumulate;
+  int threads;
+  bool operator==(const PrimKey& o) const {
+    return rows == o.rows && n == o.n && k == o.k && type == o.type && bias == o.bias &&
+           accumulate == o.accumulate && threads == o.threads;
+  }
+};
+struct PrimKeyHash {
+  size_t operator()(const PrimKey& p) const {
+    size_t h = std::hash<int64_t>()(p.rows);
+    h = h * 1000003u ^ std::hash<int64_t>()(p.n);
+    h = h * 1000003u ^ std::hash<int64_t>()(p.k);
+    return (h * 31u + size_t(p.type) * 4u + size_t(p.bias) * 2u + size_t(p.accumulate)) * 131u + size_t(p.threads);
+  }
+};
+
+// Bounded LRU of matmul primitives. Evaluation runs many batch sizes, so row counts vary; the
+// bound keeps memory flat (oneDNN's own JIT-kernel cache makes a re-created primitive cheap).
+class PrimitiveCache {
+ public:
+  static constexpr size_t kCapacity = 256;
+
+  dnnl::matmul get(const PrimKey& key, const dnnl::memory::desc& wmd) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = map_.find(key);
+      if (it != map_.end()) {
+        lru_.splice(lru_.begin(), lru_, it->second);
+        return it->second->second;
+      }
+    }
+    const ComputeType c = ComputeType(key.type);
+    // Ask for the layout oneDNN prefers for this row count; it is the packed one in practice,
+    // and if not, pin the packed layout explicitly (oneDNN then picks an implementation for it).
+    const dnnl::memory::desc any({key.k, key.n}, dnnl_type(c), tag::any);
+    dnnl::matmul::primitive_desc pd = make_pd(key.rows, key.n, key.k, c, key.bias, any, key.accumulate);
+    if (pd.weights_desc() != wmd) pd = make_pd(key.rows, key.n, key.k, c, key.bias, wmd, key.accumulate);
+    dnnl::matmul prim(pd);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(key);
+    if (it != map_.end()) return it->second->second;
+    lru_.emplace_front(key, prim);
+    map_[key] = lru_.begin();
+    if (lru_.size() > kCapacity) {
+      map_.erase(lru_.back().first);
+      lru_.pop_back();
+    }
+    return prim;
+  }
+
+ private:
+  std::mutex mu_;
+  std::list<std::pair<PrimKey, dnnl::matmul>> lru_;
+  std::unordered_map<PrimKey, std::list<std::pair<PrimKey, dnnl::matmul>>::iterator, PrimKeyHash> map_;
+};
+
+PrimitiveCache& prim_cache() {
+  static PrimitiveCache c;
+  return c;
 }
 
-void gemm_packed(const float* x, int64_t rows, const PackedWeight& pw, const float* bias, float* y) {
-  const auto& p = static_cast<const PlainPacked&>(pw);
+// Per-thread buffer for the bf16 copy of the activations (grows to the largest input seen).
+uint16_t* bf16_scratch(size_t n) {
+  thread_local std::vector<uint16_t> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+}  // namespace
+
+KernelProfile& kernel_profile() {
+  static KernelProfile p;
+  return p;
+}
+
+std::shared_ptr<PackedWeight> pack_weight(const float* w, int64_t n, int64_t k, ComputeType c) {
+  if (n <= 0 || k <= 0) throw ArgError("pack_weight: empty weight [" + std::to_string(n) + ", " + std::to_string(k) + "]");
+  return std::make_shared<DnnlPacked>(w, n, k, c);
+}
+
+namespace {
+// Runs the cached primitive on x (already in the packed weight's compute type).
+void run_matmul(const void* x, int64_t rows, const DnnlPacked& p, const float* bias, float* y, bool accumulate) {
   const int64_t n = p.n(), k = p.k();
-  if (rows == 0) return;
-  if (bias) {
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(y + r * n, bias, size_t(n) * 4);
+  const PrimKey key{rows, n, k, int(p.compute()), bias != nullptr, accumulate,
+                    omp_in_parallel() ? 1 : omp_get_max_threads()};
+  dnnl::matmul prim = prim_cache().get(key, p.desc());
+  dnnl::engine& eng = cpu_engine();
+  dnnl::memory src_m({{rows, k}, dnnl_type(p.compute()), tag::ab}, eng, const_cast<void*>(x));
+  dnnl::memory dst_m({{rows, n}, dt::f32, tag::ab}, eng, y);
+  std::unordered_map<int, dnnl::memory> args = {
+      {DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, p.mem()}, {DNNL_ARG_DST, dst_m}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, n}, dt::f32, tag::ab}, eng, const_cast<float*>(bias)));
+  prim.execute(thread_stream(), args);
+  thread_stream().wait();
+}
+}  // namespace
+
+void gemm_packed(const float* x, int64_t rows, const PackedWeight& pw, const float* bias, float* y, bool accumulate) {
+  const auto& p = dynamic_cast<const DnnlPacked&>(pw);
+  if (rows <= 0) return;
+  KernelTimer timer(KernelKind::Gemm, 2 * rows * p.n() * p.k());
+  if (p.compute() == ComputeType::BF16) {
+    uint16_t* xb = bf16_scratch(size_t(rows * p.k()));
+    f32_to_bf16_n(x, xb, rows * p.k());
+    return run_matmul(xb, rows, p, bias, y, accumulate);
   }
-  sgemm(true, rows, n, k, 1.0f, x, k, p.data(), k, bias ? 1.0f : 0.0f, y, n);
+  run_matmul(x, rows, p, bias, y, accumulate);
+}
+
+void gemm_packed_bf16(const uint16_t* x, int64_t rows, const PackedWeight& pw, const float* bias, float* y,
+                      bool accumulate) {
+  const auto& p = dynamic_cast<const DnnlPacked&>(pw);
+  if (p.compute() != ComputeType::BF16) throw ArgError("gemm_packed_bf16: weight is not packed for bf16");
+  if (rows <= 0) return;
+  KernelTimer timer(KernelKind::Gemm, 2 * rows * p.n() * p.k());
+  run_matmul(x, rows, p, bias, y, accumulate);
 }
 
 }  // namespace calq

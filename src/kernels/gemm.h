@@ -24,7 +24,13 @@ class PackedWeight {
 // Packs W [n, k] (float32, row-major) for repeated products.
 std::shared_ptr<PackedWeight> pack_weight(const float* w, int64_t n, int64_t k, ComputeType c);
 // y = x · Wᵀ (+ bias). x [rows, k], y [rows, n], both float32 row-major with leading dims k and n.
-void gemm_packed(const float* x, int64_t rows, const PackedWeight& w, const float* bias, float* y);
+// accumulate: y += x · Wᵀ (+ bias) instead (a residual add fused into the GEMM).
+// BF16 weights: x is rounded to bf16 (nearest even) first; products are accumulated in f32.
+void gemm_packed(const float* x, int64_t rows, const PackedWeight& w, const float* bias, float* y,
+                 bool accumulate = false);
+// Same with x already in bf16 (w must be packed for ComputeType::BF16).
+void gemm_packed_bf16(const uint16_t* x, int64_t rows, const PackedWeight& w, const float* bias, float* y,
+                      bool accumulate = false);
 
 // Plain float32 GEMM, row-major: C[m,n] = alpha * A[m,k] · op(B) + beta * C, op(B) = B[k,n] or B[n,k]ᵀ.
 void sgemm(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,

@@ -6,7 +6,7 @@
 
 namespace calq {
 
-void rms_norm(const float* x, int64_t rows, int64_t n, const float* w, float eps, float* y) {
+void rms_norm_ref(const float* x, int64_t rows, int64_t n, const float* w, float eps, float* y) {
 #pragma omp parallel for schedule(static) if (rows * n > 65536)
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * n;
@@ -18,7 +18,7 @@ void rms_norm(const float* x, int64_t rows, int64_t n, const float* w, float eps
   }
 }
 
-void layer_norm(const float* x, int64_t rows, int64_t n, const float* w, const float* b, float eps, float* y) {
+void layer_norm_ref(const float* x, int64_t rows, int64_t n, const float* w, const float* b, float eps, float* y) {
 #pragma omp parallel for schedule(static) if (rows * n > 65536)
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * n;
@@ -44,12 +44,12 @@ float activate(float x, ActKind a) {
   return x;
 }
 
-void gated_act(float* g, const float* u, int64_t n, ActKind a) {
+void gated_act_ref(float* g, const float* u, int64_t n, ActKind a) {
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) g[i] = activate(g[i], a) * u[i];
 }
 
-void act_inplace(float* x, int64_t n, ActKind a) {
+void act_inplace_ref(float* x, int64_t n, ActKind a) {
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) x[i] = activate(x[i], a);
 }
@@ -75,15 +75,16 @@ RopeTable make_rope_table(const std::vector<double>& inv_freq, int positions, do
   return t;
 }
 
-void apply_rope(float* x, int64_t rows, int heads, int dim, const int32_t* pos, const RopeTable& t,
-                bool interleaved) {
+void apply_rope_ref(float* x, int64_t rows, int heads, int dim, const int32_t* pos, const RopeTable& t,
+                    bool interleaved, int64_t ld) {
   const int half = dim / 2;
+  if (ld == 0) ld = int64_t(heads) * dim;
 #pragma omp parallel for schedule(static) if (rows * heads * dim > 65536)
   for (int64_t r = 0; r < rows; ++r) {
     const float* c = t.cos.data() + size_t(pos[r]) * t.half;
     const float* s = t.sin.data() + size_t(pos[r]) * t.half;
     for (int h = 0; h < heads; ++h) {
-      float* v = x + (r * heads + h) * dim;
+      float* v = x + r * ld + int64_t(h) * dim;
       for (int i = 0; i < half; ++i) {
         const int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
         const float x1 = v[a], x2 = v[b];
@@ -95,7 +96,7 @@ void apply_rope(float* x, int64_t rows, int heads, int dim, const int32_t* pos, 
 }
 
 void attention_ref(const float* q, const float* k, const float* v, float* out, const AttnDims& d) {
-  const int64_t T = d.seq, qs = int64_t(d.heads) * d.head_dim, ks = int64_t(d.kv_heads) * d.head_dim;
+  const int64_t T = d.seq, qs = d.qld(), ks = d.kld(), vs = d.vld(), os = d.outld();
   const int group = d.heads / d.kv_heads;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < d.batch; ++b)
@@ -115,19 +116,15 @@ void attention_ref(const float* q, const float* k, const float* v, float* out, c
         }
         double sum = 0;
         for (int64_t j = j0; j <= i; ++j) sum += (p[size_t(j)] = std::exp(p[size_t(j)] - mx));
-        float* o = out + (b * T + i) * qs + int64_t(h) * d.head_dim;
+        float* o = out + (b * T + i) * os + int64_t(h) * d.head_dim;
         for (int e = 0; e < d.head_dim; ++e) o[e] = 0;
         for (int64_t j = j0; j <= i; ++j) {
           const float w = float(p[size_t(j)] / sum);
-          const float* vj = v + (b * T + j) * ks + int64_t(kh) * d.head_dim;
+          const float* vj = v + (b * T + j) * vs + int64_t(kh) * d.head_dim;
           for (int e = 0; e < d.head_dim; ++e) o[e] += w * vj[e];
         }
       }
     }
-}
-
-void attention(const float* q, const float* k, const float* v, float* out, const AttnDims& d) {
-  attention_ref(q, k, v, out, d);  // TODO(perf): blocked GEMM-based path
 }
 
 }  // namespace calq

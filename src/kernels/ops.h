@@ -1,5 +1,7 @@
 // Elementwise and row kernels of the decoder: norms, activations, RoPE, attention.
-// Each one is a plain loop (the reference) unless noted; fast paths must be tested against these.
+// Every kernel has a plain scalar reference (*_ref, ops.cpp); the unsuffixed names are the fast
+// paths the decoder runs (ops_fast.cpp, attention.cpp), tested against the references
+// (src/kernels/ops_test.cpp, attention_test.cpp).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -10,12 +12,23 @@ namespace calq {
 void rms_norm(const float* x, int64_t rows, int64_t n, const float* w, float eps, float* y);
 // y = (x - mean) / sqrt(var + eps) * w + b   (b may be null: Cohere's bias-free LayerNorm). y may alias x.
 void layer_norm(const float* x, int64_t rows, int64_t n, const float* w, const float* b, float eps, float* y);
+// The scalar references of the above (double accumulation); rms_norm/layer_norm are AVX-512.
+void rms_norm_ref(const float* x, int64_t rows, int64_t n, const float* w, float eps, float* y);
+void layer_norm_ref(const float* x, int64_t rows, int64_t n, const float* w, const float* b, float eps, float* y);
 
 enum class ActKind { SiLU, ReLU, GELU, GELUTanh };
 float activate(float x, ActKind a);
 // g[i] = act(g[i]) * u[i] (gated MLP); n elements.
 void gated_act(float* g, const float* u, int64_t n, ActKind a);
 void act_inplace(float* x, int64_t n, ActKind a);
+// Scalar references (activate() per element).
+void gated_act_ref(float* g, const float* u, int64_t n, ActKind a);
+void act_inplace_ref(float* x, int64_t n, ActKind a);
+// Gated MLP on a fused gate|up product: gu [rows, 2n] holds gate in columns [0, n) and up in
+// [n, 2n); out[r, i] = act(gu[r, i]) * gu[r, n + i], out dense [rows, n] (f32, or bf16 for a
+// bf16 GEMM input: round to nearest even of the f32 result).
+void gated_act_rows(const float* gu, int64_t rows, int64_t n, ActKind a, float* out);
+void gated_act_rows_bf16(const float* gu, int64_t rows, int64_t n, ActKind a, uint16_t* out);
 
 // Rotary embedding table: cos/sin of position * inv_freq[i], [positions, half] row-major.
 struct RopeTable {
@@ -27,8 +40,11 @@ std::vector<double> rope_inv_freq(double theta, int dim);
 RopeTable make_rope_table(const std::vector<double>& inv_freq, int positions, double position_scale);
 // Rotates `heads` heads of width `dim` in every row of x [rows, heads*dim]; row r has position pos[r].
 // interleaved=false: pairs (i, i+dim/2) (HF rotate_half); true: pairs (2i, 2i+1) (Cohere, GPT-J).
+// ld: floats between consecutive rows (0: heads*dim), e.g. q/k inside a fused q|k|v product.
 void apply_rope(float* x, int64_t rows, int heads, int dim, const int32_t* pos, const RopeTable& t,
-                bool interleaved);
+                bool interleaved, int64_t ld = 0);
+void apply_rope_ref(float* x, int64_t rows, int heads, int dim, const int32_t* pos, const RopeTable& t,
+                    bool interleaved, int64_t ld = 0);
 
 // Causal (optionally sliding-window) scaled dot-product attention over a batch of B sequences of T
 // tokens. q [B*T, nh*hd], k/v [B*T, nkv*hd], out [B*T, nh*hd]; query head h reads kv head
@@ -38,9 +54,18 @@ struct AttnDims {
   int heads = 0, kv_heads = 0, head_dim = 0;
   int window = 0;
   float scale = 1.0f;
+  bool bf16 = false;  // fast path only: bf16 Q·Kᵀ and P·V products (f32 softmax and accumulation)
+  // Row strides in floats (0: dense, i.e. heads*head_dim for q/out, kv_heads*head_dim for k/v),
+  // so q, k, v can be column blocks of one fused q|k|v product.
+  int64_t q_ld = 0, k_ld = 0, v_ld = 0, out_ld = 0;
+  int64_t qld() const { return q_ld ? q_ld : int64_t(heads) * head_dim; }
+  int64_t kld() const { return k_ld ? k_ld : int64_t(kv_heads) * head_dim; }
+  int64_t vld() const { return v_ld ? v_ld : int64_t(kv_heads) * head_dim; }
+  int64_t outld() const { return out_ld ? out_ld : int64_t(heads) * head_dim; }
 };
 void attention_ref(const float* q, const float* k, const float* v, float* out, const AttnDims& d);
-// Fast path (blocked, multi-threaded); must match attention_ref to fp32 rounding.
+// Fast path (kernels/attention.cpp: blocked, online softmax, multi-threaded); matches
+// attention_ref to fp32 rounding (d.bf16 = false) or to bf16 input rounding (d.bf16 = true).
 void attention(const float* q, const float* k, const float* v, float* out, const AttnDims& d);
 
 }  // namespace calq

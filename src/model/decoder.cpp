@@ -222,6 +222,26 @@ Tensor Decoder::embed(const int32_t* ids, int64_t batch, int64_t seq) const {
   return x;
 }
 
+// Buffers of one forward pass, grown on demand and reused by every layer, so the hot path does
+// not allocate (and page-fault) fresh megabytes per linear layer. Freed when the pass ends.
+struct Decoder::Scratch {
+  Tensor xn, qkv, attn, gu, act;
+  std::vector<uint16_t> act16;
+  std::vector<int32_t> pos;
+  static float* get(Tensor& t, int64_t n) {
+    if (!t.defined() || t.numel() < n) t = Tensor::empty(DType::F32, {std::max<int64_t>(n, 1)});
+    return t.f32_mut();
+  }
+};
+
+void Decoder::norm_into(const Norm& n, const float* x, int64_t rows, float* y) const {
+  const int64_t cols = cfg_.hidden_size;
+  if (cfg_.norm == NormKind::RMSNorm)
+    rms_norm(x, rows, cols, n.weight.f32(), float(cfg_.norm_eps), y);
+  else
+    layer_norm(x, rows, cols, n.weight.f32(), n.bias.defined() ? n.bias.f32() : nullptr, float(cfg_.norm_eps), y);
+}
+
 Tensor Decoder::apply_norm(const Norm& n, const Tensor& x) const {
   const int64_t rows = x.dim(0), cols = x.dim(1);
   Tensor y = new_rows(rows, cols);
@@ -243,38 +263,58 @@ Tensor run_linear(const Linear& l, const Tensor& x, Observer* obs, ComputeType c
   return y;
 }
 
-// Per-head LayerNorm over head_dim without bias (Cohere use_qk_norm), weight [heads, head_dim].
-void head_layer_norm(Tensor& x, int heads, int hd, const Tensor& w, float eps) {
-  const int64_t rows = x.dim(0);
-  float* d = x.f32_mut();
+void observe_input(Observer* obs, const Linear& l, const float* x, int64_t rows) {
+  if (obs && obs->wants(l.name)) obs->on_linear_input(l.name, x, rows, l.in);
+}
+
+// Per-head LayerNorm over head_dim without bias (Cohere use_qk_norm), weight [heads, head_dim];
+// rows of x are ld floats apart.
+void head_layer_norm(float* x, int64_t rows, int64_t ld, int heads, int hd, const Tensor& w, float eps) {
   for (int64_t r = 0; r < rows; ++r)
     for (int h = 0; h < heads; ++h) {
-      float* v = d + (r * heads + h) * hd;
+      float* v = x + r * ld + int64_t(h) * hd;
       layer_norm(v, 1, hd, w.f32() + int64_t(h) * hd, nullptr, eps, v);
     }
 }
 }  // namespace
 
-Tensor Decoder::attention_block(int i, const Tensor& xn, int64_t batch, int64_t seq, Observer* obs) const {
+void Decoder::attention_into(int i, const float* xn, int64_t batch, int64_t seq, Observer* obs, Scratch& s,
+                             float* out, bool accumulate) const {
   const ModelConfig& c = cfg_;
   const DecoderLayer& L = layer(i);
-  const int64_t rows = xn.dim(0);
-  Tensor q = run_linear(L.q, xn, obs, compute_);
-  Tensor k = run_linear(L.k, xn, obs, compute_);
-  Tensor v = run_linear(L.v, xn, obs, compute_);
+  const int64_t rows = batch * seq, qd = c.q_dim(), kvd = c.kv_dim(), w = qd + 2 * kvd;
+  observe_input(obs, L.q, xn, rows);
+  observe_input(obs, L.k, xn, rows);
+  observe_input(obs, L.v, xn, rows);
+  float* buf = Scratch::get(s.qkv, rows * w);
+  // q|k|v as one GEMM into [rows, q+k+v] (each a column block, row stride w), or three GEMMs into
+  // three dense blocks when they cannot be fused (an input transform on one of them).
+  float *q, *k, *v;
+  int64_t qld, kld, vld;
+  if (auto f = fused_linear({&L.q, &L.k, &L.v}, compute_)) {
+    gemm_packed(xn, rows, *f->packed, f->bias.empty() ? nullptr : f->bias.data(), buf);
+    q = buf, k = buf + qd, v = buf + qd + kvd;
+    qld = kld = vld = w;
+  } else {
+    q = buf, k = buf + rows * qd, v = k + rows * kvd;
+    qld = qd, kld = vld = kvd;
+    linear_forward(L.q, xn, rows, q, compute_);
+    linear_forward(L.k, xn, rows, k, compute_);
+    linear_forward(L.v, xn, rows, v, compute_);
+  }
   if (c.qk_norm) {
-    head_layer_norm(q, c.num_heads, c.head_dim, L.q_norm, float(c.norm_eps));
-    head_layer_norm(k, c.num_kv_heads, c.head_dim, L.k_norm, float(c.norm_eps));
+    head_layer_norm(q, rows, qld, c.num_heads, c.head_dim, L.q_norm, float(c.norm_eps));
+    head_layer_norm(k, rows, kld, c.num_kv_heads, c.head_dim, L.k_norm, float(c.norm_eps));
   }
   if (c.pos == PosKind::Rope) {
     const RopeTable& t = rope_table(seq);
-    std::vector<int32_t> pos(static_cast<size_t>(rows));
-    for (int64_t r = 0; r < rows; ++r) pos[size_t(r)] = int32_t(r % seq);
+    s.pos.resize(size_t(rows));
+    for (int64_t r = 0; r < rows; ++r) s.pos[size_t(r)] = int32_t(r % seq);
     const bool inter = c.rope_style == RopeStyle::Interleaved;
-    apply_rope(q.f32_mut(), rows, c.num_heads, c.head_dim, pos.data(), t, inter);
-    apply_rope(k.f32_mut(), rows, c.num_kv_heads, c.head_dim, pos.data(), t, inter);
+    apply_rope(q, rows, c.num_heads, c.head_dim, s.pos.data(), t, inter, qld);
+    apply_rope(k, rows, c.num_kv_heads, c.head_dim, s.pos.data(), t, inter, kld);
   }
-  Tensor a = new_rows(rows, c.q_dim());
+  float* a = Scratch::get(s.attn, rows * qd);
   AttnDims d;
   d.batch = batch;
   d.seq = seq;
@@ -283,46 +323,95 @@ Tensor Decoder::attention_block(int i, const Tensor& xn, int64_t batch, int64_t 
   d.head_dim = c.head_dim;
   d.window = c.sliding_window.empty() ? 0 : c.sliding_window[size_t(i)];
   d.scale = float(1.0 / std::sqrt(double(c.head_dim)));
-  attention(q.f32(), k.f32(), v.f32(), a.f32_mut(), d);
-  return run_linear(L.o, a, obs, compute_);
+  d.bf16 = compute_ == ComputeType::BF16;
+  d.q_ld = qld, d.k_ld = kld, d.v_ld = vld;
+  attention(q, k, v, a, d);
+  observe_input(obs, L.o, a, rows);
+  linear_forward(L.o, a, rows, out, compute_, accumulate);
+}
+
+void Decoder::mlp_into(int i, const float* xn, int64_t rows, Observer* obs, Scratch& s, float* out,
+                       bool accumulate) const {
+  const DecoderLayer& L = layer(i);
+  const ActKind act = act_kind(cfg_.act);
+  const int64_t I = cfg_.intermediate_size;
+  observe_input(obs, L.up, xn, rows);
+  if (!cfg_.gated_mlp) {  // fc1 -> act -> fc2
+    float* u = Scratch::get(s.act, rows * I);
+    linear_forward(L.up, xn, rows, u, compute_);
+    act_inplace(u, rows * I, act);
+    observe_input(obs, L.down, u, rows);
+    linear_forward(L.down, u, rows, out, compute_, accumulate);
+    return;
+  }
+  observe_input(obs, L.gate, xn, rows);
+  const bool down_observed = obs && obs->wants(L.down.name);
+  if (auto f = fused_linear({&L.gate, &L.up}, compute_)) {
+    float* gu = Scratch::get(s.gu, rows * 2 * I);
+    gemm_packed(xn, rows, *f->packed, f->bias.empty() ? nullptr : f->bias.data(), gu);
+    if (compute_ == ComputeType::BF16 && !down_observed && !L.down.input_transform) {
+      // The activation is written straight in bf16, the down GEMM's input type.
+      s.act16.resize(size_t(rows * I));
+      gated_act_rows_bf16(gu, rows, I, act, s.act16.data());
+      gemm_packed_bf16(s.act16.data(), rows, L.down.packed(compute_), L.down.bias.defined() ? L.down.bias.f32() : nullptr,
+                       out, accumulate);
+      return;
+    }
+    float* g = Scratch::get(s.act, rows * I);
+    gated_act_rows(gu, rows, I, act, g);
+    observe_input(obs, L.down, g, rows);
+    linear_forward(L.down, g, rows, out, compute_, accumulate);
+    return;
+  }
+  float* u = Scratch::get(s.gu, rows * I);
+  float* g = Scratch::get(s.act, rows * I);
+  linear_forward(L.up, xn, rows, u, compute_);
+  linear_forward(L.gate, xn, rows, g, compute_);
+  gated_act(g, u, rows * I, act);
+  observe_input(obs, L.down, g, rows);
+  linear_forward(L.down, g, rows, out, compute_, accumulate);
+}
+
+Tensor Decoder::attention_block(int i, const Tensor& xn, int64_t batch, int64_t seq, Observer* obs) const {
+  Scratch s;
+  Tensor out = new_rows(xn.dim(0), cfg_.hidden_size);
+  attention_into(i, xn.f32(), batch, seq, obs, s, out.f32_mut(), false);
+  return out;
 }
 
 Tensor Decoder::mlp_block(int i, const Tensor& xn, Observer* obs) const {
-  const DecoderLayer& L = layer(i);
-  const ActKind act = act_kind(cfg_.act);
-  Tensor u = run_linear(L.up, xn, obs, compute_);
-  if (cfg_.gated_mlp) {
-    Tensor g = run_linear(L.gate, xn, obs, compute_);
-    gated_act(g.f32_mut(), u.f32(), g.numel(), act);
-    return run_linear(L.down, g, obs, compute_);
-  }
-  act_inplace(u.f32_mut(), u.numel(), act);
-  return run_linear(L.down, u, obs, compute_);
+  Scratch s;
+  Tensor out = new_rows(xn.dim(0), cfg_.hidden_size);
+  mlp_into(i, xn.f32(), xn.dim(0), obs, s, out.f32_mut(), false);
+  return out;
 }
 
 void Decoder::run_layer(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs) const {
+  Scratch s;
+  run_layer(i, h, batch, seq, obs, s);
+}
+
+// The o and down GEMMs add their products straight into the residual stream h (accumulate).
+void Decoder::run_layer(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs, Scratch& s) const {
   const DecoderLayer& L = layer(i);
-  const int64_t n = h.numel();
-  auto add = [n](Tensor& dst, const Tensor& src) {
-    float* d = dst.f32_mut();
-    const float* s = src.f32();
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t j = 0; j < n; ++j) d[j] += s[j];
-  };
+  const int64_t rows = h.dim(0);
+  float* hd = h.f32_mut();
   if (cfg_.parallel_block) {  // Cohere: h + attn(ln(h)) + mlp(ln(h))
-    const Tensor xn = apply_norm(L.attn_norm, h);
-    const Tensor a = attention_block(i, xn, batch, seq, obs);
-    const Tensor m = mlp_block(i, xn, obs);
-    add(h, a);
-    add(h, m);
+    float* xn = Scratch::get(s.xn, rows * cfg_.hidden_size);
+    norm_into(L.attn_norm, hd, rows, xn);
+    attention_into(i, xn, batch, seq, obs, s, hd, true);
+    mlp_into(i, xn, rows, obs, s, hd, true);
   } else if (cfg_.pre_norm) {
-    add(h, attention_block(i, apply_norm(L.attn_norm, h), batch, seq, obs));
-    add(h, mlp_block(i, apply_norm(L.mlp_norm, h), obs));
-  } else {  // OPT post-LN (do_layer_norm_before = false)
-    add(h, attention_block(i, h, batch, seq, obs));
-    h = apply_norm(L.attn_norm, h);
-    add(h, mlp_block(i, h, obs));
-    h = apply_norm(L.mlp_norm, h);
+    float* xn = Scratch::get(s.xn, rows * cfg_.hidden_size);
+    norm_into(L.attn_norm, hd, rows, xn);
+    attention_into(i, xn, batch, seq, obs, s, hd, true);
+    norm_into(L.mlp_norm, hd, rows, xn);
+    mlp_into(i, xn, rows, obs, s, hd, true);
+  } else {  // OPT post-LN (do_layer_norm_before = false): h reads as its own normed input
+    attention_into(i, hd, batch, seq, obs, s, hd, true);  // q/k/v read h before o adds into it
+    norm_into(L.attn_norm, hd, rows, hd);
+    mlp_into(i, hd, rows, obs, s, hd, true);
+    norm_into(L.mlp_norm, hd, rows, hd);
   }
 }
 
@@ -353,8 +442,9 @@ ForwardOutput Decoder::forward(const int32_t* ids, int64_t batch, int64_t seq, c
   if (opt.observer) opt.observer->on_batch(ids, batch, seq);
   Tensor h = embed(ids, batch, seq);
   if (opt.hidden_states) out.hidden_states.push_back(h.clone().reshaped({batch, seq, H}));
+  Scratch scratch;
   for (int i = 0; i < num_layers(); ++i) {
-    run_layer(i, h, batch, seq, opt.observer);
+    run_layer(i, h, batch, seq, opt.observer, scratch);
     const std::string mod = names_.layer(i);
     if (opt.observer && opt.observer->wants(mod)) opt.observer->on_layer_output(mod, i, h.f32(), h.dim(0), H);
     if (opt.hidden_states) out.hidden_states.push_back(h.clone().reshaped({batch, seq, H}));

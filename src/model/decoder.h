@@ -113,6 +113,14 @@ class Decoder {
   void load_linear(Linear& l, const std::string& name, int64_t out, int64_t in, bool bias, bool required = true);
   Norm load_norm(const std::string& name, int64_t n, bool bias) const;
   const RopeTable& rope_table(int64_t seq) const;
+  // The hot path: buffers of one forward pass reused by every layer (decoder.cpp); outputs are
+  // written to `out` (accumulate: added to it, i.e. the residual add fused into the GEMM).
+  struct Scratch;
+  void run_layer(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs, Scratch& s) const;
+  void attention_into(int i, const float* xn, int64_t batch, int64_t seq, Observer* obs, Scratch& s, float* out,
+                      bool accumulate) const;
+  void mlp_into(int i, const float* xn, int64_t rows, Observer* obs, Scratch& s, float* out, bool accumulate) const;
+  void norm_into(const Norm& n, const float* x, int64_t rows, float* y) const;
 
   ModelConfig cfg_;
   ModuleNames names_;

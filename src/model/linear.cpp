@@ -1,5 +1,6 @@
 #include "model/linear.h"
 
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -12,9 +13,12 @@ void Linear::set_weight(Tensor w) {
     throw ArgError(name + ": weight shape " + shape_str(w.shape()) + " does not match [" + std::to_string(out) +
                    ", " + std::to_string(in) + "]");
   if (!is_float_dtype(w.dtype())) throw ArgError(name + ": weight must have a float dtype");
+  static std::atomic<uint64_t> next_version{1};
   std::lock_guard<std::mutex> lock(mu_);
   weight_ = std::move(w);
+  version_ = next_version++;
   packed_.reset();
+  fused_.reset();
 }
 
 Tensor Linear::weight_f32() const { return weight_.to(DType::F32); }
@@ -31,16 +35,64 @@ const PackedWeight& Linear::packed(ComputeType c) const {
 void Linear::release_packed() const {
   std::lock_guard<std::mutex> lock(mu_);
   packed_.reset();
+  fused_.reset();
 }
 
-void linear_forward(const Linear& l, const float* x, int64_t rows, float* y, ComputeType c) {
+std::shared_ptr<const FusedLinear> fused_linear(const std::vector<const Linear*>& m, ComputeType c) {
+  if (m.size() < 2) return nullptr;
+  for (const Linear* l : m)
+    if (l->input_transform || l->in != m[0]->in || l->out <= 0) return nullptr;
+  // Snapshot each member's weight, version and fused pointer under its own lock.
+  std::vector<Tensor> weights;
+  std::vector<uint64_t> versions;
+  std::shared_ptr<const FusedLinear> cur;
+  bool same = true;
+  for (size_t i = 0; i < m.size(); ++i) {
+    std::lock_guard<std::mutex> lock(m[i]->mu_);
+    weights.push_back(m[i]->weight_);
+    versions.push_back(m[i]->version_);
+    if (i == 0) cur = m[i]->fused_;
+    else same = same && m[i]->fused_ == cur;
+  }
+  if (same && cur && cur->compute == c) return cur;
+  const int64_t in = m[0]->in;
+  auto f = std::make_shared<FusedLinear>();
+  f->compute = c;
+  for (const Linear* l : m) f->out += l->out;
+  std::vector<float> w(size_t(f->out * in));
+  bool any_bias = false;
+  int64_t row = 0;
+  for (size_t i = 0; i < m.size(); ++i) {
+    const Tensor wf = weights[i].to(DType::F32);
+    std::memcpy(w.data() + row * in, wf.f32(), size_t(m[i]->out * in) * 4);
+    row += m[i]->out;
+    any_bias = any_bias || m[i]->bias.defined();
+  }
+  if (any_bias) {
+    f->bias.assign(size_t(f->out), 0.0f);
+    int64_t off = 0;
+    for (const Linear* l : m) {
+      if (l->bias.defined()) std::memcpy(f->bias.data() + off, l->bias.f32(), size_t(l->out) * 4);
+      off += l->out;
+    }
+  }
+  f->packed = pack_weight(w.data(), f->out, in, c);
+  // Publish to the members whose weight did not change meanwhile.
+  for (size_t i = 0; i < m.size(); ++i) {
+    std::lock_guard<std::mutex> lock(m[i]->mu_);
+    if (m[i]->version_ == versions[i]) m[i]->fused_ = f;
+  }
+  return f;
+}
+
+void linear_forward(const Linear& l, const float* x, int64_t rows, float* y, ComputeType c, bool accumulate) {
   const float* b = l.bias.defined() ? l.bias.f32() : nullptr;
   if (l.input_transform) {
     std::vector<float> xt(x, x + rows * l.in);
     l.input_transform->apply(xt.data(), rows, l.in);
-    gemm_packed(xt.data(), rows, l.packed(c), b, y);
+    gemm_packed(xt.data(), rows, l.packed(c), b, y, accumulate);
   } else {
-    gemm_packed(x, rows, l.packed(c), b, y);
+    gemm_packed(x, rows, l.packed(c), b, y, accumulate);
   }
 }
 

@@ -1,0 +1,135 @@
+// Prefill throughput of the float forward pass on a synthetic Llama-shaped ~1B model
+// (src/model/synthetic.h, preset llama-1b), batch 1, 512 tokens, 1 and 2 threads, f32 and bf16,
+// next to the GEMM-bound limit measured in the same run:
+//   limit tok/s = tokens / (2 · (decoder linear params · tokens + lm_head params · 1) / sgemm FLOP/s)
+// where sgemm FLOP/s is the best of oneDNN f32 and OpenBLAS at 512x8192x2048 and 2048^3
+// (bench_util.h) at the same thread count. The forward returns logits for the LAST position only
+// (ForwardOptions::Logits::Last), so the lm_head multiplies one row per sequence, counted as such.
+//
+// Usage: bench_prefill [--tokens 512] [--reps 3] [--layers N] [--threads 1,2] [--types f32,bf16]
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "bench_util.h"
+#include "kernels/profile.h"
+#include "model/synthetic.h"
+
+using namespace calq;
+using namespace calq::bench;
+
+namespace {
+
+struct Args {
+  int tokens = 512, reps = 3, layers = 0;
+  std::vector<int> threads = {1, 2};
+  std::vector<ComputeType> types = {ComputeType::F32, ComputeType::BF16};
+  std::string preset = "llama-1b";
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> r;
+  std::stringstream ss(s);
+  for (std::string x; std::getline(ss, x, ',');) r.push_back(x);
+  return r;
+}
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--tokens") a.tokens = std::atoi(v.c_str());
+    else if (k == "--reps") a.reps = std::atoi(v.c_str());
+    else if (k == "--layers") a.layers = std::atoi(v.c_str());
+    else if (k == "--preset") a.preset = v;
+    else if (k == "--threads") {
+      a.threads.clear();
+      for (auto& t : split(v)) a.threads.push_back(std::atoi(t.c_str()));
+    } else if (k == "--types") {
+      a.types.clear();
+      for (auto& t : split(v)) a.types.push_back(t == "bf16" ? ComputeType::BF16 : ComputeType::F32);
+    } else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      std::exit(2);
+    }
+  }
+  return a;
+}
+
+double rss_gib() {
+  std::ifstream f("/proc/self/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6) / (1024.0 * 1024.0);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args a = parse(argc, argv);
+  std::printf("bench_prefill: preset %s, %d tokens, batch 1, logits for the last position only, %d timed reps\n",
+              a.preset.c_str(), a.tokens, a.reps);
+  std::printf("conditions at start: %s\n", load_line().c_str());
+
+  // 1. GEMM peaks of this run (define the limit).
+  std::vector<Peak> peak32(a.threads.size()), peak16(a.threads.size());
+  for (size_t t = 0; t < a.threads.size(); ++t) {
+    set_threads(a.threads[t]);
+    peak32[t] = measure_peak(false);
+    peak16[t] = measure_peak(true);
+    std::printf("threads %d: sgemm peak %.1f GFLOP/s (%s); bf16 peak %.1f GFLOP/s (%s)\n", a.threads[t],
+                peak32[t].gflops, peak32[t].how.c_str(), peak16[t].gflops, peak16[t].how.c_str());
+  }
+
+  // 2. Model (bf16 storage keeps the source at 2 bytes/param; the packed copy is what runs).
+  set_threads(a.threads.back());
+  const double t0 = now_s();
+  const ModelConfig cfg = synth_config(a.preset, a.layers);
+  SynthOptions so;
+  so.dtype = DType::BF16;
+  auto model = synth_decoder(cfg, so);
+  std::printf("model: %d layers, %.3f B params, generated in %.1f s\n", cfg.num_layers,
+              double(model->parameter_count()) * 1e-9, now_s() - t0);
+  int64_t layer_linear = 0;
+  for (Linear* l : model->all_linears(false)) layer_linear += l->in * l->out;
+  const int64_t head = model->lm_head().in * model->lm_head().out;
+  const double flops = 2.0 * (double(layer_linear) * a.tokens + double(head) * 1.0);
+  std::printf("work: decoder linears %.1f M params x %d tokens + lm_head %.1f M params x 1 row = %.1f GFLOP\n",
+              layer_linear * 1e-6, a.tokens, head * 1e-6, flops * 1e-9);
+
+  std::vector<int32_t> ids(size_t(a.tokens));
+  std::mt19937 g(1);
+  for (auto& x : ids) x = int32_t(g() % uint32_t(cfg.vocab_size));
+  ForwardOptions fo;
+  fo.logits = ForwardOptions::Logits::Last;
+
+  std::printf("\n| compute | threads | tok/s (best) | tok/s (median) | fp32 limit tok/s | %% of fp32 limit | GEMM s | GEMM GFLOP/s | attention s | other s | load |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  auto& prof = kernel_profile();
+  for (ComputeType c : a.types) {
+    for (Linear* l : model->all_linears(true)) l->release_packed();
+    model->set_compute(c);
+    for (size_t t = 0; t < a.threads.size(); ++t) {
+      set_threads(a.threads[t]);
+      model->forward(ids.data(), 1, a.tokens, fo);  // packs weights, JITs kernels
+      prof.reset();
+      prof.enabled = true;
+      const Timing tm = time_runs([&] { model->forward(ids.data(), 1, a.tokens, fo); }, a.reps, 0);
+      prof.enabled = false;
+      const double per = 1.0 / a.reps, total = tm.best;
+      const double mean_total = tm.median;  // for the breakdown's "other"
+      const double gemm = prof.seconds(KernelKind::Gemm) * per, attn = prof.seconds(KernelKind::Attention) * per;
+      const double limit = a.tokens / (flops / (peak32[t].gflops * 1e9));
+      const double tps = a.tokens / total;
+      std::printf("| %s | %d | %.1f | %.1f | %.1f | %.1f%% | %.3f | %.0f | %.3f | %.3f | %s |\n", compute_type_name(c),
+                  a.threads[t], tps, a.tokens / tm.median, limit, 100.0 * tps / limit, gemm,
+                  double(prof.flops[int(KernelKind::Gemm)].load()) * per / gemm * 1e-9, attn,
+                  std::max(0.0, mean_total - gemm - attn), load_line().c_str());
+      std::fflush(stdout);
+    }
+    std::printf("  (packed weights for %s: RSS %.2f GiB)\n", compute_type_name(c), rss_gib());
+  }
+  std::printf("\nGEMM/attention seconds are per forward, averaged over the timed runs; other = median total - both.\n");
+  return 0;
+}

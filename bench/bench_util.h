@@ -1,0 +1,127 @@
+// Shared by the benchmarks: timing, thread control, machine load, and the GEMM peak measurement
+// that the prefill benchmark's "GEMM-bound limit" is defined against.
+#pragma once
+#include <cblas.h>
+#include <omp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <dnnl.hpp>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace calq::bench {
+
+inline double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Best (minimum) and median wall time of `reps` runs after `warm` untimed runs.
+struct Timing {
+  double best = 0, median = 0;
+};
+inline Timing time_runs(const std::function<void()>& f, int reps, int warm = 1) {
+  for (int i = 0; i < warm; ++i) f();
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const double t0 = now_s();
+    f();
+    t.push_back(now_s() - t0);
+  }
+  std::sort(t.begin(), t.end());
+  return {t.front(), t[t.size() / 2]};
+}
+
+inline void set_threads(int n) {
+  omp_set_num_threads(n);
+  openblas_set_num_threads(n);
+}
+
+// 1-minute load average and the CPU count: printed with every result (the machine is shared).
+inline std::string load_line() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return "loadavg " + a + " " + b + " " + c + ", " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs";
+}
+
+inline std::vector<float> random_vec(size_t n, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+// Raw oneDNN matmul y[M,N] = x[M,K] · W[K,N], W pre-reordered to the layout oneDNN picks
+// (format_tag::any), src already in `dt`: the library's best case. Returns GFLOP/s (best of reps).
+inline double onednn_matmul_gflops(int64_t M, int64_t N, int64_t K, dnnl::memory::data_type dt, int reps) {
+  using namespace dnnl;
+  using tag = memory::format_tag;
+  engine eng(engine::kind::cpu, 0);
+  stream s(eng);
+  const memory::desc src({M, K}, dt, tag::ab), wany({K, N}, dt, tag::any), dst({M, N}, memory::data_type::f32, tag::ab);
+  matmul::primitive_desc pd(matmul::desc(src, wany, dst), eng);
+  memory a(src, eng), w(pd.weights_desc(), eng), c(dst, eng);
+  auto av = random_vec(size_t(M * K), 1), wv = random_vec(size_t(K * N), 2);
+  memory af({{M, K}, memory::data_type::f32, tag::ab}, eng, av.data());
+  memory wf({{K, N}, memory::data_type::f32, tag::ba}, eng, wv.data());
+  reorder(af, a).execute(s, af, a);
+  reorder(wf, w).execute(s, wf, w);
+  matmul mm(pd);
+  const Timing t = time_runs([&] {
+    mm.execute(s, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, c}});
+    s.wait();
+  }, reps);
+  return 2.0 * double(M) * double(N) * double(K) / t.best * 1e-9;
+}
+
+// OpenBLAS sgemm, y = x · Wᵀ with W [N, K] row-major (the linear-layer layout).
+inline double openblas_sgemm_gflops(int64_t M, int64_t N, int64_t K, int reps) {
+  auto a = random_vec(size_t(M * K), 1), w = random_vec(size_t(N * K), 2);
+  std::vector<float> c(size_t(M * N));
+  const Timing t = time_runs([&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f, a.data(), int(K), w.data(),
+                int(K), 0.0f, c.data(), int(N));
+  }, reps);
+  return 2.0 * double(M) * double(N) * double(K) / t.best * 1e-9;
+}
+
+struct Shape3 {
+  int64_t m, n, k;
+};
+// The two "large square-ish" shapes the peaks are measured at.
+inline const std::vector<Shape3>& peak_shapes() {
+  static const std::vector<Shape3> s = {{512, 8192, 2048}, {2048, 2048, 2048}};
+  return s;
+}
+
+struct Peak {
+  double gflops = 0;
+  std::string how;  // library and shape of the best result
+};
+
+// Measured fp32 GEMM peak at the current thread count: best of oneDNN f32 and OpenBLAS sgemm over
+// peak_shapes(). With `bf16`, oneDNN bf16 (f32 accumulation) instead.
+inline Peak measure_peak(bool bf16, int reps = 5) {
+  Peak p;
+  for (const auto& s : peak_shapes()) {
+    const std::string shape = std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k);
+    const double d = onednn_matmul_gflops(s.m, s.n, s.k, bf16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32, reps);
+    if (d > p.gflops) p = {d, std::string("oneDNN ") + (bf16 ? "bf16 " : "f32 ") + shape};
+    if (!bf16) {
+      const double o = openblas_sgemm_gflops(s.m, s.n, s.k, reps);
+      if (o > p.gflops) p = {o, "OpenBLAS sgemm " + shape};
+    }
+  }
+  return p;
+}
+
+}  // namespace calq::bench

@@ -1,0 +1,114 @@
+// The vectorised row kernels (ops_fast.cpp) against their scalar references (ops.cpp), on row
+// lengths that exercise the 16-lane tails. Tolerances: norms 2e-6 relative to the output scale
+// (f32 vs double sums of squares); activations 1e-6 relative + 1e-6 absolute (exp512 vs std::exp,
+// and the reference's own cancellation in 0.5x(1 + tanh z) near tanh = -1, which the fast GELUTanh
+// avoids by computing x·sigmoid(2z)); RoPE exact up to contraction (1e-6).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/ops.h"
+#include "tensor/dtype.h"
+
+namespace calq {
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f, float shift = 0.0f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(shift, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& ref, double rel, double abs,
+                  const std::string& what) {
+  ASSERT_EQ(got.size(), ref.size());
+  int bad = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (!(std::fabs(double(got[i]) - ref[i]) <= abs + rel * std::fabs(double(ref[i]))) && bad++ < 3)
+      ADD_FAILURE() << what << " [" << i << "]: " << got[i] << " vs " << ref[i];
+  EXPECT_EQ(bad, 0) << what;
+}
+
+TEST(OpsFast, NormsMatchReference) {
+  for (int64_t n : {1, 7, 16, 33, 64, 2048 + 5}) {
+    const int64_t rows = 9;
+    const auto x = randn(size_t(rows * n), uint32_t(n), 3.0f, 0.5f);
+    const auto w = randn(size_t(n), uint32_t(n + 1)), b = randn(size_t(n), uint32_t(n + 2));
+    std::vector<float> a(x.size()), r(x.size());
+    rms_norm(x.data(), rows, n, w.data(), 1e-5f, a.data());
+    rms_norm_ref(x.data(), rows, n, w.data(), 1e-5f, r.data());
+    expect_close(a, r, 2e-6, 1e-6, "rms_norm n=" + std::to_string(n));
+    for (const float* bias : {b.data(), static_cast<const float*>(nullptr)}) {
+      layer_norm(x.data(), rows, n, w.data(), bias, 1e-5f, a.data());
+      layer_norm_ref(x.data(), rows, n, w.data(), bias, 1e-5f, r.data());
+      expect_close(a, r, 2e-6, 2e-6, "layer_norm n=" + std::to_string(n));
+    }
+    // In place (y aliases x) gives the same result.
+    std::vector<float> inplace = x;
+    rms_norm(inplace.data(), rows, n, w.data(), 1e-5f, inplace.data());
+    rms_norm(x.data(), rows, n, w.data(), 1e-5f, a.data());
+    EXPECT_EQ(inplace, a);
+  }
+}
+
+TEST(OpsFast, ActivationsMatchReference) {
+  for (ActKind k : {ActKind::SiLU, ActKind::ReLU, ActKind::GELU, ActKind::GELUTanh}) {
+    for (int64_t n : {1, 15, 17, 1000}) {
+      auto g = randn(size_t(n), 3, 4.0f), u = randn(size_t(n), 4);
+      g[0] = -100.0f;  // exp overflow side
+      if (n > 1) g[1] = 90.0f;
+      auto gr = g;
+      gated_act(g.data(), u.data(), n, k);
+      gated_act_ref(gr.data(), u.data(), n, k);
+      expect_close(g, gr, 1e-6, 1e-6, "gated_act " + std::to_string(int(k)));
+      auto x = randn(size_t(n), 5, 4.0f), xr = x;
+      act_inplace(x.data(), n, k);
+      act_inplace_ref(xr.data(), n, k);
+      expect_close(x, xr, 1e-6, 1e-6, "act_inplace " + std::to_string(int(k)));
+    }
+  }
+}
+
+TEST(OpsFast, FusedGateUpRowsMatchSeparateGatedAct) {
+  const int64_t rows = 5, n = 37;
+  const auto gu = randn(size_t(rows * 2 * n), 8, 2.0f);
+  for (ActKind k : {ActKind::SiLU, ActKind::GELU, ActKind::GELUTanh, ActKind::ReLU}) {
+    std::vector<float> ref(size_t(rows * n)), got(size_t(rows * n));
+    std::vector<uint16_t> got16(size_t(rows * n));
+    for (int64_t r = 0; r < rows; ++r) {
+      std::vector<float> g(gu.begin() + r * 2 * n, gu.begin() + r * 2 * n + n);
+      std::vector<float> u(gu.begin() + r * 2 * n + n, gu.begin() + (r + 1) * 2 * n);
+      gated_act_ref(g.data(), u.data(), n, k);
+      std::copy(g.begin(), g.end(), ref.begin() + r * n);
+    }
+    gated_act_rows(gu.data(), rows, n, k, got.data());
+    expect_close(got, ref, 1e-6, 1e-6, "gated_act_rows");
+    gated_act_rows_bf16(gu.data(), rows, n, k, got16.data());
+    for (size_t i = 0; i < ref.size(); ++i)  // bf16 of the f32 result: within one bf16 ulp of bf16(ref)
+      EXPECT_NEAR(bf16_to_f32(got16[i]), ref[i], std::fabs(ref[i]) * (1.0 / 128) + 1e-7) << i;
+  }
+}
+
+TEST(OpsFast, RopeMatchesReferenceWithRowStride) {
+  const int heads = 3, dim = 40, rows = 6;
+  const int64_t ld = heads * dim + 24;  // q inside a wider fused row
+  const RopeTable t = make_rope_table(rope_inv_freq(10000.0, dim), 16, 1.0);
+  std::vector<int32_t> pos = {0, 1, 2, 7, 15, 3};
+  for (bool inter : {false, true}) {
+    auto x = randn(size_t(rows * ld), 9), xr = x;
+    apply_rope(x.data(), rows, heads, dim, pos.data(), t, inter, ld);
+    apply_rope_ref(xr.data(), rows, heads, dim, pos.data(), t, inter, ld);
+    expect_close(x, xr, 1e-6, 1e-6, inter ? "rope interleaved" : "rope rotate_half");
+    // Columns beyond heads*dim are untouched.
+    const auto orig = randn(size_t(rows * ld), 9);
+    for (int r = 0; r < rows; ++r)
+      for (int64_t c = heads * dim; c < ld; ++c) EXPECT_EQ(x[size_t(r * ld + c)], orig[size_t(r * ld + c)]);
+  }
+}
+
+}  // namespace
+}  // namespace calq

@@ -1,0 +1,54 @@
+// Synthetic models: real architecture shapes (Llama-1B-like, Llama-2-7B, Mistral-7B, ...) with
+// seeded random weights, for speed work and benchmarks where no pretrained weights exist.
+// Weights are N(0, 1/fan_in) (std 1/sqrt(fan_in)) for every linear layer, N(0, 1) for the
+// embeddings, 1 for norm weights and 0 for norm biases; linear biases (Qwen2) are N(0, 1/fan_in).
+// Every tensor is a pure function of (seed, tensor name, element index), independent of the
+// thread count, so a folder written by `calq synth` and an in-memory MapSource are identical.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/decoder.h"
+#include "util/json.h"
+
+namespace calq {
+
+struct SynthPreset {
+  std::string name, description;
+};
+const std::vector<SynthPreset>& synth_presets();
+
+// config.json of a preset as save_pretrained would write it. layers > 0 overrides
+// num_hidden_layers (shallow copies of a real shape for quick runs). Throws ArgError on an
+// unknown preset name (listing the known ones).
+Json synth_config_json(const std::string& preset, int layers = 0);
+ModelConfig synth_config(const std::string& preset, int layers = 0);
+
+struct SynthOptions {
+  uint64_t seed = 0;
+  DType dtype = DType::F32;  // F32, BF16 or F16 storage
+};
+
+struct SynthTensorSpec {
+  std::string name;
+  Shape shape;
+};
+// The tensors the decoder loads for `cfg` (HF names), in a stable order (file order).
+std::vector<SynthTensorSpec> synth_tensor_specs(const ModelConfig& cfg);
+// One tensor's values in `o.dtype`.
+Tensor synth_tensor(const SynthTensorSpec& spec, const SynthOptions& o);
+
+// All tensors in memory (o.dtype storage).
+std::shared_ptr<MapSource> synth_source(const ModelConfig& cfg, const SynthOptions& o);
+std::unique_ptr<Decoder> synth_decoder(const ModelConfig& cfg, const SynthOptions& o,
+                                       ComputeType compute = ComputeType::F32);
+
+// Writes a Hugging Face folder: config.json + model.safetensors, generating one tensor at a time
+// and streaming it to disk (peak memory: the largest tensor). The safetensors write is atomic
+// (temp name, then rename). Shows progress.
+void write_synth_model(const Json& config, const SynthOptions& o, const std::string& dir);
+
+}  // namespace calq
