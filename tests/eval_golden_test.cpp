@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "eval/logprob.h"
@@ -184,6 +185,18 @@ TEST(EvalGolden, CliPplKldAndTasksWriteResults) {
   EXPECT_GT(p.at("metrics").at("ppl_stderr").get<double>(), 0);
   EXPECT_EQ(p.at("data").at("sha256"), "5fc1fb0113df62b567fb271806cd645ce8d75f59c58ca0b764c03d3b6ff34ca6");
   EXPECT_EQ(p.at("model").at("hash").get<std::string>().size(), 64u);
+
+  // Interrupted after 2 windows, resumed to 4: the same numbers, only windows 3-4 recomputed.
+  std::filesystem::remove(tmp + "ppl.resume");
+  run_cli("eval ppl " + m + " --data " + ts + " --ctx 512 --chunks 2 --resume " + tmp + "ppl.resume", 0, &out);
+  run_cli("eval ppl " + m + " --data " + ts + " --ctx 512 --chunks 4 --resume " + tmp + "ppl.resume -o " + tmp +
+              "ppl2.json",
+          0, &out);
+  EXPECT_NE(out.find("resuming: 2 windows"), std::string::npos) << out;
+  EXPECT_EQ(load_json_file(tmp + "ppl2.json").at("metrics").at("ppl").get<double>(),
+            p.at("metrics").at("ppl").get<double>());
+  run_cli("eval ppl " + m + " --data " + ts + " --ctx 256 --chunks 4 --resume " + tmp + "ppl.resume", 1, &out);
+  EXPECT_NE(out.find("belongs to another run"), std::string::npos) << out;
 
   // A compact reference of the model, then the model scored against itself.
   run_cli("eval kld-ref " + m + " --data " + ts + " --ctx 256 --chunks 3 --protocol llama.cpp -k 8 -o " + tmp +

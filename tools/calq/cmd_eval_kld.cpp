@@ -7,6 +7,7 @@
 #include "cmd_eval_common.h"
 #include "eval/kld.h"
 #include "eval/ppl.h"
+#include "eval/resume.h"
 #include "eval/session.h"
 #include "io/mapped_file.h"
 #include "util/error.h"
@@ -60,12 +61,21 @@ int run_ref(const RefOpts& o) {
 }
 
 struct KldOpts {
-  std::string model, tokenizer, ref, ref_model, out;
+  std::string model, tokenizer, ref, ref_model, out, resume;
   evalcmd::WindowOpts w;  // --data etc.: with --ref-model; --data alone checks a reference file
   bool bf16 = false;
 };
 
 // Exact mode: both models side by side, full-vocabulary KL per token, no reference file.
+std::unique_ptr<ResumeLog> open_log(const KldOpts& o, const EvalSession& s, const Json& reference) {
+  if (o.resume.empty()) return nullptr;
+  auto log = std::make_unique<ResumeLog>(o.resume, run_key({{"eval", "kld"}, {"model", s.info.hash},
+                                                            {"reference", reference},
+                                                            {"compute", o.bf16 ? "bf16" : "f32"}}));
+  if (log->restored()) info("resuming: " + std::to_string(log->restored()) + " windows already in " + o.resume);
+  return log;
+}
+
 KldStats run_exact(const KldOpts& o, const EvalSession& s, Json* data, Json* settings) {
   if (o.w.data.empty()) throw ArgError("--ref-model needs --data");
   EvalSession p = open_session(o.ref_model, o.tokenizer, true);
@@ -79,12 +89,14 @@ KldStats run_exact(const KldOpts& o, const EvalSession& s, Json* data, Json* set
   const int64_t ctx = o.w.ctx > 0 ? o.w.ctx : s.model->config().max_position;
   const auto windows = make_windows(token_stream(*p.tokenizer, text.text), ctx, proto, p.tokenizer->bos_id(), o.w.chunks);
   DecoderLogits P(*p.model), Q(*s.model);
+  const auto log = open_log(o, s, {{"model", p.info.hash}, {"data", text.file_sha256}, {"text_mode", text_mode_name(text.mode)},
+                                   {"protocol", protocol_name(proto)}, {"ctx", ctx}, {"chunks", o.w.chunks}});
   Progress bar("kld", int64_t(windows.size()) * ctx, "tok");
   const KldStats k = score_kld_exact(P, Q, windows, o.w.batch, [&](int64_t done, int64_t total, double running) {
     evalcmd::print_line("[" + std::to_string(done) + "/" + std::to_string(total) + "] mean KLD " +
                         evalcmd::fmt("%.6f", running));
     bar.update(done * ctx);
-  });
+  }, log.get());
   bar.finish();
   *data = {{"reference", "exact"},       {"path", o.w.data},
            {"sha256", text.file_sha256}, {"text_mode", text_mode_name(text.mode)},
@@ -111,13 +123,14 @@ int run_kld(const KldOpts& o) {
     topk = m.k;
     DecoderLogits src(*s.model);
     const int64_t ctx = m.ctx;
+    const auto log = open_log(o, s, sha256_file(o.ref));
     Progress bar("kld", ref.windows * ctx, "tok");
     k = score_kld(src, ref, o.w.batch, [&](int64_t done, int64_t total, double running) {
       evalcmd::print_line("[" + std::to_string(done) + "/" + std::to_string(total) + "] mean KLD " +
                           evalcmd::fmt("%.6f", running));
       bar.set_note("KLD " + evalcmd::fmt("%.6f", running));
       bar.update(done * ctx);
-    });
+    }, log.get());
     bar.finish();
     data = {{"reference", o.ref},          {"reference_sha256", sha256_file(o.ref)},
             {"path", m.data},              {"sha256", m.data_sha256},
@@ -194,6 +207,8 @@ CALQ_REGISTER_COMMAND({{"eval", "kld"}, "KL divergence of a model against a comp
                          evalcmd::add_window_options(app, o->w, /*data_required=*/false);
                          app.add_option("--tokenizer", o->tokenizer, "tokenizer.json or folder (identity check)");
                          app.add_option("-o,--out", o->out, "results JSON");
+                         app.add_option("--resume", o->resume,
+                                        "log finished windows to this file and skip those it already holds");
                          app.add_flag("--bf16", o->bf16, "bf16 weights/activations (f32 accumulation)");
                          return [o] { return run_kld(*o); };
                        }});

@@ -5,6 +5,7 @@
 
 #include "cmd_eval_common.h"
 #include "eval/ppl.h"
+#include "eval/resume.h"
 #include "eval/session.h"
 #include "util/progress.h"
 
@@ -14,7 +15,7 @@ namespace {
 using namespace calq::eval;
 
 struct Opts {
-  std::string model, tokenizer, out;
+  std::string model, tokenizer, out, resume;
   evalcmd::WindowOpts w;
   bool bf16 = false;
 };
@@ -36,6 +37,15 @@ int run(const Opts& o) {
   Progress bar("ppl", int64_t(windows.size()) * ctx, "tok");
   PplOptions po;
   po.batch = o.w.batch;
+  std::unique_ptr<ResumeLog> log;
+  if (!o.resume.empty()) {
+    log = std::make_unique<ResumeLog>(
+        o.resume, run_key({{"eval", "ppl"}, {"model", s.info.hash}, {"tokenizer", s.info.tokenizer_sha256},
+                           {"data", text.file_sha256}, {"text_mode", text_mode_name(text.mode)}, {"field", o.w.field},
+                           {"protocol", protocol_name(proto)}, {"ctx", ctx}, {"compute", o.bf16 ? "bf16" : "f32"}}));
+    if (log->restored()) info("resuming: " + std::to_string(log->restored()) + " windows already in " + o.resume);
+    po.resume = log.get();
+  }
   const PplResult r = perplexity(src, windows, po, [&](const PplProgress& p) {
     evalcmd::print_line("[" + std::to_string(p.window) + "/" + std::to_string(p.windows) + "] ppl " +
                         evalcmd::fmt("%.4f", p.ppl) + " ± " + evalcmd::fmt("%.4f", p.ppl_stderr) + "  (window nll " +
@@ -73,6 +83,8 @@ CALQ_REGISTER_COMMAND({{"eval", "ppl"}, "Perplexity of a model on a text (GPTQ o
                          evalcmd::add_window_options(app, o->w);
                          app.add_option("--tokenizer", o->tokenizer, "tokenizer.json or folder (default: the model's)");
                          app.add_option("-o,--out", o->out, "results JSON");
+                         app.add_option("--resume", o->resume,
+                                        "log finished windows to this file and skip those it already holds");
                          app.add_flag("--bf16", o->bf16, "bf16 weights/activations (f32 accumulation)");
                          return [o] { return run(*o); };
                        }});

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "cmd_eval_common.h"
+#include "eval/resume.h"
 #include "eval/session.h"
 #include "eval/task_eval.h"
 #include "util/paths.h"
@@ -16,7 +17,7 @@ namespace {
 using namespace calq::eval;
 
 struct Opts {
-  std::string model, tokenizer, tasks, task_dir, out;
+  std::string model, tokenizer, tasks, task_dir, out, resume;
   int64_t limit = 0;
   TaskOptions t;
   bool bf16 = false;
@@ -40,11 +41,23 @@ int run(const Opts& o) {
   for (const auto& n : names) tasks.push_back(load_task(n, dir, o.limit));  // validate every file first
   EvalSession s = open_session(o.model, o.tokenizer, true, o.bf16 ? ComputeType::BF16 : ComputeType::F32);
   DecoderLogits src(*s.model);
+  TaskOptions topt = o.t;
+  std::unique_ptr<ResumeLog> log;
+  if (!o.resume.empty()) {
+    Json files_id = Json::object();
+    for (const TaskData& td : tasks) files_id[td.name] = td.file_sha256;
+    log = std::make_unique<ResumeLog>(
+        o.resume, run_key({{"eval", "tasks"}, {"model", s.info.hash}, {"tokenizer", s.info.tokenizer_sha256},
+                           {"files", files_id}, {"add_bos", o.t.add_bos}, {"max_length", o.t.max_length},
+                           {"compute", o.bf16 ? "bf16" : "f32"}}));
+    if (log->restored()) info("resuming: " + std::to_string(log->restored()) + " documents already in " + o.resume);
+    topt.resume = log.get();
+  }
   Json metrics = Json::object(), files = Json::object(), details = Json::object();
   std::string summary;
   for (const TaskData& td : tasks) {
     Progress bar(td.name, int64_t(td.docs.size()), "doc");
-    const TaskResult r = evaluate_task(src, *s.tokenizer, td, o.t, [&](int64_t done, int64_t) { bar.update(done); });
+    const TaskResult r = evaluate_task(src, *s.tokenizer, td, topt, [&](int64_t done, int64_t) { bar.update(done); });
     bar.finish();
     metrics[td.name + ".acc"] = r.acc;
     metrics[td.name + ".acc_stderr"] = r.acc_stderr;
@@ -111,6 +124,8 @@ CALQ_REGISTER_COMMAND({{"eval", "tasks"}, "Zero-shot multiple-choice tasks score
                          app.add_flag("--add-bos", o->t.add_bos,
                                       "encode with special tokens (BOS); the harness default for causal models is off");
                          app.add_option("-o,--out", o->out, "results JSON");
+                         app.add_option("--resume", o->resume,
+                                        "log finished documents to this file and skip those it already holds");
                          app.add_flag("--bf16", o->bf16, "bf16 weights/activations (f32 accumulation)");
                          return [o] { return run(*o); };
                        }});
