@@ -3,6 +3,7 @@
 #pragma once
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -26,10 +27,17 @@ inline void add_window_options(CLI::App& app, WindowOpts& o, bool data_required 
   app.add_option("--field", o.field, "jsonl field holding the text");
   app.add_option("--protocol", o.protocol, "gptq (all shifted tokens of each window) | llama.cpp (BOS per window, "
                                            "second half scored)");
-  app.add_option("--ctx", o.ctx, "window length in tokens (default: the model's max_position_embeddings)")
+  app.add_option("--ctx", o.ctx, "window length in tokens (default: 2048, GPTQ's seqlen, or the model's "
+                                 "max_position_embeddings when smaller)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--chunks", o.chunks, "score only the first N windows (0 = all)")->check(CLI::NonNegativeNumber);
   app.add_option("--batch", o.batch, "windows per forward pass")->check(CLI::PositiveNumber);
+}
+
+// --ctx, else GPTQ's fixed seqlen 2048 capped at the model's context.
+inline int64_t window_length(const WindowOpts& o, int64_t max_position) {
+  if (o.ctx > 0) return o.ctx;
+  return max_position > 0 ? std::min<int64_t>(2048, max_position) : 2048;
 }
 
 // Prints a result line on stdout without tearing the progress bar on a terminal's stderr.

@@ -33,7 +33,7 @@ int run_ref(const RefOpts& o) {
   EvalSession s = open_session(o.model, o.tokenizer, true);
   const EvalText text = load_eval_text(o.w.data, mode, o.w.field);
   const std::vector<int32_t> stream = token_stream(*s.tokenizer, text.text);
-  const int64_t ctx = o.w.ctx > 0 ? o.w.ctx : s.model->config().max_position;
+  const int64_t ctx = evalcmd::window_length(o.w, s.model->config().max_position);
   const auto windows = make_windows(stream, ctx, proto, s.tokenizer->bos_id(), o.w.chunks);
   DecoderLogits src(*s.model);
   Progress bar("kld-ref", int64_t(windows.size()) * ctx, "tok");
@@ -86,7 +86,7 @@ KldStats run_exact(const KldOpts& o, const EvalSession& s, Json* data, Json* set
     throw ArgError(o.ref_model + " and " + o.model + " have different tokenizers");
   const EvalText text = load_eval_text(o.w.data, parse_text_mode(o.w.text_mode), o.w.field);
   const Protocol proto = parse_protocol(o.w.protocol);
-  const int64_t ctx = o.w.ctx > 0 ? o.w.ctx : s.model->config().max_position;
+  const int64_t ctx = evalcmd::window_length(o.w, s.model->config().max_position);
   const auto windows = make_windows(token_stream(*p.tokenizer, text.text), ctx, proto, p.tokenizer->bos_id(), o.w.chunks);
   DecoderLogits P(*p.model), Q(*s.model);
   const auto log = open_log(o, s, {{"model", p.info.hash}, {"data", text.file_sha256}, {"text_mode", text_mode_name(text.mode)},

@@ -27,7 +27,7 @@ int run(const Opts& o) {
   EvalSession s = open_session(o.model, o.tokenizer, true, o.bf16 ? ComputeType::BF16 : ComputeType::F32);
   const EvalText text = load_eval_text(o.w.data, mode, o.w.field);
   const std::vector<int32_t> stream = token_stream(*s.tokenizer, text.text);
-  const int64_t ctx = o.w.ctx > 0 ? o.w.ctx : s.model->config().max_position;
+  const int64_t ctx = evalcmd::window_length(o.w, s.model->config().max_position);
   const auto windows = make_windows(stream, ctx, proto, s.tokenizer->bos_id(), o.w.chunks);
   info("ppl: " + std::to_string(stream.size()) + " tokens, " + std::to_string(windows.size()) + " windows of " +
        std::to_string(ctx) + " (" + protocol_name(proto) + ", text mode " + text_mode_name(text.mode) + ")");
