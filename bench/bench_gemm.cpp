@@ -16,7 +16,7 @@ using namespace calq::bench;
 
 namespace {
 
-double packed_gflops(int64_t M, const std::vector<std::pair<int64_t, int64_t>>& nk, ComputeType c, int reps) {
+Rate packed_gflops(int64_t M, const std::vector<std::pair<int64_t, int64_t>>& nk, ComputeType c, int reps) {
   // Several products on one input (e.g. q, k, v), timed together.
   std::vector<std::shared_ptr<PackedWeight>> w;
   std::vector<std::vector<float>> y;
@@ -32,7 +32,7 @@ double packed_gflops(int64_t M, const std::vector<std::pair<int64_t, int64_t>>& 
   const Timing t = time_runs([&] {
     for (size_t i = 0; i < w.size(); ++i) gemm_packed(x.data(), M, *w[i], nullptr, y[i].data());
   }, reps);
-  return flops / t.best * 1e-9;
+  return rate(flops, t);
 }
 
 }  // namespace
@@ -54,15 +54,15 @@ int main(int argc, char** argv) {
   for (int t : threads) {
     set_threads(t);
     for (const auto& s : peak_shapes()) {
-      const double ob = openblas_sgemm_gflops(s.m, s.n, s.k, reps);
-      const double f = onednn_matmul_gflops(s.m, s.n, s.k, dnnl::memory::data_type::f32, reps);
-      const double b = onednn_matmul_gflops(s.m, s.n, s.k, dnnl::memory::data_type::bf16, reps);
-      std::printf("| %d | %ldx%ldx%ld | %.1f | %.1f | %.1f | %.2f |\n", t, long(s.m), long(s.n), long(s.k), ob, f, b,
-                  b / f);
+      const Rate ob = openblas_sgemm_gflops(s.m, s.n, s.k, reps);
+      const Rate f = onednn_matmul_gflops(s.m, s.n, s.k, dnnl::memory::data_type::f32, reps);
+      const Rate b = onednn_matmul_gflops(s.m, s.n, s.k, dnnl::memory::data_type::bf16, reps);
+      std::printf("| %d | %ldx%ldx%ld | %.1f (%.1f) | %.1f (%.1f) | %.1f (%.1f) | %.2f |\n", t, long(s.m), long(s.n),
+                  long(s.k), ob.wall, ob.cpu, f.wall, f.cpu, b.wall, b.cpu, b.wall / f.wall);
       std::fflush(stdout);
     }
   }
-  std::printf("(GFLOP/s; %s)\n\n", load_line().c_str());
+  std::printf("(GFLOP/s from the best wall time; in parentheses from CPU time per thread; %s)\n\n", load_line().c_str());
 
   // llama-1b shapes, 512 rows.
   const int64_t M = 512, H = 2048, KV = 512, I = 8192;
@@ -84,8 +84,8 @@ int main(int argc, char** argv) {
     set_threads(t);
     for (const auto& r : rows) {
       const int64_t m = std::string(r.name).rfind("lm_head", 0) == 0 ? 1 : M;
-      std::printf("| %d | %s | %.1f | %.1f |\n", t, r.name, packed_gflops(m, r.nk, ComputeType::F32, reps),
-                  packed_gflops(m, r.nk, ComputeType::BF16, reps));
+      const Rate f = packed_gflops(m, r.nk, ComputeType::F32, reps), b = packed_gflops(m, r.nk, ComputeType::BF16, reps);
+      std::printf("| %d | %s | %.1f (%.1f) | %.1f (%.1f) |\n", t, r.name, f.wall, f.cpu, b.wall, b.cpu);
       std::fflush(stdout);
     }
   }

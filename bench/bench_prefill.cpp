@@ -68,29 +68,19 @@ double rss_gib() {
 
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
-  std::printf("bench_prefill: preset %s, %d tokens, batch 1, logits for the last position only, %d timed reps\n",
+  std::printf("bench_prefill: preset %s, %d tokens, batch 1, logits for the last position only, best of %d timed runs\n",
               a.preset.c_str(), a.tokens, a.reps);
   std::printf("conditions at start: %s\n", load_line().c_str());
 
-  // 1. GEMM peaks of this run (define the limit).
-  std::vector<Peak> peak32(a.threads.size()), peak16(a.threads.size());
-  for (size_t t = 0; t < a.threads.size(); ++t) {
-    set_threads(a.threads[t]);
-    peak32[t] = measure_peak(false);
-    peak16[t] = measure_peak(true);
-    std::printf("threads %d: sgemm peak %.1f GFLOP/s (%s); bf16 peak %.1f GFLOP/s (%s)\n", a.threads[t],
-                peak32[t].gflops, peak32[t].how.c_str(), peak16[t].gflops, peak16[t].how.c_str());
-  }
-
-  // 2. Model (bf16 storage keeps the source at 2 bytes/param; the packed copy is what runs).
-  set_threads(a.threads.back());
+  // Model (bf16 storage keeps the source at 2 bytes/param; the packed copy is what runs).
+  set_threads(*std::max_element(a.threads.begin(), a.threads.end()));
   const double t0 = now_s();
   const ModelConfig cfg = synth_config(a.preset, a.layers);
   SynthOptions so;
   so.dtype = DType::BF16;
   auto model = synth_decoder(cfg, so);
-  std::printf("model: %d layers, %.3f B params, generated in %.1f s\n", cfg.num_layers,
-              double(model->parameter_count()) * 1e-9, now_s() - t0);
+  std::printf("model: %d layers, %.3f B params (synthetic, seed 0, bf16 storage), generated in %.1f s\n",
+              cfg.num_layers, double(model->parameter_count()) * 1e-9, now_s() - t0);
   int64_t layer_linear = 0;
   for (Linear* l : model->all_linears(false)) layer_linear += l->in * l->out;
   const int64_t head = model->lm_head().in * model->lm_head().out;
@@ -104,32 +94,57 @@ int main(int argc, char** argv) {
   ForwardOptions fo;
   fo.logits = ForwardOptions::Logits::Last;
 
-  std::printf("\n| compute | threads | tok/s (best) | tok/s (median) | fp32 limit tok/s | %% of fp32 limit | GEMM s | GEMM GFLOP/s | attention s | other s | load |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  struct Row {
+    ComputeType c;
+    int threads;
+    Peak peak;
+    Timing t;
+    double gemm, attn, gemm_gflops, gemm_cpu, attn_cpu;
+    std::string load;
+  };
+  std::vector<Row> rows;
   auto& prof = kernel_profile();
   for (ComputeType c : a.types) {
     for (Linear* l : model->all_linears(true)) l->release_packed();
     model->set_compute(c);
-    for (size_t t = 0; t < a.threads.size(); ++t) {
-      set_threads(a.threads[t]);
-      model->forward(ids.data(), 1, a.tokens, fo);  // packs weights, JITs kernels
+    for (int th : a.threads) {
+      set_threads(th);
+      Row r{c, th, measure_peak(false), {}, 0, 0, 0, 0, 0, ""};  // the limit's sgemm peak, measured next to the run
+      model->forward(ids.data(), 1, a.tokens, fo);                // packs weights, JITs kernels
       prof.reset();
       prof.enabled = true;
-      const Timing tm = time_runs([&] { model->forward(ids.data(), 1, a.tokens, fo); }, a.reps, 0);
+      r.t = time_runs([&] { model->forward(ids.data(), 1, a.tokens, fo); }, a.reps, 0);
       prof.enabled = false;
-      const double per = 1.0 / a.reps, total = tm.best;
-      const double mean_total = tm.median;  // for the breakdown's "other"
-      const double gemm = prof.seconds(KernelKind::Gemm) * per, attn = prof.seconds(KernelKind::Attention) * per;
-      const double limit = a.tokens / (flops / (peak32[t].gflops * 1e9));
-      const double tps = a.tokens / total;
-      std::printf("| %s | %d | %.1f | %.1f | %.1f | %.1f%% | %.3f | %.0f | %.3f | %.3f | %s |\n", compute_type_name(c),
-                  a.threads[t], tps, a.tokens / tm.median, limit, 100.0 * tps / limit, gemm,
-                  double(prof.flops[int(KernelKind::Gemm)].load()) * per / gemm * 1e-9, attn,
-                  std::max(0.0, mean_total - gemm - attn), load_line().c_str());
-      std::fflush(stdout);
+      r.gemm = prof.seconds(KernelKind::Gemm) / a.reps;
+      r.attn = prof.seconds(KernelKind::Attention) / a.reps;
+      r.gemm_gflops = double(prof.flops[int(KernelKind::Gemm)].load()) / a.reps / r.gemm * 1e-9;
+      r.gemm_cpu = prof.cpu_seconds(KernelKind::Gemm) / a.reps / th;
+      r.attn_cpu = prof.cpu_seconds(KernelKind::Attention) / a.reps / th;
+      r.load = load_line();
+      rows.push_back(r);
+      std::fprintf(stderr, "  done %s %d threads: %.1f tok/s (%s)\n", compute_type_name(c), th, a.tokens / r.t.best,
+                   r.load.c_str());
     }
-    std::printf("  (packed weights for %s: RSS %.2f GiB)\n", compute_type_name(c), rss_gib());
+    std::printf("packed weights for %s: process RSS %.2f GiB\n", compute_type_name(c), rss_gib());
   }
-  std::printf("\nGEMM/attention seconds are per forward, averaged over the timed runs; other = median total - both.\n");
+
+  std::printf("\n| compute | threads | tok/s | fp32 limit tok/s | %% of fp32 limit | sgemm peak GFLOP/s (source) | "
+              "GEMM s | GEMM GFLOP/s | attention s | other s | cpu-time est.: %% of limit (GEMM / attn / other s) |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const Row& r : rows) {
+    const double limit = a.tokens / (flops / (r.peak.gflops.wall * 1e9));
+    const double limit_cpu = a.tokens / (flops / (r.peak.gflops.cpu * 1e9));
+    const double tps = a.tokens / r.t.best, tps_cpu = a.tokens / (r.t.cpu / r.threads);
+    const double other = std::max(0.0, r.t.mean - r.gemm - r.attn);
+    const double other_cpu = std::max(0.0, r.t.cpu_mean / r.threads - r.gemm_cpu - r.attn_cpu);
+    std::printf("| %s | %d | %.1f | %.1f | %.1f%% | %.1f (%s) | %.3f | %.0f | %.3f | %.3f | %.1f%% (%.3f / %.3f / %.3f) |\n",
+                compute_type_name(r.c), r.threads, tps, limit, 100.0 * tps / limit, r.peak.gflops.wall,
+                r.peak.how.c_str(), r.gemm, r.gemm_gflops, r.attn, other, 100.0 * tps_cpu / limit_cpu, r.gemm_cpu,
+                r.attn_cpu, other_cpu);
+  }
+  std::printf("\ntok/s from the best of %d runs; GEMM / attention / other seconds per forward, averaged over the runs "
+              "(GEMM includes the bf16 conversion of activations; other = mean total - both).\n"
+              "cpu-time estimate: the same from process CPU time / threads (robust to other load; with 2 threads it "
+              "includes OpenMP spin-waiting).\nconditions at end: %s\n", a.reps, load_line().c_str());
   return 0;
 }

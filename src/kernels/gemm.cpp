@@ -61,17 +61,42 @@ dt dnnl_type(ComputeType c) { return c == ComputeType::BF16 ? dt::bf16 : dt::f32
 // The row count used to ask oneDNN for its preferred weight layout (any count gives the same one).
 constexpr int64_t kLayoutRows = 64;
 
-// accumulate: a sum post-op, dst = dst + src · W (+ bias).
-dnnl::matmul::primitive_desc make_pd(int64_t rows, int64_t n, int64_t k, ComputeType c, bool bias,
-                                     const dnnl::memory::desc& wmd, bool accumulate = false) {
-  const dnnl::memory::desc src({rows, k}, dnnl_type(c), tag::ab);
-  const dnnl::memory::desc dst({rows, n}, dt::f32, tag::ab);
-  dnnl::primitive_attr attr;
-  if (accumulate) {
-    dnnl::post_ops po;
-    po.append_sum(1.0f);
-    attr.set_post_ops(po);
+dnnl::algorithm eltwise_of(ActKind a) {
+  switch (a) {
+    case ActKind::SiLU: return dnnl::algorithm::eltwise_swish;  // x · sigmoid(alpha x), alpha = 1
+    case ActKind::ReLU: return dnnl::algorithm::eltwise_relu;
+    case ActKind::GELU: return dnnl::algorithm::eltwise_gelu_erf;
+    case ActKind::GELUTanh: return dnnl::algorithm::eltwise_gelu_tanh;
   }
+  return dnnl::algorithm::eltwise_swish;
+}
+
+// The epilogue as it shapes a primitive (no pointers).
+struct EpilogueKind {
+  bool accumulate = false;
+  int gated_act = -1;  // ActKind when gated, else -1
+  bool dst_bf16 = false;
+  bool operator==(const EpilogueKind& o) const {
+    return accumulate == o.accumulate && gated_act == o.gated_act && dst_bf16 == o.dst_bf16;
+  }
+};
+
+// accumulate: a sum post-op, dst = dst + src · W (+ bias); gated: eltwise act, then binary mul by
+// a [rows, n] f32 tensor.
+dnnl::matmul::primitive_desc make_pd(int64_t rows, int64_t n, int64_t k, ComputeType c, bool bias,
+                                     const dnnl::memory::desc& wmd, const EpilogueKind& e = {}) {
+  const dnnl::memory::desc src({rows, k}, dnnl_type(c), tag::ab);
+  const dnnl::memory::desc dst({rows, n}, e.dst_bf16 ? dt::bf16 : dt::f32, tag::ab);
+  dnnl::primitive_attr attr;
+  dnnl::post_ops po;
+  if (e.accumulate) po.append_sum(1.0f);
+  if (e.gated_act >= 0) {
+    // alpha: swish's sigmoid(alpha·x) slope (1), relu's negative slope (0); unused by the GELUs.
+    const float alpha = ActKind(e.gated_act) == ActKind::SiLU ? 1.0f : 0.0f;
+    po.append_eltwise(1.0f, eltwise_of(ActKind(e.gated_act)), alpha, 0.0f);
+    po.append_binary(dnnl::algorithm::binary_mul, dnnl::memory::desc({rows, n}, dt::f32, tag::ab));
+  }
+  attr.set_post_ops(po);
   if (bias) {
     const dnnl::memory::desc b({1, n}, dt::f32, tag::ab);
     return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wmd, b, dst), attr, cpu_engine());
@@ -109,11 +134,12 @@ class DnnlPacked final : public PackedWeight {
 struct PrimKey {
   int64_t rows, n, k;
   int type;
-  bool bias, accumulate;
+  bool bias;
+  EpilogueKind epi;
   int threads;
   bool operator==(const PrimKey& o) const {
-    return rows == o.rows && n == o.n && k == o.k && type == o.type && bias == o.bias &&
-           accumulate == o.accumulate && threads == o.threads;
+    return rows == o.rows && n == o.n && k == o.k && type == o.type && bias == o.bias && epi == o.epi &&
+           threads == o.threads;
   }
 };
 struct PrimKeyHash {
@@ -121,7 +147,9 @@ struct PrimKeyHash {
     size_t h = std::hash<int64_t>()(p.rows);
     h = h * 1000003u ^ std::hash<int64_t>()(p.n);
     h = h * 1000003u ^ std::hash<int64_t>()(p.k);
-    return (h * 31u + size_t(p.type) * 4u + size_t(p.bias) * 2u + size_t(p.accumulate)) * 131u + size_t(p.threads);
+    h = h * 31u + size_t(p.type) * 4u + size_t(p.bias) * 2u + size_t(p.epi.accumulate);
+    h = h * 31u + size_t(p.epi.gated_act + 1) * 2u + size_t(p.epi.dst_bf16);
+    return h * 131u + size_t(p.threads);
   }
 };
 
@@ -144,8 +172,8 @@ class PrimitiveCache {
     // Ask for the layout oneDNN prefers for this row count; it is the packed one in practice,
     // and if not, pin the packed layout explicitly (oneDNN then picks an implementation for it).
     const dnnl::memory::desc any({key.k, key.n}, dnnl_type(c), tag::any);
-    dnnl::matmul::primitive_desc pd = make_pd(key.rows, key.n, key.k, c, key.bias, any, key.accumulate);
-    if (pd.weights_desc() != wmd) pd = make_pd(key.rows, key.n, key.k, c, key.bias, wmd, key.accumulate);
+    dnnl::matmul::primitive_desc pd = make_pd(key.rows, key.n, key.k, c, key.bias, any, key.epi);
+    if (pd.weights_desc() != wmd) pd = make_pd(key.rows, key.n, key.k, c, key.bias, wmd, key.epi);
     dnnl::matmul prim(pd);
     std::lock_guard<std::mutex> lock(mu_);
     auto it = map_.find(key);
@@ -189,43 +217,56 @@ std::shared_ptr<PackedWeight> pack_weight(const float* w, int64_t n, int64_t k, 
   return std::make_shared<DnnlPacked>(w, n, k, c);
 }
 
-namespace {
-// Runs the cached primitive on x (already in the packed weight's compute type).
-void run_matmul(const void* x, int64_t rows, const DnnlPacked& p, const float* bias, float* y, bool accumulate) {
+void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const PackedWeight& pw, const float* bias,
+                    const GemmEpilogue& e, float* y, uint16_t* y_bf16) {
+  const auto& p = dynamic_cast<const DnnlPacked&>(pw);
+  const bool bf = p.compute() == ComputeType::BF16;
+  if (rows <= 0) return;
+  if ((x == nullptr) == (x_bf16 == nullptr) || (y == nullptr) == (y_bf16 == nullptr))
+    throw ArgError("gemm_packed_ex: give exactly one input and one output");
+  if ((x_bf16 || y_bf16) && !bf) throw ArgError("gemm_packed_ex: bf16 input/output needs a weight packed for bf16");
+  if (e.gated && !e.mul) throw ArgError("gemm_packed_ex: gated epilogue without the multiplier");
   const int64_t n = p.n(), k = p.k();
-  const PrimKey key{rows, n, k, int(p.compute()), bias != nullptr, accumulate,
-                    omp_in_parallel() ? 1 : omp_get_max_threads()};
+  KernelTimer timer(KernelKind::Gemm, 2 * rows * n * k);
+  const void* src = x_bf16 ? static_cast<const void*>(x_bf16) : static_cast<const void*>(x);
+  if (bf && x) {  // activations to bf16 (round to nearest even), once per call
+    uint16_t* xb = bf16_scratch(size_t(rows * k));
+    f32_to_bf16_n(x, xb, rows * k);
+    src = xb;
+  }
+  EpilogueKind ek;
+  ek.accumulate = e.accumulate;
+  ek.gated_act = e.gated ? int(e.act) : -1;
+  ek.dst_bf16 = y_bf16 != nullptr;
+  const PrimKey key{rows, n, k, int(p.compute()), bias != nullptr, ek, omp_in_parallel() ? 1 : omp_get_max_threads()};
   dnnl::matmul prim = prim_cache().get(key, p.desc());
   dnnl::engine& eng = cpu_engine();
-  dnnl::memory src_m({{rows, k}, dnnl_type(p.compute()), tag::ab}, eng, const_cast<void*>(x));
-  dnnl::memory dst_m({{rows, n}, dt::f32, tag::ab}, eng, y);
+  dnnl::memory src_m({{rows, k}, dnnl_type(p.compute()), tag::ab}, eng, const_cast<void*>(src));
+  dnnl::memory dst_m({{rows, n}, y_bf16 ? dt::bf16 : dt::f32, tag::ab}, eng,
+                     y_bf16 ? static_cast<void*>(y_bf16) : static_cast<void*>(y));
   std::unordered_map<int, dnnl::memory> args = {
       {DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, p.mem()}, {DNNL_ARG_DST, dst_m}};
   if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, n}, dt::f32, tag::ab}, eng, const_cast<float*>(bias)));
+  if (e.gated) {
+    const int idx = e.accumulate ? 2 : 1;  // post-op index of the binary mul
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1,
+                 dnnl::memory({{rows, n}, dt::f32, tag::ab}, eng, const_cast<float*>(e.mul)));
+  }
   prim.execute(thread_stream(), args);
   thread_stream().wait();
 }
-}  // namespace
 
 void gemm_packed(const float* x, int64_t rows, const PackedWeight& pw, const float* bias, float* y, bool accumulate) {
-  const auto& p = dynamic_cast<const DnnlPacked&>(pw);
-  if (rows <= 0) return;
-  KernelTimer timer(KernelKind::Gemm, 2 * rows * p.n() * p.k());
-  if (p.compute() == ComputeType::BF16) {
-    uint16_t* xb = bf16_scratch(size_t(rows * p.k()));
-    f32_to_bf16_n(x, xb, rows * p.k());
-    return run_matmul(xb, rows, p, bias, y, accumulate);
-  }
-  run_matmul(x, rows, p, bias, y, accumulate);
+  GemmEpilogue e;
+  e.accumulate = accumulate;
+  gemm_packed_ex(x, nullptr, rows, pw, bias, e, y);
 }
 
 void gemm_packed_bf16(const uint16_t* x, int64_t rows, const PackedWeight& pw, const float* bias, float* y,
                       bool accumulate) {
-  const auto& p = dynamic_cast<const DnnlPacked&>(pw);
-  if (p.compute() != ComputeType::BF16) throw ArgError("gemm_packed_bf16: weight is not packed for bf16");
-  if (rows <= 0) return;
-  KernelTimer timer(KernelKind::Gemm, 2 * rows * p.n() * p.k());
-  run_matmul(x, rows, p, bias, y, accumulate);
+  GemmEpilogue e;
+  e.accumulate = accumulate;
+  gemm_packed_ex(nullptr, x, rows, pw, bias, e, y);
 }
 
 }  // namespace calq

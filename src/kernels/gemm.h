@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "kernels/ops.h"  // ActKind
+
 namespace calq {
 
 enum class ComputeType { F32, BF16 };  // BF16: bf16 weights and activations, f32 accumulation
@@ -31,6 +33,19 @@ void gemm_packed(const float* x, int64_t rows, const PackedWeight& w, const floa
 // Same with x already in bf16 (w must be packed for ComputeType::BF16).
 void gemm_packed_bf16(const uint16_t* x, int64_t rows, const PackedWeight& w, const float* bias, float* y,
                       bool accumulate = false);
+
+// What happens to r = x · Wᵀ + bias before it is stored (fused into the GEMM as oneDNN post-ops).
+struct GemmEpilogue {
+  bool accumulate = false;  // y += r
+  // Gated MLP: y = act(r) ⊙ mul, with mul [rows, n] float32 (the "up" product, gate = this GEMM).
+  bool gated = false;
+  ActKind act = ActKind::SiLU;
+  const float* mul = nullptr;
+};
+// The general form: input x (float32) or x_bf16 (bf16, BF16 weights only; exactly one non-null);
+// output y (float32) or y_bf16 (bf16, rounded once from the f32 result; BF16 weights only).
+void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const PackedWeight& w, const float* bias,
+                    const GemmEpilogue& e, float* y, uint16_t* y_bf16 = nullptr);
 
 // Plain float32 GEMM, row-major: C[m,n] = alpha * A[m,k] · op(B) + beta * C, op(B) = B[k,n] or B[n,k]ᵀ.
 void sgemm(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,

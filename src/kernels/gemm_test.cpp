@@ -153,6 +153,41 @@ TEST(GemmPackedBf16Input, SameAsConvertingInside) {
   EXPECT_THROW(gemm_packed_bf16(xb.data(), rows, *p32, nullptr, b.data()), ArgError);
 }
 
+TEST_P(GemmPacked, GatedEpilogueMatchesActTimesMul) {
+  const ComputeType c = GetParam();
+  const bool bf = c == ComputeType::BF16;
+  const int64_t rows = 7, n = 50, k = 90;
+  const auto x = randn(size_t(rows * k), 41), w = randn(size_t(n * k), 42, 0.2f), b = randn(size_t(n), 43);
+  const auto mul = randn(size_t(rows * n), 44);
+  auto p = pack_weight(w.data(), n, k, c);
+  std::vector<float> r(size_t(rows * n));
+  gemm_packed(x.data(), rows, *p, b.data(), r.data());
+  for (ActKind a : {ActKind::SiLU, ActKind::ReLU, ActKind::GELU, ActKind::GELUTanh}) {
+    GemmEpilogue e;
+    e.gated = true;
+    e.act = a;
+    e.mul = mul.data();
+    std::vector<float> y(size_t(rows * n));
+    gemm_packed_ex(x.data(), nullptr, rows, *p, b.data(), e, y.data());
+    for (size_t i = 0; i < y.size(); ++i) {
+      const float want = activate(r[i], a) * mul[i];
+      EXPECT_NEAR(y[i], want, 1e-5 + 1e-5 * std::fabs(want)) << "act " << int(a) << " at " << i;
+    }
+    if (bf) {  // bf16 output: the f32 result rounded once
+      std::vector<uint16_t> yb(size_t(rows * n));
+      gemm_packed_ex(x.data(), nullptr, rows, *p, b.data(), e, nullptr, yb.data());
+      for (size_t i = 0; i < y.size(); ++i)
+        EXPECT_NEAR(bf16_to_f32(yb[i]), y[i], std::fabs(y[i]) / 256 + 1e-6) << i;
+    } else {
+      std::vector<uint16_t> yb(size_t(rows * n));
+      EXPECT_THROW(gemm_packed_ex(x.data(), nullptr, rows, *p, b.data(), e, nullptr, yb.data()), ArgError);
+    }
+  }
+  EXPECT_THROW(gemm_packed_ex(x.data(), nullptr, rows, *p, b.data(), GemmEpilogue{false, true, ActKind::SiLU, nullptr},
+                              r.data()),
+               ArgError);
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, GemmPacked, ::testing::Values(ComputeType::F32, ComputeType::BF16),
                          [](const auto& i) { return std::string(compute_type_name(i.param)); });
 

@@ -24,11 +24,6 @@ void act_inplace(float* x, int64_t n, ActKind a);
 // Scalar references (activate() per element).
 void gated_act_ref(float* g, const float* u, int64_t n, ActKind a);
 void act_inplace_ref(float* x, int64_t n, ActKind a);
-// Gated MLP on a fused gate|up product: gu [rows, 2n] holds gate in columns [0, n) and up in
-// [n, 2n); out[r, i] = act(gu[r, i]) * gu[r, n + i], out dense [rows, n] (f32, or bf16 for a
-// bf16 GEMM input: round to nearest even of the f32 result).
-void gated_act_rows(const float* gu, int64_t rows, int64_t n, ActKind a, float* out);
-void gated_act_rows_bf16(const float* gu, int64_t rows, int64_t n, ActKind a, uint16_t* out);
 
 // Rotary embedding table: cos/sin of position * inv_freq[i], [positions, half] row-major.
 struct RopeTable {

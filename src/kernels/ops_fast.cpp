@@ -7,7 +7,6 @@
 
 #include "kernels/ops.h"
 #include "kernels/vec.h"
-#include "tensor/dtype.h"
 
 namespace calq {
 
@@ -111,40 +110,6 @@ void act_inplace(float* x, int64_t n, ActKind a) {
   }
 }
 
-void gated_act_rows(const float* gu, int64_t rows, int64_t n, ActKind a, float* out) {
-#pragma omp parallel for schedule(static) if (rows * n > kParallelMin)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* g = gu + r * 2 * n;
-    float* o = out + r * n;
-    if (a == ActKind::GELU) {
-      for (int64_t i = 0; i < n; ++i) o[i] = activate(g[i], a) * g[n + i];
-      continue;
-    }
-    for (int64_t i = 0; i < n; i += 16) {
-      const __mmask16 m = tail(n - i);
-      _mm512_mask_storeu_ps(o + i, m, _mm512_mul_ps(act512(_mm512_maskz_loadu_ps(m, g + i), a),
-                                                    _mm512_maskz_loadu_ps(m, g + n + i)));
-    }
-  }
-}
-
-void gated_act_rows_bf16(const float* gu, int64_t rows, int64_t n, ActKind a, uint16_t* out) {
-#pragma omp parallel for schedule(static) if (rows * n > kParallelMin)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* g = gu + r * 2 * n;
-    uint16_t* o = out + r * n;
-    if (a == ActKind::GELU) {
-      for (int64_t i = 0; i < n; ++i) o[i] = f32_to_bf16(activate(g[i], a) * g[n + i]);
-      continue;
-    }
-    for (int64_t i = 0; i < n; i += 16) {
-      const __mmask16 m = tail(n - i);
-      const __m512 v = _mm512_mul_ps(act512(_mm512_maskz_loadu_ps(m, g + i), a), _mm512_maskz_loadu_ps(m, g + n + i));
-      _mm256_mask_storeu_epi16(o + i, m, cvt_bf16_512(v));
-    }
-  }
-}
-
 void apply_rope(float* x, int64_t rows, int heads, int dim, const int32_t* pos, const RopeTable& t, bool interleaved,
                 int64_t ld) {
   if (interleaved) return apply_rope_ref(x, rows, heads, dim, pos, t, interleaved, ld);  // Cohere only
@@ -177,14 +142,6 @@ void layer_norm(const float* x, int64_t rows, int64_t n, const float* w, const f
 }
 void gated_act(float* g, const float* u, int64_t n, ActKind a) { gated_act_ref(g, u, n, a); }
 void act_inplace(float* x, int64_t n, ActKind a) { act_inplace_ref(x, n, a); }
-void gated_act_rows(const float* gu, int64_t rows, int64_t n, ActKind a, float* out) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t i = 0; i < n; ++i) out[r * n + i] = activate(gu[r * 2 * n + i], a) * gu[r * 2 * n + n + i];
-}
-void gated_act_rows_bf16(const float* gu, int64_t rows, int64_t n, ActKind a, uint16_t* out) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t i = 0; i < n; ++i) out[r * n + i] = f32_to_bf16(activate(gu[r * 2 * n + i], a) * gu[r * 2 * n + n + i]);
-}
 void apply_rope(float* x, int64_t rows, int heads, int dim, const int32_t* pos, const RopeTable& t, bool interleaved,
                 int64_t ld) {
   apply_rope_ref(x, rows, heads, dim, pos, t, interleaved, ld);

@@ -73,26 +73,6 @@ TEST(OpsFast, ActivationsMatchReference) {
   }
 }
 
-TEST(OpsFast, FusedGateUpRowsMatchSeparateGatedAct) {
-  const int64_t rows = 5, n = 37;
-  const auto gu = randn(size_t(rows * 2 * n), 8, 2.0f);
-  for (ActKind k : {ActKind::SiLU, ActKind::GELU, ActKind::GELUTanh, ActKind::ReLU}) {
-    std::vector<float> ref(size_t(rows * n)), got(size_t(rows * n));
-    std::vector<uint16_t> got16(size_t(rows * n));
-    for (int64_t r = 0; r < rows; ++r) {
-      std::vector<float> g(gu.begin() + r * 2 * n, gu.begin() + r * 2 * n + n);
-      std::vector<float> u(gu.begin() + r * 2 * n + n, gu.begin() + (r + 1) * 2 * n);
-      gated_act_ref(g.data(), u.data(), n, k);
-      std::copy(g.begin(), g.end(), ref.begin() + r * n);
-    }
-    gated_act_rows(gu.data(), rows, n, k, got.data());
-    expect_close(got, ref, 1e-6, 1e-6, "gated_act_rows");
-    gated_act_rows_bf16(gu.data(), rows, n, k, got16.data());
-    for (size_t i = 0; i < ref.size(); ++i)  // bf16 of the f32 result: within one bf16 ulp of bf16(ref)
-      EXPECT_NEAR(bf16_to_f32(got16[i]), ref[i], std::fabs(ref[i]) * (1.0 / 128) + 1e-7) << i;
-  }
-}
-
 TEST(OpsFast, RopeMatchesReferenceWithRowStride) {
   const int heads = 3, dim = 40, rows = 6;
   const int64_t ld = heads * dim + 24;  // q inside a wider fused row

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/vec.h"
 #include "util/error.h"
 
 namespace calq {
@@ -226,7 +227,7 @@ Tensor Decoder::embed(const int32_t* ids, int64_t batch, int64_t seq) const {
 // not allocate (and page-fault) fresh megabytes per linear layer. Freed when the pass ends.
 struct Decoder::Scratch {
   Tensor xn, qkv, attn, gu, act;
-  std::vector<uint16_t> act16;
+  std::vector<uint16_t> x16, act16;
   std::vector<int32_t> pos;
   static float* get(Tensor& t, int64_t n) {
     if (!t.defined() || t.numel() < n) t = Tensor::empty(DType::F32, {std::max<int64_t>(n, 1)});
@@ -345,29 +346,44 @@ void Decoder::mlp_into(int i, const float* xn, int64_t rows, Observer* obs, Scra
     return;
   }
   observe_input(obs, L.gate, xn, rows);
-  const bool down_observed = obs && obs->wants(L.down.name);
-  if (auto f = fused_linear({&L.gate, &L.up}, compute_)) {
-    float* gu = Scratch::get(s.gu, rows * 2 * I);
-    gemm_packed(xn, rows, *f->packed, f->bias.empty() ? nullptr : f->bias.data(), gu);
-    if (compute_ == ComputeType::BF16 && !down_observed && !L.down.input_transform) {
-      // The activation is written straight in bf16, the down GEMM's input type.
-      s.act16.resize(size_t(rows * I));
-      gated_act_rows_bf16(gu, rows, I, act, s.act16.data());
-      gemm_packed_bf16(s.act16.data(), rows, L.down.packed(compute_), L.down.bias.defined() ? L.down.bias.f32() : nullptr,
-                       out, accumulate);
-      return;
-    }
+  const float* ub = L.up.bias.defined() ? L.up.bias.f32() : nullptr;
+  const float* gb = L.gate.bias.defined() ? L.gate.bias.f32() : nullptr;
+  if (L.up.input_transform || L.gate.input_transform) {  // each linear transforms its own copy
+    float* u = Scratch::get(s.gu, rows * I);
     float* g = Scratch::get(s.act, rows * I);
-    gated_act_rows(gu, rows, I, act, g);
+    linear_forward(L.up, xn, rows, u, compute_);
+    linear_forward(L.gate, xn, rows, g, compute_);
+    gated_act(g, u, rows * I, act);
     observe_input(obs, L.down, g, rows);
     linear_forward(L.down, g, rows, out, compute_, accumulate);
     return;
   }
+  // up = x·Wuᵀ, then the gate GEMM with act(·) ⊙ up fused as its epilogue (no separate pass over
+  // the [rows, intermediate] products). In bf16 the input is converted once for both GEMMs.
+  const bool bf = compute_ == ComputeType::BF16;
+  const uint16_t* x16 = nullptr;
+  if (bf) {
+    s.x16.resize(size_t(rows * cfg_.hidden_size));
+    f32_to_bf16_n(xn, s.x16.data(), rows * cfg_.hidden_size);
+    x16 = s.x16.data();
+  }
+  const float* xf = bf ? nullptr : xn;
   float* u = Scratch::get(s.gu, rows * I);
+  gemm_packed_ex(xf, x16, rows, L.up.packed(compute_), ub, GemmEpilogue{}, u);
+  GemmEpilogue gated;
+  gated.gated = true;
+  gated.act = act;
+  gated.mul = u;
+  const float* db = L.down.bias.defined() ? L.down.bias.f32() : nullptr;
+  if (bf && !(obs && obs->wants(L.down.name)) && !L.down.input_transform) {
+    // Nobody needs the f32 activations: the gate GEMM writes bf16, the down GEMM's input type.
+    s.act16.resize(size_t(rows * I));
+    gemm_packed_ex(nullptr, x16, rows, L.gate.packed(compute_), gb, gated, nullptr, s.act16.data());
+    gemm_packed_bf16(s.act16.data(), rows, L.down.packed(compute_), db, out, accumulate);
+    return;
+  }
   float* g = Scratch::get(s.act, rows * I);
-  linear_forward(L.up, xn, rows, u, compute_);
-  linear_forward(L.gate, xn, rows, g, compute_);
-  gated_act(g, u, rows * I, act);
+  gemm_packed_ex(xf, x16, rows, L.gate.packed(compute_), gb, gated, g);
   observe_input(obs, L.down, g, rows);
   linear_forward(L.down, g, rows, out, compute_, accumulate);
 }

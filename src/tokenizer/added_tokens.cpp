@@ -83,7 +83,7 @@ void AddedVocab::add(const std::vector<AddedToken>& tokens, const BpeModel& mode
         raw_.insert(t.content, i);
       } else {
         std::string pat = t.content;
-        if (normalizer) normalizer->normalize(pat);
+        if (normalizer) normalizer->normalize(pat, byte_budget(pat.size()));
         norm_.insert(pat, i);
       }
     }

@@ -83,7 +83,9 @@ BpeModel::BpeModel(const Json& model, const JPath& at) {
   }
   vocab_r_.assign(size_t(max_id + 1), std::string());
   has_token_.assign(size_t(max_id + 1), 0);
+  bool duplicate_ids = false;
   for (const auto& [tok, id] : vocab_) {
+    duplicate_ids = duplicate_ids || has_token_[size_t(id)];
     if (!has_token_[size_t(id)] || tok < vocab_r_[size_t(id)]) vocab_r_[size_t(id)] = tok;  // deterministic on duplicates
     has_token_[size_t(id)] = 1;
   }
@@ -136,6 +138,21 @@ BpeModel::BpeModel(const Json& model, const JPath& at) {
     byte_ids_[b] = it == vocab_.end() ? -1 : it->second;
   }
   if (prefix_.empty() && suffix_.empty()) {
+    // Without prefix/suffix a merged token is the concatenation of its parts, so its first and
+    // last characters are those of its leftmost and rightmost initial symbols.
+    can_segment_ = !duplicate_ids;
+    first_cp_.assign(vocab_r_.size(), 0);
+    last_cp_.assign(vocab_r_.size(), 0);
+    for (size_t id = 0; id < vocab_r_.size(); ++id) {
+      const std::string& t = vocab_r_[id];
+      if (t.empty()) continue;
+      size_t i = 0;
+      first_cp_[id] = next_codepoint(t, i);
+      size_t b = t.size() - 1;
+      while (b > 0 && (static_cast<unsigned char>(t[b]) & 0xC0) == 0x80) --b;
+      last_cp_[id] = next_codepoint(t, b);
+    }
+    merges_.for_each([&](int32_t a, int32_t b) { joinable_.insert(uint64_t(last_cp_[size_t(a)]) << 32 | first_cp_[size_t(b)]); });
     bmp_ids_.assign(0x10000, -1);
     for (const auto& [tok, id] : vocab_) {
       if (tok.empty() || tok.size() > 3) continue;
@@ -264,25 +281,41 @@ void BpeModel::merge_word(std::string_view w, std::vector<int32_t>& out) const {
     }
   }
   if (have_unk) add(unk_id_, unk_len);
-  merge_all(syms);
+  // Cut the word where no merge can ever join two neighbours (no merge pairs a token ending with
+  // the left symbol's last character with one starting with the right symbol's first): merges
+  // never cross such a boundary, so each part evolves exactly as inside the whole word, and small
+  // heaps keep a whole file without pre-tokenizer (Llama-2) cache friendly.
+  int32_t begin = 0;
+  const auto n = int32_t(syms.size());
+  if (can_segment_ && segmentation_ && n > 64) {  // short words gain nothing
+    for (int32_t k = 1; k < n; ++k)
+      if (hard_boundary(syms[size_t(k - 1)].c, syms[size_t(k)].c)) {
+        merge_all(syms, begin, k);
+        begin = k;
+      }
+  }
+  merge_all(syms, begin, n);
   for (const auto& s : syms)
     if (s.len != 0) out.push_back(s.c);
 }
 
 // HF Word::merge_all: repeatedly apply the lowest-ranked merge (leftmost among equal ranks) using
 // a min-heap of candidate pairs; stale candidates are detected when popped.
-void BpeModel::merge_all(std::vector<Symbol>& syms) const {
+void BpeModel::merge_all(std::vector<Symbol>& syms, int32_t begin, int32_t end) const {
   struct Cand {
     uint32_t rank;
     int32_t pos, new_id;
   };
   const auto later = [](const Cand& x, const Cand& y) { return x.rank != y.rank ? x.rank > y.rank : x.pos > y.pos; };
-  std::vector<Cand> heap;
-  heap.reserve(syms.size());
-  for (size_t k = 0; k + 1 < syms.size(); ++k)
-    if (const auto* m = merges_.find(syms[k].c, syms[k + 1].c)) heap.push_back({m->rank, int32_t(k), m->new_id});
+  if (end - begin < 2) return;
+  syms[size_t(begin)].prev = -1;
+  syms[size_t(end - 1)].next = -1;
+  thread_local std::vector<Cand> heap;
+  heap.clear();
+  for (int32_t k = begin; k + 1 < end; ++k)
+    if (const auto* m = merges_.find(syms[size_t(k)].c, syms[size_t(k + 1)].c)) heap.push_back({m->rank, k, m->new_id});
   std::make_heap(heap.begin(), heap.end(), later);
-  const auto n = int32_t(syms.size());
+  const int32_t n = end;
   while (!heap.empty()) {
     std::pop_heap(heap.begin(), heap.end(), later);
     const Cand top = heap.back();

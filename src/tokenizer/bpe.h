@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "tokenizer/json_fields.h"
@@ -41,6 +42,11 @@ class MergeMap {
     }
   }
   size_t size() const { return size_; }
+  template <class F>
+  void for_each(F f) const {
+    for (size_t i = 0; i < keys_.size(); ++i)
+      if (keys_[i] != kEmpty) f(int32_t(keys_[i] >> 32), int32_t(uint32_t(keys_[i])));
+  }
 
  private:
   static constexpr uint64_t kEmpty = ~uint64_t(0);
@@ -70,6 +76,9 @@ class BpeModel {
   bool byte_fallback() const { return byte_fallback_; }
   bool ignore_merges() const { return ignore_merges_; }
   std::string describe() const;
+  // Cutting long words at hard boundaries (see merge_word) is on by default; tests switch it off
+  // to check that it never changes a result.
+  void set_segmentation(bool on) { segmentation_ = on; }
 
  private:
   struct Symbol {
@@ -77,7 +86,12 @@ class BpeModel {
     uint32_t len;  // bytes of the piece covered; 0 marks a symbol merged into its left neighbour
   };
   void merge_word(std::string_view piece, std::vector<int32_t>& out) const;
-  void merge_all(std::vector<Symbol>& syms) const;
+  // Runs merge_all on syms[begin, end) as an independent word.
+  void merge_all(std::vector<Symbol>& syms, int32_t begin, int32_t end) const;
+  // True when no merge can ever join a symbol ending like `left` with one starting like `right`.
+  bool hard_boundary(int32_t left, int32_t right) const {
+    return !joinable_.count(uint64_t(last_cp_[size_t(left)]) << 32 | first_cp_[size_t(right)]);
+  }
   int32_t char_id(std::string_view piece, size_t b, size_t e, bool first, bool last) const;
 
   StringIdMap vocab_;
@@ -86,6 +100,11 @@ class BpeModel {
   MergeMap merges_;
   std::vector<int32_t> bmp_ids_;  // single-character tokens of the Basic Multilingual Plane
   int32_t byte_ids_[256];
+  // First/last code point of every token and the (last of a, first of b) pairs of all merges:
+  // a long word is cut where no merge can join its neighbours (see merge_word).
+  std::vector<char32_t> first_cp_, last_cp_;
+  std::unordered_set<uint64_t> joinable_;
+  bool can_segment_ = false, segmentation_ = true;
   std::optional<std::string> unk_token_;
   int32_t unk_id_ = -1;
   std::string prefix_, suffix_;

@@ -10,8 +10,8 @@ namespace {
 class SequenceDec : public Decoder {
  public:
   std::vector<std::unique_ptr<Decoder>> items;
-  void decode_chain(std::vector<std::string>& tokens) const override {
-    for (const auto& d : items) d->decode_chain(tokens);
+  void decode_chain(std::vector<std::string>& tokens, size_t max_bytes) const override {
+    for (const auto& d : items) d->decode_chain(tokens, max_bytes);
   }
   std::string describe() const override {
     std::string d = "Sequence[";
@@ -24,7 +24,7 @@ class SequenceDec : public Decoder {
 // UTF-8), then decodes the bytes of all tokens at once, replacing invalid UTF-8 with U+FFFD.
 class ByteLevelDec : public Decoder {
  public:
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens, size_t max_bytes) const override {
     std::string bytes;
     for (const auto& t : tokens) {
       const size_t mark = bytes.size();
@@ -51,8 +51,12 @@ class ReplaceDec : public Decoder {
  public:
   explicit ReplaceDec(ReplaceRule r) : rule(std::move(r)) {}
   ReplaceRule rule;
-  void decode_chain(std::vector<std::string>& tokens) const override {
-    for (auto& t : tokens) t = rule.apply(t);
+  void decode_chain(std::vector<std::string>& tokens, size_t max_bytes) const override {
+    size_t total = 0;
+    for (auto& t : tokens) {
+      t = rule.apply(t, max_bytes);
+      enforce_budget(total += t.size(), max_bytes, "Replace");
+    }
   }
   std::string describe() const override { return rule.describe(); }
 };
@@ -77,7 +81,7 @@ class ByteFallbackDec : public Decoder {
     }
     return v;
   }
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens, size_t max_bytes) const override {
     std::vector<std::string> out;
     out.reserve(tokens.size());
     std::string pending;
@@ -106,7 +110,7 @@ class ByteFallbackDec : public Decoder {
 
 class FuseDec : public Decoder {
  public:
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens, size_t max_bytes) const override {
     std::string all;
     for (const auto& t : tokens) all += t;
     tokens.assign(1, std::move(all));
@@ -120,7 +124,7 @@ class StripDec : public Decoder {
   char32_t content = ' ';
   std::string content_utf8 = " ";
   size_t start = 0, stop = 0;
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens, size_t max_bytes) const override {
     for (auto& t : tokens) {
       std::vector<size_t> bounds;  // byte offset of each character, plus the end
       std::vector<char32_t> chars;
@@ -148,7 +152,7 @@ class MetaspaceDec : public Decoder {
  public:
   char32_t replacement = 0x2581;
   bool prepend = true;
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens, size_t max_bytes) const override {
     for (size_t k = 0; k < tokens.size(); ++k) {
       std::string out;
       const std::string& t = tokens[k];
@@ -170,7 +174,7 @@ class MetaspaceDec : public Decoder {
 class BpeDec : public Decoder {
  public:
   std::string suffix = "</w>";
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens, size_t max_bytes) const override {
     if (suffix.empty()) return;
     for (size_t k = 0; k < tokens.size(); ++k) {
       const std::string rep = k + 1 == tokens.size() ? "" : " ";

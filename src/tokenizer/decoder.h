@@ -13,7 +13,8 @@ namespace calq::tok {
 class Decoder {
  public:
   virtual ~Decoder() = default;
-  virtual void decode_chain(std::vector<std::string>& tokens) const = 0;
+  // Throws FormatError when the tokens would grow beyond max_bytes in all.
+  virtual void decode_chain(std::vector<std::string>& tokens, size_t max_bytes) const = 0;
   virtual std::string describe() const = 0;
 };
 

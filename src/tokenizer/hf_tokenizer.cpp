@@ -48,7 +48,7 @@ std::vector<int32_t> HfTokenizer::encode(std::string_view text, const EncodeOpti
 void HfTokenizer::encode_section(std::string_view raw, bool at_origin, const EncodeOptions& opt,
                                  std::vector<int32_t>& ids) const {
   std::string text(raw);
-  if (normalizer_) normalizer_->normalize(text);
+  if (normalizer_) normalizer_->normalize(text, byte_budget(raw.size()));
   if (text.empty()) return;
   if (!added_.has_normalized()) {
     encode_normalized(std::move(text), at_origin, ids);
@@ -67,7 +67,7 @@ void HfTokenizer::encode_section(std::string_view raw, bool at_origin, const Enc
 void HfTokenizer::encode_normalized(std::string text, bool at_origin, std::vector<int32_t>& ids) const {
   std::vector<PreToken> pieces;
   pieces.push_back({std::move(text), at_origin});
-  if (pre_tokenizer_) pre_tokenizer_->pre_tokenize(pieces);
+  if (pre_tokenizer_) pre_tokenizer_->pre_tokenize(pieces, byte_budget(pieces[0].text.size()));
   for (const auto& p : pieces) model_->tokenize(p.text, ids);
 }
 
@@ -82,7 +82,9 @@ std::string HfTokenizer::decode(const std::vector<int32_t>& ids, bool skip_speci
   }
   std::string out;
   if (decoder_) {
-    decoder_->decode_chain(tokens);
+    size_t bytes = 0;
+    for (const auto& t : tokens) bytes += t.size();
+    decoder_->decode_chain(tokens, byte_budget(bytes));
     for (const auto& t : tokens) out += t;
   } else {
     for (size_t i = 0; i < tokens.size(); ++i) out += (i ? " " : "") + tokens[i];

@@ -23,7 +23,7 @@ ReplaceRule::ReplaceRule(const Json& pattern, std::string content, const JPath& 
   }
 }
 
-std::string ReplaceRule::apply(std::string_view s) const {
+std::string ReplaceRule::apply(std::string_view s, size_t max_bytes) const {
   std::string out;
   if (!regex_) {
     size_t pos = 0;
@@ -33,9 +33,11 @@ std::string ReplaceRule::apply(std::string_view s) const {
       out.append(s.data() + pos, hit - pos);
       out += content_;
       pos = hit + literal_.size();
+      enforce_budget(out.size(), max_bytes, "Replace");
     }
     if (pos == 0) return std::string(s);
     out.append(s.data() + pos, s.size() - pos);
+    enforce_budget(out.size(), max_bytes, "Replace");
     return out;
   }
   if (s.empty()) return std::string();
@@ -46,8 +48,10 @@ std::string ReplaceRule::apply(std::string_view s) const {
     out.append(s.data() + prev, b - prev);
     out += content_;
     prev = e;
+    enforce_budget(out.size(), max_bytes, "Replace");
   }
   out.append(s.data() + prev, s.size() - prev);
+  enforce_budget(out.size(), max_bytes, "Replace");
   return out;
 }
 
@@ -60,8 +64,8 @@ namespace {
 class SequenceNorm : public Normalizer {
  public:
   std::vector<std::unique_ptr<Normalizer>> items;
-  void normalize(std::string& s) const override {
-    for (const auto& n : items) n->normalize(s);
+  void normalize(std::string& s, size_t max_bytes) const override {
+    for (const auto& n : items) n->normalize(s, max_bytes);
   }
   std::string describe() const override {
     std::string d = "Sequence[";
@@ -73,8 +77,9 @@ class SequenceNorm : public Normalizer {
 class PrependNorm : public Normalizer {
  public:
   std::string text;
-  void normalize(std::string& s) const override {
+  void normalize(std::string& s, size_t max_bytes) const override {
     if (!s.empty()) s.insert(0, text);  // HF: nothing is prepended to an empty string
+    enforce_budget(s.size(), max_bytes, "Prepend");
   }
   std::string describe() const override { return "Prepend('" + text + "')"; }
 };
@@ -82,8 +87,9 @@ class PrependNorm : public Normalizer {
 class AppendNorm : public Normalizer {
  public:
   std::string text;
-  void normalize(std::string& s) const override {
+  void normalize(std::string& s, size_t max_bytes) const override {
     if (!s.empty()) s += text;
+    enforce_budget(s.size(), max_bytes, "Append");
   }
   std::string describe() const override { return "Append('" + text + "')"; }
 };
@@ -92,7 +98,7 @@ class ReplaceNorm : public Normalizer {
  public:
   explicit ReplaceNorm(ReplaceRule r) : rule(std::move(r)) {}
   ReplaceRule rule;
-  void normalize(std::string& s) const override { s = rule.apply(s); }
+  void normalize(std::string& s, size_t max_bytes) const override { s = rule.apply(s, max_bytes); }
   std::string describe() const override { return rule.describe(); }
 };
 
@@ -100,20 +106,26 @@ class UnicodeNorm : public Normalizer {
  public:
   NormForm form;
   std::string name;
-  void normalize(std::string& s) const override { s = normalize_unicode(s, form); }
+  void normalize(std::string& s, size_t max_bytes) const override {
+    s = normalize_unicode(s, form);
+    enforce_budget(s.size(), max_bytes, name);
+  }
   std::string describe() const override { return name; }
 };
 
 class LowercaseNorm : public Normalizer {
  public:
-  void normalize(std::string& s) const override { s = lowercase(s); }
+  void normalize(std::string& s, size_t max_bytes) const override {
+    s = lowercase(s);
+    enforce_budget(s.size(), max_bytes, "Lowercase");
+  }
   std::string describe() const override { return "Lowercase"; }
 };
 
 class StripNorm : public Normalizer {
  public:
   bool left = true, right = true;
-  void normalize(std::string& s) const override {
+  void normalize(std::string& s, size_t max_bytes) const override {
     size_t b = 0, e = s.size();
     if (left) {
       b = s.size();
@@ -137,7 +149,7 @@ class StripNorm : public Normalizer {
 
 class StripAccentsNorm : public Normalizer {
  public:
-  void normalize(std::string& s) const override {
+  void normalize(std::string& s, size_t max_bytes) const override {
     std::string out;
     size_t i = 0;
     while (i < s.size()) {
@@ -152,11 +164,12 @@ class StripAccentsNorm : public Normalizer {
 
 class ByteLevelNorm : public Normalizer {
  public:
-  void normalize(std::string& s) const override {
+  void normalize(std::string& s, size_t max_bytes) const override {
     std::string out;
     out.reserve(s.size() * 2);
     for (unsigned char b : s) out += byte_to_char_utf8(b);
     s = std::move(out);
+    enforce_budget(s.size(), max_bytes, "ByteLevel");
   }
   std::string describe() const override { return "ByteLevel"; }
 };

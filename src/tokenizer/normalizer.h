@@ -12,7 +12,8 @@ namespace calq::tok {
 class Normalizer {
  public:
   virtual ~Normalizer() = default;
-  virtual void normalize(std::string& s) const = 0;
+  // Throws FormatError when the text would grow beyond max_bytes.
+  virtual void normalize(std::string& s, size_t max_bytes) const = 0;
   virtual std::string describe() const = 0;
 };
 
@@ -26,7 +27,7 @@ class ReplaceRule {
  public:
   // `pattern` is {"String": "..."} or {"Regex": "..."}.
   ReplaceRule(const Json& pattern, std::string content, const JPath& at);
-  std::string apply(std::string_view s) const;
+  std::string apply(std::string_view s, size_t max_bytes) const;
   std::string describe() const;
 
  private:

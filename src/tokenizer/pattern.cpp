@@ -147,6 +147,12 @@ std::string Pattern::describe() const {
   return std::string(1, '\'') + utf8_encode(ch_) + '\'';
 }
 
+void enforce_budget(size_t bytes, size_t max_bytes, const std::string& stage) {
+  if (bytes > max_bytes)
+    throw FormatError("tokenizer " + stage + ": output grows beyond " + std::to_string(max_bytes) +
+                      " bytes (64x its input): the tokenizer.json expands text without bound");
+}
+
 bool parse_split_behavior(const std::string& name, SplitBehavior* out) {
   static const std::pair<const char*, SplitBehavior> names[] = {
       {"Removed", SplitBehavior::Removed},

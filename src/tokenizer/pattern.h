@@ -60,6 +60,14 @@ class Pattern {
   bool invert_ = false;
 };
 
+// Growth guard: a tokenizer.json can chain expanding steps (Replace "a" -> "aa" ten times, nested
+// Sequences), so every pipeline stage works under a byte budget (kGrowth x its input + kSlack) and
+// throws FormatError instead of exhausting memory.
+constexpr size_t kGrowth = 64, kSlack = size_t(1) << 20;
+inline size_t byte_budget(size_t input_bytes) { return kGrowth * input_bytes + kSlack; }
+// Throws FormatError when `bytes` exceeds `max_bytes`; `stage` names the component.
+void enforce_budget(size_t bytes, size_t max_bytes, const std::string& stage);
+
 enum class SplitBehavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
 
 // Parses "Removed", "Isolated", ... ; false when unknown.

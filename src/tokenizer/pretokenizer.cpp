@@ -38,8 +38,8 @@ void split_pieces(std::vector<PreToken>& pieces, const Pattern& pattern, SplitBe
 class SequencePre : public PreTokenizer {
  public:
   std::vector<std::unique_ptr<PreTokenizer>> items;
-  void pre_tokenize(std::vector<PreToken>& pieces) const override {
-    for (const auto& p : items) p->pre_tokenize(pieces);
+  void pre_tokenize(std::vector<PreToken>& pieces, size_t max_bytes) const override {
+    for (const auto& p : items) p->pre_tokenize(pieces, max_bytes);
   }
   std::string describe() const override {
     std::string d = "Sequence[";
@@ -54,19 +54,23 @@ class SplitPre : public PreTokenizer {
   Pattern pattern;
   SplitBehavior behavior;
   std::string desc;
-  void pre_tokenize(std::vector<PreToken>& pieces) const override { split_pieces(pieces, pattern, behavior); }
+  void pre_tokenize(std::vector<PreToken>& pieces, size_t max_bytes) const override { split_pieces(pieces, pattern, behavior); }
   std::string describe() const override { return desc; }
 };
 
 class ByteLevelPre : public PreTokenizer {
  public:
   bool add_prefix_space = true, use_regex = true;
-  void pre_tokenize(std::vector<PreToken>& pieces) const override {
+  void pre_tokenize(std::vector<PreToken>& pieces, size_t max_bytes) const override {
     if (add_prefix_space)
       for (auto& p : pieces)
         if (p.text.empty() || p.text[0] != ' ') p.text.insert(0, " ");
     if (use_regex) split_pieces(pieces, Pattern::regex(gpt2_regex()), SplitBehavior::Isolated);
-    for (auto& p : pieces) p.text = to_byte_level(p.text);
+    size_t total = 0;
+    for (auto& p : pieces) {
+      p.text = to_byte_level(p.text);
+      enforce_budget(total += p.text.size(), max_bytes, "ByteLevel");
+    }
   }
   std::string describe() const override {
     return std::string("ByteLevel(add_prefix_space=") + (add_prefix_space ? "true" : "false") +
@@ -82,7 +86,8 @@ class MetaspacePre : public PreTokenizer {
   char32_t replacement_cp = 0x2581;
   PrependScheme scheme = PrependScheme::Always;
   bool split = true;
-  void pre_tokenize(std::vector<PreToken>& pieces) const override {
+  void pre_tokenize(std::vector<PreToken>& pieces, size_t max_bytes) const override {
+    size_t total = 0;
     for (auto& p : pieces) {
       std::string t;
       t.reserve(p.text.size() + 8);
@@ -96,6 +101,7 @@ class MetaspacePre : public PreTokenizer {
       if (!starts && (scheme == PrependScheme::Always || (scheme == PrependScheme::First && p.at_origin)))
         t.insert(0, replacement);
       p.text = std::move(t);
+      enforce_budget(total += p.text.size(), max_bytes, "Metaspace");
     }
     if (split) split_pieces(pieces, Pattern::single_char(replacement_cp), SplitBehavior::MergedWithNext);
   }
@@ -148,7 +154,7 @@ std::shared_ptr<const Regex> whitespace_regex() {
 
 class BertPre : public PreTokenizer {
  public:
-  void pre_tokenize(std::vector<PreToken>& pieces) const override {
+  void pre_tokenize(std::vector<PreToken>& pieces, size_t max_bytes) const override {
     split_pieces(pieces, Pattern::predicate(is_whitespace), SplitBehavior::Removed);
     split_pieces(pieces, Pattern::predicate(is_punctuation), SplitBehavior::Isolated);
   }

@@ -21,7 +21,8 @@ class PreTokenizer {
  public:
   virtual ~PreTokenizer() = default;
   // Replaces `pieces` by their sub-pieces; empty pieces are dropped (PreTokenizedString::split).
-  virtual void pre_tokenize(std::vector<PreToken>& pieces) const = 0;
+  // Throws FormatError when the pieces would grow beyond max_bytes in all.
+  virtual void pre_tokenize(std::vector<PreToken>& pieces, size_t max_bytes) const = 0;
   virtual std::string describe() const = 0;
 };
 
