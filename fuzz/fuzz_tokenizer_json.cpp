@@ -26,6 +26,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       "<s>a</s> <|endoftext|> [INST] \t\n\n  x",
       "\xE7\x8C\xAB\xF0\x9F\x99\x82 \xE0\xA4\x9C\xE0\xA4\xBC \xC2\x85\xEF\xBB\xBF",
       "\xFF\xFE invalid \xC3",
+      // longer than 64 symbols: exercises the cutting of long words (no pre-tokenizer)
+      "abababababababababab aaaa bbbb  Hello Hello <s>  x\n\n\tababab 1234567890 \xE2\x96\x81\xE2\x96\x81 ab ab ab ab "
+      "ba ba ba ab</s>abab",
   };
   try {
     for (const auto& text : kTexts) {

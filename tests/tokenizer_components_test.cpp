@@ -252,7 +252,8 @@ TEST(TokenizerAddedTokens, IdsAssignedAsHuggingFace) {
   auto t = small_bpe(R"({"a":0,"b":1})", "[]", "",
                      R"(,"added_tokens":[{"id":7,"content":"<x>","special":true,"normalized":false},)"
                      R"({"id":9,"content":"<y>","special":false,"normalized":false},)"
-                     R"({"id":0,"content":"a","special":true,"normalized":false}])");
+                     R"({"id":0,"content":"a","special":true,"normalized":false},)"
+                     R"({"id":7,"content":"<x>","special":true,"normalized":false}])");  // duplicate: ignored
   EXPECT_EQ(t->token_to_id("<x>"), 2);
   EXPECT_EQ(t->token_to_id("<y>"), 3);
   EXPECT_EQ(t->token_to_id("a"), 0);

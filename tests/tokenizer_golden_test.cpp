@@ -76,7 +76,7 @@ TEST_P(TokenizerGolden, EveryFieldOfEveryEntry) {
   EXPECT_GT(n_lossless, 250u);
 }
 
-INSTANTIATE_TEST_SUITE_P(All, TokenizerGolden, ::testing::ValuesIn(golden_tokenizer_names()),
+INSTANTIATE_TEST_SUITE_P(Tokenizer, TokenizerGolden, ::testing::ValuesIn(golden_tokenizer_names()),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -46,10 +46,12 @@ void AddedVocab::add(const std::vector<AddedToken>& tokens, const BpeModel& mode
   for (const AddedToken& t : tokens) {
     if (t.content.empty()) continue;
     if (t.special) special_set_.insert(t.content);
-    const bool duplicate = std::any_of(tokens_.begin(), tokens_.end(), [&](const AddedToken& o) {
-      return o.content == t.content && o.single_word == t.single_word && o.lstrip == t.lstrip &&
-             o.rstrip == t.rstrip && o.normalized == t.normalized && o.special == t.special;
-    });
+    // HF skips a token equal (content and flags) to one it already holds.
+    const AddedToken* held = nullptr;
+    if (auto known = token_to_id(t.content)) held = by_id(*known);
+    const bool duplicate = held && held->content == t.content && held->single_word == t.single_word &&
+                           held->lstrip == t.lstrip && held->rstrip == t.rstrip && held->normalized == t.normalized &&
+                           held->special == t.special;
     if (duplicate) continue;
     int32_t id;
     if (auto known = token_to_id(t.content)) {

@@ -42,7 +42,7 @@ class AddedVocab {
   const std::vector<AddedToken>& tokens() const { return tokens_; }
   std::optional<int32_t> token_to_id(std::string_view content) const;
   const AddedToken* by_id(int32_t id) const;
-  bool is_special_content(std::string_view content) const { return special_set_.count(std::string(content)) > 0; }
+  bool is_special_content(std::string_view content) const { return special_set_.find(content) != special_set_.end(); }
   bool has_normalized() const { return !norm_.empty(); }
   int32_t max_id() const { return max_id_; }
 
@@ -68,7 +68,7 @@ class AddedVocab {
   std::vector<AddedToken> tokens_;          // unique tokens, in the order HF keeps them
   std::vector<int32_t> id_to_index_;        // id -> index into tokens_ (or -1)
   StringIdMap content_to_id_;
-  std::unordered_set<std::string> special_set_;
+  std::unordered_set<std::string, StringHash, std::equal_to<>> special_set_;
   Trie raw_, norm_;
   int32_t max_id_ = -1;
 };

@@ -97,7 +97,8 @@ BpeModel::BpeModel(const Json& model, const JPath& at) {
   if (merges) {
     merges_.reserve(merges->size());
     uint32_t rank = 0;
-    std::string a, b;
+    std::string_view a, b;
+    std::string merged;
     for (size_t i = 0; i < merges->size(); ++i) {
       const Json& m = (*merges)[i];
       if (m.is_string()) {
@@ -106,19 +107,20 @@ BpeModel::BpeModel(const Json& model, const JPath& at) {
         const size_t sp = line.find(' ');
         if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos)
           mat.index(i).fail("expected \"a b\" (two tokens separated by one space), got '" + line.substr(0, 60) + "'");
-        a = line.substr(0, sp);
-        b = line.substr(sp + 1);
+        a = std::string_view(line).substr(0, sp);
+        b = std::string_view(line).substr(sp + 1);
       } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-        a = m[0].get<std::string>();
-        b = m[1].get<std::string>();
+        a = m[0].get_ref<const std::string&>();
+        b = m[1].get_ref<const std::string&>();
       } else {
         mat.index(i).fail("expected \"a b\" or [\"a\", \"b\"]");
       }
       const auto ia = vocab_.find(a), ib = vocab_.find(b);
-      if (ia == vocab_.end()) mat.index(i).fail("token '" + a.substr(0, 60) + "' is not in the vocabulary");
-      if (ib == vocab_.end()) mat.index(i).fail("token '" + b.substr(0, 60) + "' is not in the vocabulary");
-      if (b.size() < prefix_.size()) mat.index(i).fail("token '" + b + "' is shorter than continuing_subword_prefix");
-      const std::string merged = a + b.substr(prefix_.size());
+      if (ia == vocab_.end()) mat.index(i).fail("token '" + std::string(a.substr(0, 60)) + "' is not in the vocabulary");
+      if (ib == vocab_.end()) mat.index(i).fail("token '" + std::string(b.substr(0, 60)) + "' is not in the vocabulary");
+      if (b.size() < prefix_.size())
+        mat.index(i).fail("token '" + std::string(b) + "' is shorter than continuing_subword_prefix");
+      merged.assign(a).append(b.substr(prefix_.size()));
       const auto im = vocab_.find(merged);
       if (im == vocab_.end()) mat.index(i).fail("merged token '" + merged.substr(0, 60) + "' is not in the vocabulary");
       merges_.insert(ia->second, ib->second, {rank, im->second});
@@ -141,18 +143,6 @@ BpeModel::BpeModel(const Json& model, const JPath& at) {
     // Without prefix/suffix a merged token is the concatenation of its parts, so its first and
     // last characters are those of its leftmost and rightmost initial symbols.
     can_segment_ = !duplicate_ids;
-    first_cp_.assign(vocab_r_.size(), 0);
-    last_cp_.assign(vocab_r_.size(), 0);
-    for (size_t id = 0; id < vocab_r_.size(); ++id) {
-      const std::string& t = vocab_r_[id];
-      if (t.empty()) continue;
-      size_t i = 0;
-      first_cp_[id] = next_codepoint(t, i);
-      size_t b = t.size() - 1;
-      while (b > 0 && (static_cast<unsigned char>(t[b]) & 0xC0) == 0x80) --b;
-      last_cp_[id] = next_codepoint(t, b);
-    }
-    merges_.for_each([&](int32_t a, int32_t b) { joinable_.insert(uint64_t(last_cp_[size_t(a)]) << 32 | first_cp_[size_t(b)]); });
     bmp_ids_.assign(0x10000, -1);
     for (const auto& [tok, id] : vocab_) {
       if (tok.empty() || tok.size() > 3) continue;
@@ -161,6 +151,22 @@ BpeModel::BpeModel(const Json& model, const JPath& at) {
       if (i == tok.size() && cp < 0x10000) bmp_ids_[cp] = id;
     }
   }
+}
+
+void BpeModel::build_boundary_tables() const {
+  first_cp_.assign(vocab_r_.size(), 0);
+  last_cp_.assign(vocab_r_.size(), 0);
+  for (size_t id = 0; id < vocab_r_.size(); ++id) {
+    const std::string& t = vocab_r_[id];
+    if (t.empty()) continue;
+    size_t i = 0;
+    first_cp_[id] = next_codepoint(t, i);
+    size_t b = t.size() - 1;
+    while (b > 0 && (static_cast<unsigned char>(t[b]) & 0xC0) == 0x80) --b;
+    last_cp_[id] = next_codepoint(t, b);
+  }
+  joinable_.reserve(merges_.size());
+  merges_.for_each([&](int32_t a, int32_t b) { joinable_.insert(uint64_t(last_cp_[size_t(a)]) << 32 | first_cp_[size_t(b)]); });
 }
 
 std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {
@@ -288,6 +294,7 @@ void BpeModel::merge_word(std::string_view w, std::vector<int32_t>& out) const {
   int32_t begin = 0;
   const auto n = int32_t(syms.size());
   if (can_segment_ && segmentation_ && n > 64) {  // short words gain nothing
+    std::call_once(boundary_once_, [this] { build_boundary_tables(); });
     for (int32_t k = 1; k < n; ++k)
       if (hard_boundary(syms[size_t(k - 1)].c, syms[size_t(k)].c)) {
         merge_all(syms, begin, k);

@@ -5,6 +5,7 @@
 // encodings of short pieces.
 #pragma once
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -102,8 +103,11 @@ class BpeModel {
   int32_t byte_ids_[256];
   // First/last code point of every token and the (last of a, first of b) pairs of all merges:
   // a long word is cut where no merge can join its neighbours (see merge_word).
-  std::vector<char32_t> first_cp_, last_cp_;
-  std::unordered_set<uint64_t> joinable_;
+  // Built on the first long word (most byte-level inputs never need them).
+  void build_boundary_tables() const;
+  mutable std::once_flag boundary_once_;
+  mutable std::vector<char32_t> first_cp_, last_cp_;
+  mutable std::unordered_set<uint64_t> joinable_;
   bool can_segment_ = false, segmentation_ = true;
   std::optional<std::string> unk_token_;
   int32_t unk_id_ = -1;
