@@ -85,31 +85,35 @@ GptqResult gptq_quantize(const float* w, int64_t rows, int64_t cols, const Hessi
   res.qw = make_quantized_weight(rows, cols, s);
   QuantizedWeight& qw = res.qw;
 
-  std::vector<float> W(w, w + rows * cols);
   // Per-channel parameters come from W before the dead columns are zeroed (gptq.py order).
   if (G == -1)
     for (int64_t r = 0; r < rows; ++r) {
-      const AffineParams p = find_params(&W[size_t(r * cols)], cols, 1, s);
+      const AffineParams p = find_params(w + r * cols, cols, 1, s);
       qw.scale[size_t(r)] = p.scale;
       qw.zero[size_t(r)] = p.zero;
     }
   std::vector<float> diag(static_cast<size_t>(cols));
+  std::vector<uint8_t> dead(static_cast<size_t>(cols), 0);
   for (int64_t i = 0; i < cols; ++i) {
     diag[size_t(i)] = h.h[size_t(i * cols + i)];
     if (diag[size_t(i)] == 0.0f) {
       diag[size_t(i)] = 1.0f;
+      dead[size_t(i)] = 1;
       ++res.dead_columns;
-      for (int64_t r = 0; r < rows; ++r) W[size_t(r * cols + i)] = 0.0f;
     }
   }
-  if (cfg.static_groups)
+  auto wval = [&](int64_t r, int64_t c) { return dead[size_t(c)] ? 0.0f : w[r * cols + c]; };  // W[:, dead] = 0
+  if (cfg.static_groups) {
+    std::vector<float> grp(static_cast<size_t>(G));
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t g = 0; g < ng; ++g) {
         const int64_t c0 = g * G, c1 = std::min(cols, c0 + G);
-        const AffineParams p = find_params(&W[size_t(r * cols + c0)], c1 - c0, 1, s);
+        for (int64_t c = c0; c < c1; ++c) grp[size_t(c - c0)] = wval(r, c);
+        const AffineParams p = find_params(grp.data(), c1 - c0, 1, s);
         qw.scale[size_t(r * ng + g)] = p.scale;
         qw.zero[size_t(r * ng + g)] = p.zero;
       }
+  }
 
   std::vector<int64_t> perm(static_cast<size_t>(cols));
   std::iota(perm.begin(), perm.end(), 0);
@@ -139,9 +143,7 @@ GptqResult gptq_quantize(const float* w, int64_t rows, int64_t cols, const Hessi
   const bool big = rows * cols > (1 << 18);  // below this, threads cost more than they save
 #pragma omp parallel for schedule(static) if (big)
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) Wp[size_t(r * cols + c)] = W[size_t(r * cols + perm[size_t(c)])];
-  W.clear();
-  W.shrink_to_fit();
+    for (int64_t c = 0; c < cols; ++c) Wp[size_t(r * cols + c)] = wval(r, perm[size_t(c)]);
 
   std::vector<uint8_t> qp(static_cast<size_t>(rows * cols));
   const int64_t B = cfg.block_size;
@@ -212,10 +214,10 @@ GptqResult gptq_quantize(const float* w, int64_t rows, int64_t cols, const Hessi
 
   if (cfg.report_error) {
     t0 = std::chrono::steady_clock::now();
-    Tensor q = qw.dequantize();
-    std::vector<float> d(static_cast<size_t>(rows * cols));
-    for (int64_t i = 0; i < rows * cols; ++i) d[size_t(i)] = w[i] - q.f32()[i];
-    res.error = quadratic_trace(d.data(), rows, cols, h.h.data());
+    Tensor d = qw.dequantize();  // becomes W - Q in place
+    float* dd = d.f32_mut();
+    for (int64_t i = 0; i < rows * cols; ++i) dd[i] = w[i] - dd[i];
+    res.error = quadratic_trace(dd, rows, cols, h.h.data());
     res.reference = quadratic_trace(w, rows, cols, h.h.data());
     res.seconds_error = seconds_since(t0);
   }
