@@ -131,6 +131,11 @@ TEST(EvalKld, TopKAndExactHandComputed) {
   EXPECT_NEAR(s2.ppl_ratio, std::exp(lnr), 1e-6);
   EXPECT_NEAR(s2.ppl / s2.ppl_ref, std::exp(lnr), 1e-6);
 
+  const KldStats ex = score_kld_exact(P, Q, w);
+  EXPECT_NEAR(ex.kld_mean, exact, 1e-6);
+  EXPECT_NEAR(ex.ln_ppl_ratio, lnr, 1e-6);
+  EXPECT_DOUBLE_EQ(ex.same_top_pct, 100.0);
+
   const KldApproxStudy st = kld_approximation_study(P, Q, w, {1, 2, 4});
   EXPECT_NEAR(st.kld_exact_mean, exact, 1e-7);  // float logits
   EXPECT_NEAR(st.rows[1].kld_topk_mean, top2, 1e-6);

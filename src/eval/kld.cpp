@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "eval/logprob.h"
+#include "eval/resume.h"
 #include "eval/stats.h"
 #include "util/error.h"
 
@@ -31,6 +32,53 @@ double topk_kld(const float* q_logits, double lse_q, const int32_t* ids, const f
   }
   if (tail_p > 0) kl += tail_p * (std::log(tail_p) - std::log(std::max(tail_q, 1e-300)));
   return kl;
+}
+
+// One window's per-token results in a resume log, and back.
+Json tokens_json(const std::vector<KldToken>& t, size_t b, size_t e) {
+  Json kl = Json::array(), nq = Json::array(), pq = Json::array(), lp = Json::array(), same = Json::array();
+  for (size_t i = b; i < e; ++i) {
+    kl.push_back(t[i].kld);
+    nq.push_back(t[i].nll_q);
+    pq.push_back(t[i].p_target_q);
+    lp.push_back(t[i].lp_ref_target);
+    same.push_back(t[i].same_top ? 1 : 0);
+  }
+  return {{"kld", kl}, {"nll_q", nq}, {"p_q", pq}, {"lp_ref", lp}, {"same_top", same}};
+}
+
+void tokens_from_json(const Json& j, std::vector<KldToken>& t, size_t b, size_t e) {
+  if (j.at("kld").size() != e - b) throw ArgError("resume log: a KLD window does not match the reference");
+  for (size_t i = b; i < e; ++i) {
+    t[i].kld = j.at("kld")[i - b].get<double>();
+    t[i].nll_q = j.at("nll_q")[i - b].get<double>();
+    t[i].p_target_q = j.at("p_q")[i - b].get<double>();
+    t[i].lp_ref_target = j.at("lp_ref")[i - b].get<double>();
+    t[i].same_top = j.at("same_top")[i - b].get<int>() != 0;
+  }
+}
+
+// Runs `compute(w0, w1)` for a batch unless the log holds every window of it, then logs the new
+// windows or restores the logged ones (token range of window w: [offs[w], offs[w + 1])).
+void with_resume(ResumeLog* log, size_t w0, size_t w1, const std::vector<size_t>& offs, std::vector<KldToken>& tok,
+                 const std::function<void()>& compute) {
+  auto unit = [](size_t w) { return "kld/window/" + std::to_string(w); };
+  bool all_logged = log != nullptr;
+  for (size_t w = w0; w < w1 && all_logged; ++w) all_logged = log->find(unit(w)) != nullptr;
+  if (!all_logged) compute();
+  if (!log) return;
+  for (size_t w = w0; w < w1; ++w) {
+    if (const Json* v = log->find(unit(w)))
+      tokens_from_json(*v, tok, offs[w], offs[w + 1]);
+    else
+      log->put(unit(w), tokens_json(tok, offs[w], offs[w + 1]));
+  }
+}
+
+std::vector<size_t> window_offsets(const std::vector<Window>& windows) {
+  std::vector<size_t> o = {0};
+  for (const Window& w : windows) o.push_back(o.back() + size_t(w.predictions()));
+  return o;
 }
 
 }  // namespace
@@ -96,37 +144,8 @@ KldToken kld_token(const float* q, int64_t vocab, const int32_t* ids, const floa
   return t;
 }
 
-KldStats score_kld(const LogitSource& q, const KldReference& ref, int64_t batch,
-                   const std::function<void(int64_t, int64_t, double)>& on_window) {
-  const int64_t V = q.vocab_size(), k = ref.meta.k;
-  if (V != ref.meta.vocab_size)
-    throw ArgError("KLD reference was made with a vocabulary of " + std::to_string(ref.meta.vocab_size) +
-                   " ids; this model has " + std::to_string(V) + ": not the same model family/tokenizer");
-  const std::vector<Window> windows = ref.to_windows();
-  const int64_t N = ref.predictions();
-  std::vector<KldToken> tok(static_cast<size_t>(N));
-  const size_t B = size_t(std::max<int64_t>(1, batch));
-  MeanAccumulator running;
-  for (size_t w0 = 0; w0 < windows.size(); w0 += B) {
-    const size_t w1 = std::min(windows.size(), w0 + B);
-    const std::vector<int32_t> targets = targets_of(windows, w0, w1);
-    const int64_t base = int64_t(w0) * ref.per_window();
-    window_logits(q, windows, w0, w1, [&](const float* lg, int64_t n, int64_t off) {
-#pragma omp parallel
-      {
-        std::vector<uint8_t> scratch(static_cast<size_t>(V), 0);
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < n; ++i) {
-          const int64_t o = base + off + i;
-          tok[size_t(o)] = kld_token(lg + i * V, V, ref.topk_ids.data() + o * k, ref.topk_logprobs.data() + o * k, k,
-                                     ref.tail_mass[size_t(o)], targets[size_t(off + i)], scratch.data());
-        }
-      }
-    });
-    for (int64_t o = base; o < int64_t(w1) * ref.per_window(); ++o) running.add(tok[size_t(o)].kld);
-    if (on_window) on_window(int64_t(w1), ref.windows, running.mean());
-  }
-
+KldStats summarize_kld(const std::vector<KldToken>& tok) {
+  const int64_t N = int64_t(tok.size());
   KldStats s;
   s.tokens = N;
   MeanAccumulator kl, same, dp, dnll, nll_p, nll_q;
@@ -134,7 +153,7 @@ KldStats score_kld(const LogitSource& q, const KldReference& ref, int64_t batch,
   double dp2 = 0;
   for (int64_t o = 0; o < N; ++o) {
     const KldToken& t = tok[size_t(o)];
-    const double lp_ref = ref.target_logprob[size_t(o)];
+    const double lp_ref = t.lp_ref_target;
     const double d = 100.0 * (t.p_target_q - std::exp(lp_ref));
     kl.add(t.kld);
     same.add(t.same_top ? 100.0 : 0.0);
@@ -165,6 +184,91 @@ KldStats score_kld(const LogitSource& q, const KldReference& ref, int64_t batch,
   s.ppl_ratio = std::exp(s.ln_ppl_ratio);
   s.ppl_ratio_stderr = s.ppl_ratio * s.ln_ppl_ratio_stderr;
   return s;
+}
+
+KldStats score_kld(const LogitSource& q, const KldReference& ref, int64_t batch,
+                   const std::function<void(int64_t, int64_t, double)>& on_window, ResumeLog* resume) {
+  const int64_t V = q.vocab_size(), k = ref.meta.k;
+  if (V != ref.meta.vocab_size)
+    throw ArgError("KLD reference was made with a vocabulary of " + std::to_string(ref.meta.vocab_size) +
+                   " ids; this model has " + std::to_string(V) + ": not the same model family/tokenizer");
+  const std::vector<Window> windows = ref.to_windows();
+  const std::vector<size_t> offs = window_offsets(windows);
+  const int64_t N = ref.predictions();
+  std::vector<KldToken> tok(static_cast<size_t>(N));
+  const size_t B = size_t(std::max<int64_t>(1, batch));
+  MeanAccumulator running;
+  for (size_t w0 = 0; w0 < windows.size(); w0 += B) {
+    const size_t w1 = std::min(windows.size(), w0 + B);
+    const std::vector<int32_t> targets = targets_of(windows, w0, w1);
+    const int64_t base = int64_t(w0) * ref.per_window();
+    with_resume(resume, w0, w1, offs, tok, [&] {
+      window_logits(q, windows, w0, w1, [&](const float* lg, int64_t n, int64_t off) {
+#pragma omp parallel
+        {
+          std::vector<uint8_t> scratch(static_cast<size_t>(V), 0);
+#pragma omp for schedule(static)
+          for (int64_t i = 0; i < n; ++i) {
+            const int64_t o = base + off + i;
+            tok[size_t(o)] = kld_token(lg + i * V, V, ref.topk_ids.data() + o * k, ref.topk_logprobs.data() + o * k, k,
+                                       ref.tail_mass[size_t(o)], targets[size_t(off + i)], scratch.data());
+            tok[size_t(o)].lp_ref_target = ref.target_logprob[size_t(o)];
+          }
+        }
+      });
+    });
+    for (int64_t o = base; o < int64_t(w1) * ref.per_window(); ++o) running.add(tok[size_t(o)].kld);
+    if (on_window) on_window(int64_t(w1), ref.windows, running.mean());
+  }
+
+  return summarize_kld(tok);
+}
+
+KldStats score_kld_exact(const LogitSource& p, const LogitSource& q, const std::vector<Window>& windows, int64_t batch,
+                         const std::function<void(int64_t, int64_t, double)>& on_window, ResumeLog* resume) {
+  const int64_t V = p.vocab_size();
+  if (q.vocab_size() != V)
+    throw ArgError("exact KLD: the reference model has " + std::to_string(V) + " ids, the scored one " +
+                   std::to_string(q.vocab_size()));
+  std::vector<KldToken> tok;
+  const std::vector<size_t> offs = window_offsets(windows);
+  MeanAccumulator running;
+  const size_t B = size_t(std::max<int64_t>(1, batch));
+  for (size_t w0 = 0; w0 < windows.size(); w0 += B) {
+    const size_t w1 = std::min(windows.size(), w0 + B);
+    const std::vector<int32_t> targets = targets_of(windows, w0, w1);
+    const size_t base = tok.size();
+    tok.resize(base + targets.size());
+    with_resume(resume, w0, w1, offs, tok, [&] {
+      std::vector<float> pl;  // P's rows of this batch: [predictions, V]
+      pl.reserve(targets.size() * size_t(V));
+      window_logits(p, windows, w0, w1,
+                    [&](const float* lg, int64_t n, int64_t) { pl.insert(pl.end(), lg, lg + n * V); });
+      window_logits(q, windows, w0, w1, [&](const float* lg, int64_t n, int64_t off) {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; ++i) {
+          const float* pr = pl.data() + (off + i) * V;
+          const float* qr = lg + i * V;
+          const int32_t target = targets[size_t(off + i)];
+          KldToken& t = tok[base + size_t(off + i)];
+          const double lse_p = row_logsumexp(pr, V), lse_q = row_logsumexp(qr, V);
+          double kl = 0;
+          for (int64_t j = 0; j < V; ++j) {
+            const double a = double(pr[j]) - lse_p;
+            kl += double(exp_neg(float(a))) * (a - (double(qr[j]) - lse_q));
+          }
+          t.kld = kl;
+          t.nll_q = lse_q - double(qr[target]);
+          t.p_target_q = std::exp(-t.nll_q);
+          t.same_top = row_argmax(qr, V) == row_argmax(pr, V);
+          t.lp_ref_target = double(pr[target]) - lse_p;
+        }
+      });
+    });
+    for (size_t o = base; o < tok.size(); ++o) running.add(tok[o].kld);
+    if (on_window) on_window(int64_t(w1), int64_t(windows.size()), running.mean());
+  }
+  return summarize_kld(tok);
 }
 
 double kld_exact(const float* p, const float* q, int64_t vocab) {

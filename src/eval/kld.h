@@ -38,14 +38,26 @@ struct KldStats {
 // Per-token results of one reference row against a full Q row (logits of Q, vocab entries).
 struct KldToken {
   double kld = 0, nll_q = 0, p_target_q = 0;
+  double lp_ref_target = 0;  // log p_ref(correct token)
   bool same_top = false;
 };
+// The statistics of KldStats over per-token results (in order).
+KldStats summarize_kld(const std::vector<KldToken>& tokens);
 KldToken kld_token(const float* q_logits, int64_t vocab, const int32_t* topk_ids, const float* topk_logprobs,
                    int64_t k, double tail_mass_p, int32_t target, uint8_t* scratch);
 
-// Scores Q on the reference's windows. Throws ArgError when Q's vocabulary differs.
+class ResumeLog;
+// Scores Q on the reference's windows. Throws ArgError when Q's vocabulary differs. `resume`:
+// finished windows are logged / reused (eval/resume.h).
 KldStats score_kld(const LogitSource& q, const KldReference& ref, int64_t batch = 1,
-                   const std::function<void(int64_t, int64_t, double)>& on_window = {});
+                   const std::function<void(int64_t, int64_t, double)>& on_window = {}, ResumeLog* resume = nullptr);
+
+// The exact alternative to a reference file: runs P and Q side by side on `windows` and takes the
+// full-vocabulary KL(P‖Q) per token (same statistics; same-top compares the two argmaxes). Holds
+// P's logits of one batch ([batch * scored positions, vocab] floats) in memory.
+KldStats score_kld_exact(const LogitSource& p, const LogitSource& q, const std::vector<Window>& windows,
+                         int64_t batch = 1, const std::function<void(int64_t, int64_t, double)>& on_window = {},
+                         ResumeLog* resume = nullptr);
 
 // Full-vocabulary KL(P‖Q) of two logit rows (double precision, std::exp): the exact value the
 // top-k approximation is measured against.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "eval/logprob.h"
+#include "eval/resume.h"
 #include "eval/stats.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -39,18 +40,31 @@ PplResult perplexity(const LogitSource& model, const std::vector<Window>& window
   r.windows = int64_t(windows.size());
   r.ctx = int64_t(windows[0].ids.size());
   MeanAccumulator acc;
+  ResumeLog* log = opt.resume;
+  auto unit = [](size_t w) { return "window/" + std::to_string(w); };
   const size_t B = size_t(std::max<int64_t>(1, opt.batch));
   for (size_t w0 = 0; w0 < windows.size(); w0 += B) {
     const size_t w1 = std::min(windows.size(), w0 + B);
-    const std::vector<double> nll = window_nlls(model, windows, w0, w1);
+    bool all_logged = log != nullptr;
+    for (size_t w = w0; w < w1 && all_logged; ++w) all_logged = log->find(unit(w)) != nullptr;
+    const std::vector<double> nll = all_logged ? std::vector<double>{} : window_nlls(model, windows, w0, w1);
     size_t k = 0;
     for (size_t w = w0; w < w1; ++w) {
-      double s = 0;
       const int64_t n = windows[w].predictions();
-      for (int64_t i = 0; i < n; ++i, ++k) {
-        acc.add(nll[k]);
-        s += nll[k];
+      double s = 0, s2 = 0;
+      if (const Json* v = log ? log->find(unit(w)) : nullptr) {
+        s = v->at(0).get<double>();
+        s2 = v->at(1).get<double>();
+        if (v->at(2).get<int64_t>() != n) throw ArgError("resume log: window " + std::to_string(w) + " does not match");
+      } else {
+        for (int64_t i = 0; i < n; ++i) {
+          s += nll[k + size_t(i)];
+          s2 += nll[k + size_t(i)] * nll[k + size_t(i)];
+        }
+        if (log) log->put(unit(w), Json::array({s, s2, n}));
       }
+      k += size_t(n);
+      acc.merge(s, s2, n);
       r.window_nll_sum.push_back(s);
       if (on_window) {
         PplProgress p;

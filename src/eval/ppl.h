@@ -19,8 +19,11 @@ namespace calq::eval {
 // (`tokenizer(text)`) and llama.cpp (`add_bos`) do.
 std::vector<int32_t> token_stream(const Tokenizer& tok, const std::string& text);
 
+class ResumeLog;
+
 struct PplOptions {
-  int64_t batch = 1;  // windows per forward pass
+  int64_t batch = 1;             // windows per forward pass
+  ResumeLog* resume = nullptr;   // finished windows are logged / reused (eval/resume.h)
 };
 
 // Reported after every window, in order.
@@ -40,8 +43,9 @@ struct PplResult {
   std::vector<double> window_nll_sum;
 };
 
-// Scores every window; NLL = logsumexp(logits) - logit[target] per prediction, accumulated in
-// stream order (independent of thread count and batch size).
+// Scores every window; NLL = logsumexp(logits) - logit[target] per prediction, summed per window
+// in position order and then over windows in order (independent of thread count, batch size and
+// resumption).
 PplResult perplexity(const LogitSource& model, const std::vector<Window>& windows, const PplOptions& opt = {},
                      const std::function<void(const PplProgress&)>& on_window = {});
 

@@ -15,6 +15,13 @@ class MeanAccumulator {
     sum2_ += x * x;
     ++n_;
   }
+  // Adds a block summarized elsewhere (Σx, Σx², n), e.g. one perplexity window.
+  void merge(double sum, double sum2, int64_t n) {
+    sum_ += sum;
+    sum2_ += sum2;
+    n_ += n;
+  }
+  double sum2() const { return sum2_; }
   int64_t count() const { return n_; }
   double sum() const { return sum_; }
   double mean() const { return n_ ? sum_ / double(n_) : 0.0; }

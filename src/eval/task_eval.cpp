@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "eval/resume.h"
 #include "eval/stats.h"
 #include "util/error.h"
 
@@ -70,12 +71,34 @@ TaskResult evaluate_encoded(const LogitSource& model, const TaskData& td, const 
     // Whole documents, in file order, while they fit in `cap` sequences (at least one document).
     size_t d1 = d0 + 1, n = enc[d0].size();
     while (d1 < td.docs.size() && n + enc[d1].size() <= cap) n += enc[d1++].size();
-    std::vector<TokenPair> batch;
-    for (size_t d = d0; d < d1; ++d) batch.insert(batch.end(), enc[d].begin(), enc[d].end());
-    const std::vector<LoglikResult> res = loglikelihood_batch(model, batch, max_len);
+    auto unit = [&](size_t d) { return td.name + "/" + std::to_string(d); };
+    bool all_logged = opt.resume != nullptr;
+    for (size_t d = d0; d < d1 && all_logged; ++d) all_logged = opt.resume->find(unit(d)) != nullptr;
+    std::vector<LoglikResult> res;
+    if (!all_logged) {
+      std::vector<TokenPair> batch;
+      for (size_t d = d0; d < d1; ++d) batch.insert(batch.end(), enc[d].begin(), enc[d].end());
+      res = loglikelihood_batch(model, batch, max_len);
+    }
     size_t k = 0;
-    for (size_t d = d0; d < d1; ++d)
-      for (size_t c = 0; c < enc[d].size(); ++c) per_doc[d].push_back(res[k++]);
+    for (size_t d = d0; d < d1; ++d) {
+      const Json* v = opt.resume ? opt.resume->find(unit(d)) : nullptr;
+      if (v && v->size() != enc[d].size()) throw ArgError("resume log: " + unit(d) + " does not match the task file");
+      Json logged = Json::array();
+      for (size_t c = 0; c < enc[d].size(); ++c, ++k) {
+        LoglikResult r;
+        if (v) {
+          r.logprob = (*v)[c].at(0).get<double>();
+          r.greedy = (*v)[c].at(1).get<bool>();
+          r.tokens = (*v)[c].at(2).get<int64_t>();
+        } else {
+          r = res[k];
+          logged.push_back(Json::array({r.logprob, r.greedy, r.tokens}));
+        }
+        per_doc[d].push_back(r);
+      }
+      if (!v && opt.resume) opt.resume->put(unit(d), logged);
+    }
     d0 = d1;
     if (on_docs) on_docs(int64_t(d0), int64_t(td.docs.size()));
   }

@@ -21,10 +21,13 @@ class Tokenizer;
 
 namespace calq::eval {
 
+class ResumeLog;
+
 struct TaskOptions {
   bool add_bos = false;     // harness default for causal HF models: no special tokens
   int64_t batch_size = 8;   // sequences per forward pass; a document's choices always share one
   int64_t max_length = 0;   // left-truncation length; 0 = the model's max_position_embeddings
+  ResumeLog* resume = nullptr;  // finished documents are logged / reused (eval/resume.h)
 };
 
 struct TaskResult {

@@ -67,14 +67,20 @@ Tensor inspect_forward(const Decoder& m, int i, const ScaleGroup& g, const Layer
   });
 }
 
-double mse(const Tensor& a, const Tensor& b) {
+// Mean squared difference over the real (unpadded) rows.
+double mse(const Tensor& a, const Tensor& b, const LayerInputs& in) {
   double s = 0;
-  const float* x = a.f32();
-  const float* y = b.f32();
-  const int64_t n = a.numel();
-#pragma omp parallel for reduction(+ : s) schedule(static) if (n > 65536)
-  for (int64_t k = 0; k < n; ++k) s += double(x[k] - y[k]) * double(x[k] - y[k]);
-  return s / double(std::max<int64_t>(n, 1));
+  const int64_t rows = a.dim(0), cols = a.dim(1);
+  int64_t used = 0;
+#pragma omp parallel for reduction(+ : s, used) schedule(static) if (rows * cols > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    if (!in.row_valid(r)) continue;
+    const float* x = a.f32() + r * cols;
+    const float* y = b.f32() + r * cols;
+    for (int64_t c = 0; c < cols; ++c) s += double(x[c] - y[c]) * double(x[c] - y[c]);
+    used += cols;
+  }
+  return s / double(std::max<int64_t>(used, 1));
 }
 
 // Mean over output rows of |w| / (max |w| of its group + 1e-6): AutoAWQ's w_mean (duo scaling).
@@ -110,10 +116,14 @@ std::vector<float> awq_search_scale(Decoder& m, int layer, const ScaleGroup& g, 
   const int64_t n = x.x.dim(0), in = x.x.dim(1);
   // llm-awq get_act_scale: mean |x| per input channel.
   std::vector<double> xsum(static_cast<size_t>(in), 0.0);
-  for (int64_t t = 0; t < n; ++t)
+  int64_t used = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    if (!x.row_valid(t)) continue;
     for (int64_t c = 0; c < in; ++c) xsum[size_t(c)] += std::fabs(x.x.f32()[t * in + c]);
+    ++used;
+  }
   std::vector<float> x_mean(static_cast<size_t>(in));
-  for (int64_t c = 0; c < in; ++c) x_mean[size_t(c)] = float(xsum[size_t(c)] / double(std::max<int64_t>(n, 1)));
+  for (int64_t c = 0; c < in; ++c) x_mean[size_t(c)] = float(xsum[size_t(c)] / double(std::max<int64_t>(used, 1)));
   const std::vector<float> w_mean = cfg.duo_scaling ? weight_mean(g, cfg.group_size) : std::vector<float>();
 
   const Tensor org = inspect_forward(m, layer, g, x);
@@ -142,7 +152,7 @@ std::vector<float> awq_search_scale(Decoder& m, int layer, const ScaleGroup& g, 
       if (!std::isfinite(v)) v = 1.0f;  // AutoAWQ: inf / nan scales become 1
     }
     for (size_t k = 0; k < g.layers.size(); ++k) g.layers[k]->set_weight(quantize_scaled(orig_w[k], s, sch));
-    const double loss = mse(inspect_forward(m, layer, g, x), org);
+    const double loss = mse(inspect_forward(m, layer, g, x), org, x);
     for (size_t k = 0; k < g.layers.size(); ++k) g.layers[k]->set_weight(orig_w[k]);
     if (rep && alpha == 0.0) rep->loss_alpha0 = loss;
     if (loss < best) {
@@ -160,21 +170,27 @@ std::vector<float> awq_search_scale(Decoder& m, int layer, const ScaleGroup& g, 
   return best_s;
 }
 
-std::vector<float> awq_search_clip(const float* w, int64_t rows, int64_t cols, const Tensor& x, const AwqConfig& cfg) {
+std::vector<float> awq_search_clip(const float* w, int64_t rows, int64_t cols, const Tensor& x, const AwqConfig& cfg,
+                                   const std::vector<uint8_t>* valid) {
   const QuantScheme sch = cfg.scheme();
   const int maxq = sch.maxq();
   const int64_t G = cfg.group_size > 0 ? cfg.group_size : cols, ng = (cols + G - 1) / G;
-  const int64_t n = x.dim(0);
+  std::vector<int64_t> real;
+  for (int64_t t = 0; t < x.dim(0); ++t)
+    if (!valid || (*valid)[size_t(t)]) real.push_back(t);
+  const int64_t n = int64_t(real.size());
   const int64_t step = std::max<int64_t>(1, n / cfg.clip_tokens);  // input_feat[:, ::step]
-  const int64_t nt = (n + step - 1) / step;
+  std::vector<int64_t> tokens;
+  for (int64_t k = 0; k < n; k += step) tokens.push_back(real[size_t(k)]);
+  const int64_t nt = std::max<int64_t>(1, int64_t(tokens.size()));
   // Gram matrix of each group's inputs over the token subsample, C_g = Σ_t x_tg x_tgᵀ / nt.
   std::vector<std::vector<double>> gram(static_cast<size_t>(ng));
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (ng * G * G * nt > (1 << 20))
   for (int64_t g = 0; g < ng; ++g) {
     const int64_t c0 = g * G, gs = std::min(cols, c0 + G) - c0;
     auto& C = gram[size_t(g)];
     C.assign(size_t(gs * gs), 0.0);
-    for (int64_t t = 0; t < n; t += step) {
+    for (int64_t t : tokens) {
       const float* xr = x.f32() + t * cols + c0;
       for (int64_t a = 0; a < gs; ++a)
         for (int64_t b = a; b < gs; ++b) C[size_t(a * gs + b)] += double(xr[a]) * xr[b];
@@ -184,7 +200,7 @@ std::vector<float> awq_search_clip(const float* w, int64_t rows, int64_t cols, c
   }
   std::vector<float> best(static_cast<size_t>(rows * ng));
   const int n_shrink = int(cfg.max_shrink * cfg.clip_grid);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * cols * G > (1 << 18))
   for (int64_t r = 0; r < rows; ++r) {
     std::vector<float> cur(static_cast<size_t>(G));
     std::vector<double> d(static_cast<size_t>(G));
@@ -233,7 +249,9 @@ LayerResult awq_quantize_layer(Decoder& m, int i, const LayerInputs& x, const Aw
   DecoderLayer& L = m.layer(i);
   LayerSnapshot snap(m, i);
   InputCapture cap(input_group_names(L));
-  Tensor y = run_layer_chunked(m, i, x, &cap);
+  LayerInputs full = x;  // block forwards need whole sequences: capture padding rows too, skip them in the statistics
+  full.valid = nullptr;
+  Tensor y = run_layer_chunked(m, i, full, &cap);
   if (next) *next = y;
 
   LayerResult res;
@@ -241,7 +259,7 @@ LayerResult awq_quantize_layer(Decoder& m, int i, const LayerInputs& x, const Aw
   Json greport = Json::array();
   std::vector<std::vector<float>> scales;
   for (const ScaleGroup& g : groups) {
-    const LayerInputs gi{cap.input(g.layers[0]->name), x.n_seq, x.seq, x.batch};
+    const LayerInputs gi{cap.input(g.layers[0]->name), x.n_seq, x.seq, x.batch, x.valid};
     AwqGroupReport rep;
     scales.push_back(awq_search_scale(m, i, g, gi, cfg, &rep));
     greport.push_back({{"group", rep.group}, {"alpha", rep.best_alpha}, {"loss", rep.best_loss},
@@ -265,7 +283,7 @@ LayerResult awq_quantize_layer(Decoder& m, int i, const LayerInputs& x, const Aw
     const Tensor w_scaled = w.clone();
     // auto_clip skips q and k: "due to qk bmm, it is hard to clip precisely".
     if (cfg.clip && l != &L.q && l != &L.k)
-      awq_apply_clip(w.f32_mut(), l->out, l->in, awq_search_clip(w.f32(), l->out, l->in, xin, cfg), cfg);
+      awq_apply_clip(w.f32_mut(), l->out, l->in, awq_search_clip(w.f32(), l->out, l->in, xin, cfg, x.valid.get()), cfg);
     QuantizedWeight qw = quantize_rtn(w.f32(), l->out, l->in, sch);
     lreport[l->name] = {{"rel_output_error", relative_output_error(xin, w_scaled, qw.dequantize())}};
     res.weights[l->name] = std::move(qw);

@@ -54,8 +54,10 @@ struct AwqGroupReport {
 // Leaves the model unchanged.
 std::vector<float> awq_search_scale(Decoder& m, int layer, const ScaleGroup& g, const LayerInputs& x,
                                     const AwqConfig& cfg, AwqGroupReport* rep = nullptr);
-// Best clipping max |w| per (row, group) of W [rows, cols] for inputs x [N, cols].
-std::vector<float> awq_search_clip(const float* w, int64_t rows, int64_t cols, const Tensor& x, const AwqConfig& cfg);
+// Best clipping max |w| per (row, group) of W [rows, cols] for inputs x [N, cols] (rows with
+// valid[r] == 0 are padding and left out; valid may be null).
+std::vector<float> awq_search_clip(const float* w, int64_t rows, int64_t cols, const Tensor& x, const AwqConfig& cfg,
+                                   const std::vector<uint8_t>* valid = nullptr);
 // Clamps W to ±max_val per (row, group) in place.
 void awq_apply_clip(float* w, int64_t rows, int64_t cols, const std::vector<float>& max_val, const AwqConfig& cfg);
 

@@ -46,7 +46,7 @@ double quadratic_trace(const float* a, int64_t rows, int64_t cols, const float* 
     const int64_t nr = std::min(chunk, rows - r0);
     sgemm(false, nr, cols, cols, 1.0f, a + r0 * cols, cols, h, cols, 0.0f, m.data(), cols);
     double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
+#pragma omp parallel for reduction(+ : s) schedule(static) if (nr * cols > (1 << 18))
     for (int64_t i = 0; i < nr * cols; ++i) s += double(a[r0 * cols + i]) * m[size_t(i)];
     total += s;
   }
@@ -65,7 +65,7 @@ std::vector<T> damped_permuted(const Hessian& h, const std::vector<int64_t>& per
                                double damp) {
   const int64_t n = h.n;
   std::vector<T> a(static_cast<size_t>(n * n));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * n > (1 << 18))
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < n; ++j) a[size_t(i * n + j)] = T(h.h[size_t(perm[i] * n + perm[j])]);
   for (int64_t i = 0; i < n; ++i) a[size_t(i * n + i)] = T(double(diag[size_t(perm[i])]) + damp);
@@ -85,31 +85,35 @@ GptqResult gptq_quantize(const float* w, int64_t rows, int64_t cols, const Hessi
   res.qw = make_quantized_weight(rows, cols, s);
   QuantizedWeight& qw = res.qw;
 
-  std::vector<float> W(w, w + rows * cols);
   // Per-channel parameters come from W before the dead columns are zeroed (gptq.py order).
   if (G == -1)
     for (int64_t r = 0; r < rows; ++r) {
-      const AffineParams p = find_params(&W[size_t(r * cols)], cols, 1, s);
+      const AffineParams p = find_params(w + r * cols, cols, 1, s);
       qw.scale[size_t(r)] = p.scale;
       qw.zero[size_t(r)] = p.zero;
     }
   std::vector<float> diag(static_cast<size_t>(cols));
+  std::vector<uint8_t> dead(static_cast<size_t>(cols), 0);
   for (int64_t i = 0; i < cols; ++i) {
     diag[size_t(i)] = h.h[size_t(i * cols + i)];
     if (diag[size_t(i)] == 0.0f) {
       diag[size_t(i)] = 1.0f;
+      dead[size_t(i)] = 1;
       ++res.dead_columns;
-      for (int64_t r = 0; r < rows; ++r) W[size_t(r * cols + i)] = 0.0f;
     }
   }
-  if (cfg.static_groups)
+  auto wval = [&](int64_t r, int64_t c) { return dead[size_t(c)] ? 0.0f : w[r * cols + c]; };  // W[:, dead] = 0
+  if (cfg.static_groups) {
+    std::vector<float> grp(static_cast<size_t>(G));
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t g = 0; g < ng; ++g) {
         const int64_t c0 = g * G, c1 = std::min(cols, c0 + G);
-        const AffineParams p = find_params(&W[size_t(r * cols + c0)], c1 - c0, 1, s);
+        for (int64_t c = c0; c < c1; ++c) grp[size_t(c - c0)] = wval(r, c);
+        const AffineParams p = find_params(grp.data(), c1 - c0, 1, s);
         qw.scale[size_t(r * ng + g)] = p.scale;
         qw.zero[size_t(r * ng + g)] = p.zero;
       }
+  }
 
   std::vector<int64_t> perm(static_cast<size_t>(cols));
   std::iota(perm.begin(), perm.end(), 0);
@@ -136,11 +140,10 @@ GptqResult gptq_quantize(const float* w, int64_t rows, int64_t cols, const Hessi
   // W in permuted column order; codes are written back to original columns at the end.
   t0 = std::chrono::steady_clock::now();
   std::vector<float> Wp(static_cast<size_t>(rows * cols));
-#pragma omp parallel for schedule(static)
+  const bool big = rows * cols > (1 << 18);  // below this, threads cost more than they save
+#pragma omp parallel for schedule(static) if (big)
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) Wp[size_t(r * cols + c)] = W[size_t(r * cols + perm[size_t(c)])];
-  W.clear();
-  W.shrink_to_fit();
+    for (int64_t c = 0; c < cols; ++c) Wp[size_t(r * cols + c)] = wval(r, perm[size_t(c)]);
 
   std::vector<uint8_t> qp(static_cast<size_t>(rows * cols));
   const int64_t B = cfg.block_size;
@@ -149,7 +152,7 @@ GptqResult gptq_quantize(const float* w, int64_t rows, int64_t cols, const Hessi
   for (int64_t i1 = 0; i1 < cols; i1 += B) {
     const int64_t i2 = std::min(i1 + B, cols), cnt = i2 - i1;
     // Rows are independent given Hinv: each thread runs the whole block for its rows.
-#pragma omp parallel for reduction(+ : loss) schedule(static)
+#pragma omp parallel for reduction(+ : loss) schedule(static) if (big)
     for (int64_t r = 0; r < rows; ++r) {
       float w1[1024];  // block copy of this row (block_size <= 1024 checked below)
       std::vector<float> w1_heap;
@@ -202,7 +205,7 @@ GptqResult gptq_quantize(const float* w, int64_t rows, int64_t cols, const Hessi
   // Back to the original column order; g_idx as AutoGPTQ builds it.
   std::vector<int64_t> pos(static_cast<size_t>(cols));
   for (int64_t c = 0; c < cols; ++c) pos[size_t(perm[size_t(c)])] = c;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (big)
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) qw.q[size_t(r * cols + c)] = qp[size_t(r * cols + pos[size_t(c)])];
   for (int64_t c = 0; c < cols; ++c)
@@ -211,10 +214,10 @@ GptqResult gptq_quantize(const float* w, int64_t rows, int64_t cols, const Hessi
 
   if (cfg.report_error) {
     t0 = std::chrono::steady_clock::now();
-    Tensor q = qw.dequantize();
-    std::vector<float> d(static_cast<size_t>(rows * cols));
-    for (int64_t i = 0; i < rows * cols; ++i) d[size_t(i)] = w[i] - q.f32()[i];
-    res.error = quadratic_trace(d.data(), rows, cols, h.h.data());
+    Tensor d = qw.dequantize();  // becomes W - Q in place
+    float* dd = d.f32_mut();
+    for (int64_t i = 0; i < rows * cols; ++i) dd[i] = w[i] - dd[i];
+    res.error = quadratic_trace(dd, rows, cols, h.h.data());
     res.reference = quadratic_trace(w, rows, cols, h.h.data());
     res.seconds_error = seconds_since(t0);
   }

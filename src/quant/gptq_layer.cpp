@@ -26,6 +26,7 @@ LayerResult gptq_quantize_layer(Decoder& m, int i, const LayerInputs& x, const G
     }
     HessianCollector hc(names);
     run_layer_chunked(m, i, x, &hc);
+    for (Linear* l : L.linears()) l->release_packed();  // the solves need the memory more than the GEMMs
     for (const auto& g : subset)
       for (Linear* l : g) {
         const Tensor w = l->weight_f32();

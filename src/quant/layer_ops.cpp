@@ -48,11 +48,31 @@ Tensor map_chunks(const Tensor& x, int64_t n_seq, int64_t seq, int64_t batch,
 }
 
 Tensor run_layer_chunked(const Decoder& m, int i, const LayerInputs& in, Observer* obs) {
+  int64_t row0 = 0;
   return map_chunks(in.x, in.n_seq, in.seq, in.batch, [&](const Tensor& xc, int64_t b) {
     Tensor h = xc.clone();
-    m.run_layer(i, h, b, in.seq, obs);
+    if (obs && in.valid) {
+      RowMaskObserver mo(obs, in.valid->data() + row0);
+      m.run_layer(i, h, b, in.seq, &mo);
+    } else {
+      m.run_layer(i, h, b, in.seq, obs);
+    }
+    row0 += b * in.seq;
     return h;
   });
+}
+
+void RowMaskObserver::on_linear_input(const std::string& module, const float* x, int64_t rows, int64_t cols) {
+  if (!inner_->wants(module)) return;
+  if (x != last_src_ || cols != last_cols_) {
+    buf_.clear();
+    for (int64_t r = 0; r < rows; ++r)
+      if (mask_[r]) buf_.insert(buf_.end(), x + r * cols, x + (r + 1) * cols);
+    buf_rows_ = int64_t(buf_.size()) / std::max<int64_t>(cols, 1);
+    last_src_ = x;
+    last_cols_ = cols;
+  }
+  if (buf_rows_ > 0) inner_->on_linear_input(module, buf_.data(), buf_rows_, cols);
 }
 
 // ---- observers ---------------------------------------------------------------------------

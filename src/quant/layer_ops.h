@@ -19,10 +19,33 @@ struct LayerInputs {
   Tensor x;           // [n_seq * seq, hidden] F32
   int64_t n_seq = 0, seq = 0;
   int64_t batch = 8;  // sequences per forward chunk (bounds the intermediate memory)
+  // Row mask of padded calibration sets (1 = real token), or null when every row is real.
+  std::shared_ptr<const std::vector<uint8_t>> valid;
+  bool row_valid(int64_t r) const { return !valid || (*valid)[size_t(r)] != 0; }
+};
+
+// Forwards linear inputs to `inner` without the rows a mask marks as padding (the pointer of a
+// repeated input is preserved, so observers can still recognise inputs shared by q/k/v).
+class RowMaskObserver final : public Observer {
+ public:
+  RowMaskObserver(Observer* inner, const uint8_t* mask) : inner_(inner), mask_(mask) {}
+  bool wants(const std::string& module) const override { return inner_->wants(module); }
+  void on_linear_input(const std::string& module, const float* x, int64_t rows, int64_t cols) override;
+  void on_layer_output(const std::string& module, int layer, const float* h, int64_t rows, int64_t cols) override {
+    inner_->on_layer_output(module, layer, h, rows, cols);
+  }
+
+ private:
+  Observer* inner_;
+  const uint8_t* mask_;
+  const float* last_src_ = nullptr;
+  int64_t last_cols_ = 0;
+  std::vector<float> buf_;
+  int64_t buf_rows_ = 0;
 };
 
 // Output of decoder layer i for every sequence of `in` (forward in chunks of in.batch sequences).
-// The observer sees each chunk.
+// The observer sees each chunk (without padding rows when in.valid is set).
 Tensor run_layer_chunked(const Decoder& m, int i, const LayerInputs& in, Observer* obs = nullptr);
 // f(x_chunk, seqs_in_chunk) over chunks of `in` rows-aligned with x [n_seq*seq, cols]; concatenated.
 Tensor map_chunks(const Tensor& x, int64_t n_seq, int64_t seq, int64_t batch,

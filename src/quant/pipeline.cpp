@@ -11,86 +11,6 @@
 
 namespace calq {
 
-// ---- calibration tokens ------------------------------------------------------------------
-
-std::string CalibTokens::sha256() const {
-  Sha256 h;
-  for (int32_t v : ids) {
-    const uint8_t b[4] = {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(uint32_t(v) >> 24)};
-    h.update(b, 4);
-  }
-  return h.hex();
-}
-
-namespace {
-
-bool ends_with(const std::string& s, const std::string& e) {
-  return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
-}
-
-void truncate(CalibTokens& c, int64_t max_samples, int64_t max_seq, const std::string& path) {
-  const int64_t n = max_samples > 0 ? std::min(max_samples, c.n) : c.n;
-  const int64_t T = max_seq > 0 ? std::min(max_seq, c.seq) : c.seq;
-  if (n <= 0 || T <= 0) throw FormatError(path + ": no calibration tokens");
-  std::vector<int32_t> ids(static_cast<size_t>(n * T));
-  for (int64_t r = 0; r < n; ++r)
-    std::memcpy(&ids[size_t(r * T)], &c.ids[size_t(r * c.seq)], size_t(T) * 4);
-  c.ids = std::move(ids);
-  c.n = n;
-  c.seq = T;
-}
-
-}  // namespace
-
-CalibTokens load_calib_tokens(const std::string& path, int64_t max_samples, int64_t max_seq) {
-  CalibTokens c;
-  if (ends_with(path, ".json")) {
-    const Json j = load_json_file(path);
-    auto it = j.find("input_ids");
-    if (!j.is_object() || it == j.end() || !it->is_array() || it->empty())
-      throw FormatError(path + ": expected {\"input_ids\": [[...], ...]}");
-    c.n = int64_t(it->size());
-    c.seq = -1;
-    for (const auto& row : *it) {
-      if (!row.is_array() || row.empty()) throw FormatError(path + ": input_ids rows must be non-empty lists");
-      if (c.seq >= 0 && int64_t(row.size()) != c.seq) throw FormatError(path + ": input_ids rows must have equal lengths");
-      c.seq = int64_t(row.size());
-      for (const auto& v : row) {
-        if (!v.is_number_integer()) throw FormatError(path + ": input_ids entries must be integers");
-        c.ids.push_back(v.get<int32_t>());
-      }
-    }
-    if (j.contains("manifest") && j["manifest"].is_object()) c.manifest = j["manifest"];
-  } else {
-    auto f = SafetensorsFile::open(path);
-    const TensorInfo* ti = f->find("input_ids");
-    if (!ti) throw FormatError(path + ": no tensor 'input_ids' (expected I32 [n, seq] token windows)");
-    if (ti->shape.size() != 2 || ti->shape[0] <= 0 || ti->shape[1] <= 0)
-      throw FormatError(path + ": 'input_ids' must be 2-D [n, seq], got " + shape_str(ti->shape));
-    c.n = ti->shape[0];
-    c.seq = ti->shape[1];
-    const Tensor t = f->get("input_ids");
-    c.ids.resize(size_t(c.n * c.seq));
-    if (ti->dtype == DType::I32) {
-      std::memcpy(c.ids.data(), t.raw(), c.ids.size() * 4);
-    } else if (ti->dtype == DType::I64) {
-      for (size_t k = 0; k < c.ids.size(); ++k) {
-        const int64_t v = t.data<int64_t>()[k];
-        if (v < INT32_MIN || v > INT32_MAX) throw FormatError(path + ": token id out of int32 range");
-        c.ids[k] = int32_t(v);
-      }
-    } else {
-      throw FormatError(path + ": 'input_ids' must be I32 or I64, got " + dtype_name(ti->dtype));
-    }
-    auto m = f->metadata().find("manifest");
-    if (m != f->metadata().end()) c.manifest = parse_json(m->second, path + " metadata 'manifest'");
-  }
-  truncate(c, max_samples, max_seq, path);
-  c.manifest["path"] = path;
-  c.manifest["file_sha256"] = sha256_file(path);
-  return c;
-}
-
 // ---- options -----------------------------------------------------------------------------
 
 Method parse_method(const std::string& s) {
@@ -224,7 +144,7 @@ void check_existing(const QuantState& qs, const Json& want, const std::string& d
 
 }  // namespace
 
-QuantizeSummary quantize_model(Decoder& model, const CalibTokens* calib, const QuantizeOptions& o,
+QuantizeSummary quantize_model(Decoder& model, const CalibSet* calib, const QuantizeOptions& o,
                                const std::string& state_dir) {
   const auto t_start = std::chrono::steady_clock::now();
   o.validate();
@@ -236,15 +156,17 @@ QuantizeSummary quantize_model(Decoder& model, const CalibTokens* calib, const Q
   if (o.method == Method::SmoothQuant)
     for (int i = 0; i < L; ++i) smoothquant_groups(model, i);
   if (o.needs_calibration()) {
-    if (!calib || calib->n <= 0 || calib->seq <= 0)
+    if (!calib || calib->nsamples() <= 0 || calib->seqlen() <= 0)
       throw ArgError(std::string(method_name(o.method)) + " needs calibration tokens (--calib)");
-    for (int32_t id : calib->ids)
-      if (id < 0 || id >= cfg.vocab_size)
-        throw ArgError("calibration token id " + std::to_string(id) + " out of range for vocab_size " +
+    validate_calib_set(*calib, "calibration set");
+    const int32_t* ids = calib->ids.data<int32_t>();
+    for (int64_t k = 0; k < calib->ids.numel(); ++k)
+      if (ids[k] < 0 || ids[k] >= cfg.vocab_size)
+        throw ArgError("calibration token id " + std::to_string(ids[k]) + " out of range for vocab_size " +
                        std::to_string(cfg.vocab_size));
-    if (cfg.max_position > 0 && calib->seq > cfg.max_position)
-      throw ArgError("calibration windows of " + std::to_string(calib->seq) + " tokens exceed the model's context (" +
-                     std::to_string(cfg.max_position) + ")");
+    if (cfg.max_position > 0 && calib->seqlen() > cfg.max_position)
+      throw ArgError("calibration windows of " + std::to_string(calib->seqlen()) +
+                     " tokens exceed the model's context (" + std::to_string(cfg.max_position) + ")");
   }
 
   Json info = {{"source_model", model.checkpoint() ? model.checkpoint()->dir() : std::string("<synthetic>")},
@@ -253,8 +175,9 @@ QuantizeSummary quantize_model(Decoder& model, const CalibTokens* calib, const Q
                {"settings", o.settings()},
                {"num_layers", L},
                {"model_type", cfg.model_type}};
-  if (calib)
-    info["calib"] = {{"sha256", calib->sha256()}, {"n", calib->n}, {"seq", calib->seq}, {"manifest", calib->manifest}};
+  if (calib && o.needs_calibration())
+    info["calib"] = {{"sha256", token_sha256(calib->ids)}, {"n", calib->nsamples()}, {"seq", calib->seqlen()},
+                     {"padded", calib->padded()}, {"manifest", calib->manifest}};
   else
     info["calib"] = nullptr;
 
@@ -310,12 +233,15 @@ QuantizeSummary quantize_model(Decoder& model, const CalibTokens* calib, const Q
     }
   } else {
     LayerInputs in;
-    in.n_seq = calib->n;
-    in.seq = calib->seq;
+    in.n_seq = calib->nsamples();
+    in.seq = calib->seqlen();
     in.batch = o.batch;
+    if (calib->padded())
+      in.valid = std::make_shared<const std::vector<uint8_t>>(calib->mask.data<uint8_t>(),
+                                                              calib->mask.data<uint8_t>() + calib->mask.numel());
     const Json act = qs.info().value("activation", Json());
     const int last_todo = todo.back();
-    in.x = model.embed(calib->ids.data(), calib->n, calib->seq);
+    in.x = model.embed(calib->ids.data<int32_t>(), in.n_seq, in.seq);
     for (int i = 0; i <= last_todo; ++i) {
       Tensor next;
       const auto t0 = std::chrono::steady_clock::now();
@@ -348,6 +274,23 @@ QuantizeSummary quantize_model(Decoder& model, const CalibTokens* calib, const Q
   if (prog) prog->finish();
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return sum;
+}
+
+CalibSet to_calib_set(const CalibTokens& c) {
+  if (c.n <= 0 || c.seq <= 0 || int64_t(c.ids.size()) != c.n * c.seq)
+    throw ArgError("calibration tokens: ids do not match [n, seq]");
+  CalibSet s;
+  s.ids = Tensor::empty(DType::I32, {c.n, c.seq});
+  std::memcpy(s.ids.raw_mut(), c.ids.data(), c.ids.size() * 4);
+  s.manifest = c.manifest;
+  return s;
+}
+
+QuantizeSummary quantize_model(Decoder& model, const CalibTokens* calib, const QuantizeOptions& o,
+                               const std::string& state_dir) {
+  if (!calib) return quantize_model(model, static_cast<const CalibSet*>(nullptr), o, state_dir);
+  const CalibSet s = to_calib_set(*calib);
+  return quantize_model(model, &s, o, state_dir);
 }
 
 }  // namespace calq

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "calib/calib_set.h"
 #include "model/decoder.h"
 #include "quant/awq.h"
 #include "quant/gptq.h"
@@ -20,20 +21,6 @@
 #include "quant/smoothquant.h"
 
 namespace calq {
-
-// Calibration token windows [n, seq] and their provenance.
-struct CalibTokens {
-  std::vector<int32_t> ids;  // n * seq, row-major
-  int64_t n = 0, seq = 0;
-  Json manifest = Json::object();
-  // SHA-256 of the ids as little-endian int32 (the calibration set's identity in a state).
-  std::string sha256() const;
-};
-
-// Reads token windows: a .safetensors file with "input_ids" I32/I64 [n, T] (optional metadata
-// "manifest": a JSON string) or a .json file {"input_ids": [[...], ...]} with equal-length rows.
-// Keeps the first max_samples rows and the first max_seq tokens of each (-1: all).
-CalibTokens load_calib_tokens(const std::string& path, int64_t max_samples = -1, int64_t max_seq = -1);
 
 enum class Method { Rtn, Gptq, Awq, SmoothQuant, NaiveW8A8 };
 Method parse_method(const std::string& s);  // ArgError listing the choices
@@ -65,6 +52,18 @@ struct QuantizeSummary {
 // Quantizes `model` (its float weights) into the QuantState at `state_dir`. Checks everything it
 // can (settings, architecture support, calibration ids) before writing anything.
 // Throws ConfigError when `state_dir` holds a state of another run, FormatError when it is corrupt.
+// Padded calibration samples (CalibSet::mask) are handled by leaving their padding positions out
+// of every statistic (Hessians, activation ranges, AWQ means and losses).
+QuantizeSummary quantize_model(Decoder& model, const CalibSet* calib, const QuantizeOptions& o,
+                               const std::string& state_dir);
+
+// Raw token windows without a manifest, for in-process callers and tests (prefer CalibSet).
+struct CalibTokens {
+  std::vector<int32_t> ids;  // n * seq, row-major
+  int64_t n = 0, seq = 0;
+  Json manifest = Json::object();
+};
+CalibSet to_calib_set(const CalibTokens& c);
 QuantizeSummary quantize_model(Decoder& model, const CalibTokens* calib, const QuantizeOptions& o,
                                const std::string& state_dir);
 

@@ -2,13 +2,17 @@
 //                     --calib SET -o OUT [method options] [--format fake|gptq|awq|gguf]
 // Layer-wise quantization (src/quant/pipeline.h). OUT/qstate/ holds the resumable state; OUT/ gets
 // the fake-quantized float checkpoint (src/quant/fakequant.h). A killed run resumes from the last
-// finished layer when started again with the same arguments.
+// finished layer when started again with the same arguments. --format also writes an export of the
+// state (branch export's writers).
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <set>
 
 #include "command.h"
+#include "calib/calib_set.h"
+#include "export/gguf_model.h"
+#include "export/hf_quant_export.h"
 #include "model/loader.h"
 #include "quant/fakequant.h"
 #include "quant/pipeline.h"
@@ -20,19 +24,34 @@ namespace {
 struct Opts {
   std::string model, method = "gptq", calib, out, format = "fake", act = "per_token", scale_dtype;
   int bits = 0, group_size = 128, block_size = 128;
-  int64_t nsamples = -1, seqlen = -1, batch = 8;
+  int64_t nsamples = -1, batch = 8;
   bool sym = false, asym = false, desc_act = false, static_groups = false, no_true_seq = false;
   bool per_tensor = false, awq_no_clip = false, awq_duo = false, no_resume = false, no_fake = false;
   double percdamp = 0.01, alpha = 0.5;
   int awq_grid = 20;
 };
 
-// Seam for the exporters of branch `export` (GPTQ / AWQ safetensors layouts, GGUF): the lead wires
-// each format to its writer in this table, e.g. {"gptq", export_gptq}. Each receives the source
-// model folder, the finished state and the output path (OUT/<format>).
-using Exporter = void (*)(const std::string& src_model, const QuantState& qs, const std::string& out);
+// The exporters of branch `export` (GPTQ / AWQ safetensors layouts, GGUF), with their default
+// options (`calq export` has them all). Each receives the finished state and OUT: the GPTQ/AWQ
+// folders go to OUT/gptq, OUT/awq, the GGUF file to OUT/model-q8_0.gguf.
+using Exporter = void (*)(const std::string& state_dir, const std::string& out);
+void print_report(const ExportReport& r) {
+  for (const auto& w : r.warnings) info("warning: " + w);
+  info("wrote " + r.out + ": " + std::to_string(r.quantized) + " quantized weights, " + std::to_string(r.replaced) +
+       " replaced tensors, " + std::to_string(r.copied) + " copied");
+}
 const std::map<std::string, Exporter>& exporters() {
-  static const std::map<std::string, Exporter> table = {};
+  static const std::map<std::string, Exporter> table = {
+      {"gptq", [](const std::string& st, const std::string& out) {
+         print_report(export_gptq(*open_quant_state(st), path_join(out, "gptq")));
+       }},
+      {"awq", [](const std::string& st, const std::string& out) {
+         print_report(export_awq(*open_quant_state(st), path_join(out, "awq")));
+       }},
+      {"gguf", [](const std::string& st, const std::string& out) {
+         print_report(export_gguf(*open_quant_state(st), path_join(out, "model-q8_0.gguf")));
+       }},
+  };
   return table;
 }
 
@@ -41,7 +60,7 @@ void check_format(const std::string& f) {
   if (f != "gptq" && f != "awq" && f != "gguf")
     throw ArgError("unknown --format '" + f + "' (expected fake, gptq, awq or gguf)");
   if (!exporters().count(f))
-    throw UnsupportedError("--format " + f + ": the exporter is not wired into this build yet (branch export)");
+    throw UnsupportedError("--format " + f + ": no exporter for this format in this build");
 }
 
 QuantizeOptions to_options(const Opts& o) {
@@ -126,18 +145,20 @@ int run(const Opts& o) {
   if (model->checkpoint()->config().contains("calq_quant"))
     throw ArgError(o.model + ": is already a calq fake-quantized checkpoint; quantize the float source");
   note_partial_groups(*model, q);
-  std::unique_ptr<CalibTokens> calib;
-  if (!o.calib.empty()) {
-    calib = std::make_unique<CalibTokens>(load_calib_tokens(o.calib, o.nsamples, o.seqlen));
-    info("calibration: " + std::to_string(calib->n) + " x " + std::to_string(calib->seq) + " tokens from " + o.calib);
-  } else if (q.needs_calibration()) {
-    throw ArgError(o.method + " needs calibration data: --calib SET (.safetensors with input_ids [n, seq])");
+  std::unique_ptr<CalibSet> calib;
+  if (q.needs_calibration()) {
+    if (o.calib.empty()) throw ArgError(o.method + " needs calibration data: --calib SET (calq calib build)");
+    CalibSet set = load_calib_set(o.calib);
+    if (o.nsamples > 0 && o.nsamples < set.nsamples()) set = slice_calib_set(set, 0, o.nsamples);
+    calib = std::make_unique<CalibSet>(std::move(set));
+    info("calibration: " + std::to_string(calib->nsamples()) + " x " + std::to_string(calib->seqlen()) +
+         " tokens from " + o.calib + (calib->padded() ? " (padded; padding left out)" : ""));
   }
   const std::string state_dir = path_join(o.out, "qstate");
   const QuantizeSummary s = quantize_model(*model, calib.get(), q, state_dir);
   const QuantState qs = QuantState::open(state_dir);
   if (!o.no_fake) write_fake_quant_checkpoint(*model->checkpoint(), qs, o.out);
-  if (o.format != "fake") exporters().at(o.format)(o.model, qs, path_join(o.out, o.format));
+  if (o.format != "fake") exporters().at(o.format)(state_dir, o.out);
   std::printf("{\"method\": \"%s\", \"layers\": %d, \"quantized\": %d, \"resumed\": %d, \"seconds\": %.2f, "
               "\"state\": \"%s\", \"fake_quant\": \"%s\"}\n",
               method_name(q.method), s.layers_total, s.layers_quantized, s.layers_resumed, s.seconds, state_dir.c_str(),
@@ -152,9 +173,8 @@ CALQ_REGISTER_COMMAND(
        auto o = std::make_shared<Opts>();
        app.add_option("model", o->model, "Hugging Face float model folder")->required();
        app.add_option("--method", o->method, "rtn | gptq | awq | smoothquant | naive-w8a8")->capture_default_str();
-       app.add_option("--calib", o->calib, "calibration tokens: .safetensors with input_ids I32 [n, seq] (or .json)");
-       app.add_option("--nsamples", o->nsamples, "use the first N calibration windows");
-       app.add_option("--seqlen", o->seqlen, "use the first T tokens of each window");
+       app.add_option("--calib", o->calib, "calibration set (calq calib build; safetensors input_ids [n, seq])");
+       app.add_option("--nsamples", o->nsamples, "use the first N samples of the set");
        app.add_option("-o,--out", o->out, "output folder (fake-quant checkpoint + qstate/)")->required();
        app.add_option("--bits", o->bits, "weight bits, 2..8 (default 4; 8 for smoothquant / naive-w8a8)");
        app.add_option("--group-size", o->group_size, "input columns per group, -1 = per output channel")
@@ -176,7 +196,10 @@ CALQ_REGISTER_COMMAND(
        app.add_option("--batch", o->batch, "calibration sequences per forward chunk")->capture_default_str();
        app.add_flag("--no-resume", o->no_resume, "refuse to continue an existing state in OUT/qstate");
        app.add_flag("--no-fake", o->no_fake, "do not write the fake-quantized checkpoint");
-       app.add_option("--format", o->format, "also export: fake (none) | gptq | awq | gguf")->capture_default_str();
+       app.add_option("--format", o->format,
+                      "also export: fake (only the fake-quant checkpoint) | gptq (OUT/gptq) | awq (OUT/awq) | "
+                      "gguf (OUT/model-q8_0.gguf); calq export has every option")
+           ->capture_default_str();
        return [o] { return run(*o); };
      }});
 

@@ -1,0 +1,248 @@
+// End to end on stories260K with its real tokenizer: the perplexities of golden/perplexity.json
+// (GPTQ protocol, --ctx 512 --chunks 4) for the three texts, the llama.cpp protocol's windows
+// hand-checked on TinyStories, task scores reproducible across runs and thread counts, and the
+// `calq eval` commands' results files. EvalGoldenSlow tokenizes whole files / runs several thread
+// counts (release pass only).
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "eval/logprob.h"
+#include "eval/ppl.h"
+#include "eval/task_eval.h"
+#include "eval/text_data.h"
+#include "model/loader.h"
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
+#include "util/json.h"
+#include "util/sha256.h"
+
+namespace calq::eval {
+namespace {
+
+struct Stories {
+  std::unique_ptr<Decoder> model;
+  std::unique_ptr<Tokenizer> tok;
+};
+
+const Stories& stories() {
+  static const Stories s = [] {
+    Stories x;
+    x.model = load_model(test::data("models/stories260K"));
+    x.tok = Tokenizer::from_path(test::data("models/stories260K"));
+    return x;
+  }();
+  return s;
+}
+
+std::string ids_sha(const std::vector<int32_t>& ids, size_t n) {
+  return sha256_hex(ids.data(), std::min(n, ids.size()) * sizeof(int32_t));
+}
+
+struct GoldenCase {
+  const char* key;
+  const char* file;
+  TextMode mode;
+};
+
+TEST(EvalGoldenSlow, PerplexityMatchesGoldenFiles) {
+  const Json golden = load_json_file(test::data("models/stories260K/golden/perplexity.json")).at("results");
+  const Stories& s = stories();
+  DecoderLogits src(*s.model);
+  for (const GoldenCase& c : {GoldenCase{"tinystories_val", "data/tinystories/tinystories_val.txt", TextMode::Raw},
+                              GoldenCase{"wikitext2_test_raw", "data/wikitext-2-raw/wiki.test.raw", TextMode::Raw},
+                              GoldenCase{"wikitext2_test_gptq", "data/wikitext-2-raw/wiki.test.raw", TextMode::HfRows}}) {
+    const Json& g = golden.at(c.key);
+    const EvalText text = load_eval_text(test::data(c.file), c.mode);
+    EXPECT_EQ(text.file_sha256, g.at("file_sha256").get<std::string>());
+    const std::vector<int32_t> stream = token_stream(*s.tok, text.text);
+    EXPECT_EQ(int64_t(stream.size()), g.at("total_tokens_with_bos").get<int64_t>()) << c.key;
+    EXPECT_EQ(ids_sha(stream, 2048), g.at("first_2048_ids_sha256").get<std::string>()) << c.key;
+    const PplResult r = perplexity(src, make_windows(stream, 512, Protocol::Gptq, s.tok->bos_id(), 4));
+    EXPECT_EQ(r.predictions, g.at("predicted_tokens").get<int64_t>());
+    const double nll = g.at("mean_nll").get<double>(), ppl = g.at("perplexity").get<double>();
+    EXPECT_NEAR(r.nll_mean, nll, 1e-6 * nll) << c.key;
+    EXPECT_NEAR(r.ppl, ppl, 1e-5 * ppl) << c.key;  // 4+ significant digits
+    for (size_t w = 0; w < 4; ++w) {
+      const double want = g.at("windows")[w].at("nll_sum").get<double>();
+      EXPECT_NEAR(r.window_nll_sum[w], want, 1e-6 * want) << c.key << " window " << w;
+    }
+  }
+}
+
+TEST(EvalGolden, LlamaCppWindowsOnTinyStoriesHandChecked) {
+  const Stories& s = stories();
+  const EvalText text = load_eval_text(test::data("data/tinystories/tinystories_val.txt"), TextMode::Raw);
+  const std::vector<int32_t> stream = token_stream(*s.tok, text.text);
+  const int64_t ctx = 16;
+  const auto w = make_windows(stream, ctx, Protocol::LlamaCpp, s.tok->bos_id(), 3);
+  ASSERT_EQ(w.size(), 3u);
+  double sum = 0;
+  int64_t n = 0;
+  for (int64_t i = 0; i < 3; ++i) {
+    // Window i = stream[16i, 16i+16) with its first token replaced by BOS.
+    std::vector<int32_t> ids(stream.begin() + i * ctx, stream.begin() + (i + 1) * ctx);
+    ids[0] = 1;
+    EXPECT_EQ(w[size_t(i)].ids, ids);
+    // Only positions 8..14 (the second half) are scored, predicting tokens 9..15.
+    const ForwardOutput out = s.model->forward(ids.data(), 1, ctx);
+    for (int64_t t = 8; t <= 14; ++t, ++n) {
+      const float* row = out.logits.f32() + t * 512;
+      sum += row_logsumexp_ref(row, 512) - row[ids[size_t(t + 1)]];
+    }
+  }
+  DecoderLogits src(*s.model);
+  const PplResult r = perplexity(src, w);
+  EXPECT_EQ(r.predictions, 21);
+  EXPECT_EQ(n, 21);
+  EXPECT_NEAR(r.nll_mean, sum / 21, 1e-6 * sum / 21);
+}
+
+TEST(EvalGoldenSlow, TaskScoresReproducibleAcrossRunsAndThreads) {
+  const Stories& s = stories();
+  DecoderLogits src(*s.model);
+  const int saved = omp_get_max_threads();
+  for (const std::string& name : known_tasks()) {
+    const TaskData td = load_task(name, test::data("data/tasks"), 4);
+    std::vector<TaskResult> runs;
+    for (int threads : {1, 2, 1}) {
+      omp_set_num_threads(threads);
+      runs.push_back(evaluate_task(src, *s.tok, td));
+    }
+    omp_set_num_threads(saved);
+    for (size_t k = 1; k < runs.size(); ++k) {
+      EXPECT_EQ(runs[k].acc, runs[0].acc) << name;
+      EXPECT_EQ(runs[k].acc_norm, runs[0].acc_norm) << name;
+      EXPECT_EQ(runs[k].ppl, runs[0].ppl) << name;
+      for (size_t d = 0; d < td.docs.size(); ++d)
+        for (size_t c = 0; c < td.docs[d].choices.size(); ++c)
+          EXPECT_EQ(runs[k].per_doc[d][c].logprob, runs[0].per_doc[d][c].logprob) << name << " " << d << " " << c;
+    }
+    // Cross-check one choice directly: one unbatched forward over encode(context + continuation).
+    const TaskChoice& ch = td.docs[0].choices[0];
+    const TokenPair p = encode_pair(*s.tok, ch.context, ch.continuation, false);
+    std::vector<int32_t> all = p.context;
+    all.insert(all.end(), p.continuation.begin(), p.continuation.end());
+    const ForwardOutput out = s.model->forward(all.data(), 1, int64_t(all.size()));
+    double ll = 0;
+    for (size_t j = 0; j < p.continuation.size(); ++j) {
+      const float* row = out.logits.f32() + int64_t(p.context.size() + j - 1) * 512;
+      ll += row[p.continuation[j]] - row_logsumexp_ref(row, 512);
+    }
+    EXPECT_NEAR(runs[0].per_doc[0][0].logprob, ll, 1e-4) << name;
+  }
+}
+
+TEST(EvalGolden, TaskContextsFollowTheHarness) {
+  const std::string dir = test::data("data/tasks");
+  const TaskData arc = load_task("arc_easy", dir, 1);
+  EXPECT_EQ(arc.docs[0].choices[0].context,
+            "Question: Which statement best explains why photosynthesis is the foundation of most food webs?\nAnswer:");
+  EXPECT_EQ(arc.docs[0].choices[0].continuation, " Sunlight is the source of energy for nearly all ecosystems.");
+  EXPECT_EQ(arc.docs[0].gold, 0);
+  const TaskData piqa = load_task("piqa", dir, 1);
+  EXPECT_EQ(piqa.docs[0].choices[1].context, "Question: How do I ready a guinea pig cage for it's new occupants?\nAnswer:");
+  const TaskData hs = load_task("hellaswag", dir, 1);
+  EXPECT_EQ(hs.docs[0].choices[0].context,
+            "Pole vault: Pole vault is a sport where you run with a pole and stop and swing your body. A few women");
+  EXPECT_EQ(hs.docs[0].choices[3].continuation, " are in the gym practicing to do this pole vault, trying to do their best.");
+  EXPECT_EQ(hs.docs[0].gold, 3);
+  const TaskData wg = load_task("winogrande", dir, 1);
+  EXPECT_EQ(wg.docs[0].choices[1].context, "Sarah was a much better surgeon than Maria so Maria");
+  EXPECT_EQ(wg.docs[0].choices[1].continuation, " always got the easier cases.");
+  const TaskData lb = load_task("lambada", dir, 1);
+  EXPECT_EQ(lb.docs[0].choices[0].continuation, " signs");
+  EXPECT_EQ(hellaswag_preprocess("  A [title] How to  x [header] y  "), "A. How to x y");
+  EXPECT_EQ(py_capitalize("the WOMAN éCOLE"), "The woman école");
+  EXPECT_EQ(utf8_length("école"), 5);
+}
+
+// ---- the commands ----
+
+Json run_cli(const std::string& args, int expect_rc = 0, std::string* out_text = nullptr) {
+  std::string out;
+  const int rc = test::run_command("CALQ_PROGRESS=0 OMP_NUM_THREADS=1 " + test::cli() + " " + args, &out);
+  EXPECT_EQ(rc, expect_rc) << out;
+  if (out_text) *out_text = out;
+  return Json();
+}
+
+TEST(EvalGolden, CliPplKldAndTasksWriteResults) {
+  const std::string m = test::data("models/stories260K");
+  const std::string ts = test::data("data/tinystories/tinystories_val.txt");
+  const std::string tmp = ::testing::TempDir() + "calq_eval_cli_";
+  std::string out;
+  run_cli("eval ppl " + m + " --data " + ts + " --ctx 512 --chunks 4 -o " + tmp + "ppl.json", 0, &out);
+  EXPECT_NE(out.find("[4/4] ppl 3.8597"), std::string::npos) << out;
+  const Json p = load_json_file(tmp + "ppl.json");
+  EXPECT_EQ(p.at("evaluation"), "ppl");
+  EXPECT_NEAR(p.at("metrics").at("ppl").get<double>(), 3.859676805565501, 1e-4);
+  EXPECT_EQ(p.at("metrics").at("tokens").get<int64_t>(), 2044);
+  EXPECT_GT(p.at("metrics").at("ppl_stderr").get<double>(), 0);
+  EXPECT_EQ(p.at("data").at("sha256"), "5fc1fb0113df62b567fb271806cd645ce8d75f59c58ca0b764c03d3b6ff34ca6");
+  EXPECT_EQ(p.at("model").at("hash").get<std::string>().size(), 64u);
+
+  // Interrupted after 2 windows, resumed to 4: the same numbers, only windows 3-4 recomputed.
+  std::filesystem::remove(tmp + "ppl.resume");
+  run_cli("eval ppl " + m + " --data " + ts + " --ctx 512 --chunks 2 --resume " + tmp + "ppl.resume", 0, &out);
+  run_cli("eval ppl " + m + " --data " + ts + " --ctx 512 --chunks 4 --resume " + tmp + "ppl.resume -o " + tmp +
+              "ppl2.json",
+          0, &out);
+  EXPECT_NE(out.find("resuming: 2 windows"), std::string::npos) << out;
+  EXPECT_EQ(load_json_file(tmp + "ppl2.json").at("metrics").at("ppl").get<double>(),
+            p.at("metrics").at("ppl").get<double>());
+  run_cli("eval ppl " + m + " --data " + ts + " --ctx 256 --chunks 4 --resume " + tmp + "ppl.resume", 1, &out);
+  EXPECT_NE(out.find("belongs to another run"), std::string::npos) << out;
+
+  // A compact reference of the model, then the model scored against itself.
+  run_cli("eval kld-ref " + m + " --data " + ts + " --ctx 256 --chunks 3 --protocol llama.cpp -k 8 -o " + tmp +
+              "ref.safetensors",
+          0, &out);
+  run_cli("eval kld " + m + " --ref " + tmp + "ref.safetensors --data " + ts + " -o " + tmp + "kld.json", 0, &out);
+  const Json k = load_json_file(tmp + "kld.json");
+  EXPECT_EQ(k.at("evaluation"), "kld");
+  EXPECT_NEAR(k.at("metrics").at("kld_mean").get<double>(), 0.0, 1e-6);
+  EXPECT_DOUBLE_EQ(k.at("metrics").at("same_top_pct").get<double>(), 100.0);
+  EXPECT_NEAR(k.at("metrics").at("ppl_ratio").get<double>(), 1.0, 1e-6);
+  EXPECT_EQ(k.at("metrics").at("tokens").get<int64_t>(), 3 * 127);
+  for (const char* key : {"kld_mean_stderr", "kld_p99", "kld_median", "dp_mean_pct"})
+    EXPECT_TRUE(k.at("metrics").contains(key)) << key;
+  // Exact mode: the two models side by side, no reference file.
+  run_cli("eval kld " + m + " --ref-model " + m + " --data " + ts + " --ctx 128 --chunks 2 -o " + tmp + "kldx.json", 0,
+          &out);
+  const Json kx = load_json_file(tmp + "kldx.json");
+  EXPECT_NEAR(kx.at("metrics").at("kld_mean").get<double>(), 0.0, 1e-9);
+  EXPECT_EQ(kx.at("metrics").at("tokens").get<int64_t>(), 2 * 127);
+  EXPECT_EQ(kx.at("settings").at("k"), "full");
+  // The reference refuses other data.
+  run_cli("eval kld " + m + " --ref " + tmp + "ref.safetensors --data " + test::data("data/wikitext-2-raw/wiki.test.raw"),
+          1, &out);
+  EXPECT_NE(out.find("differs from the data the reference"), std::string::npos) << out;
+
+  run_cli("eval tasks " + m + " --tasks arc_easy,winogrande,lambada_openai --limit 8 -o " + tmp + "tasks.json", 0, &out);
+  const Json t = load_json_file(tmp + "tasks.json");
+  for (const char* key : {"arc_easy.acc", "arc_easy.acc_stderr", "arc_easy.acc_norm", "winogrande.acc", "lambada.acc",
+                          "lambada.ppl"})
+    EXPECT_TRUE(t.at("metrics").contains(key)) << key;
+  EXPECT_EQ(t.at("metrics").at("arc_easy.samples").get<int64_t>(), 8);
+}
+
+TEST(EvalGolden, CliBadInputIsOneLineError) {
+  const std::string m = test::data("models/stories260K");
+  const std::string empty = ::testing::TempDir() + "calq_eval_empty.txt";
+  std::ofstream(empty).close();
+  std::string out;
+  run_cli("eval ppl " + m + " --data " + empty, 1, &out);
+  EXPECT_NE(out.find("calq: error: " + empty + ": empty data file"), std::string::npos) << out;
+  run_cli("eval ppl " + m + " --data " + test::data("models/stories260K/golden/README.md") + " --ctx 4096", 1, &out);
+  EXPECT_NE(out.find("text too short"), std::string::npos) << out;
+  run_cli("eval tasks " + m + " --tasks mmlu", 1, &out);
+  EXPECT_NE(out.find("unknown task 'mmlu'"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace calq::eval
