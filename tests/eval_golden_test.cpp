@@ -165,7 +165,7 @@ TEST(EvalGolden, TaskContextsFollowTheHarness) {
 
 Json run_cli(const std::string& args, int expect_rc = 0, std::string* out_text = nullptr) {
   std::string out;
-  const int rc = test::run_command("CALQ_PROGRESS=0 OMP_NUM_THREADS=1 " + test::cli() + " " + args, &out);
+  const int rc = test::run_command("CALQ_DATA=" + test::data() + " CALQ_PROGRESS=0 OMP_NUM_THREADS=1 " + test::cli() + " " + args, &out);
   EXPECT_EQ(rc, expect_rc) << out;
   if (out_text) *out_text = out;
   return Json();
