@@ -1,8 +1,8 @@
 // End to end on stories260K with its real tokenizer: the perplexities of golden/perplexity.json
 // (GPTQ protocol, --ctx 512 --chunks 4) for the three texts, the llama.cpp protocol's windows
 // hand-checked on TinyStories, task scores reproducible across runs and thread counts, and the
-// `calq eval` commands' results files. EvalGoldenSlow tokenizes whole files / runs several thread
-// counts (release pass only).
+// `calq eval` commands' results files. EvalGoldenSlow runs several thread counts (release pass
+// only).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -49,7 +49,7 @@ struct GoldenCase {
   TextMode mode;
 };
 
-TEST(EvalGoldenSlow, PerplexityMatchesGoldenFiles) {
+TEST(EvalGolden, PerplexityMatchesGoldenFiles) {
   const Json golden = load_json_file(test::data("models/stories260K/golden/perplexity.json")).at("results");
   const Stories& s = stories();
   DecoderLogits src(*s.model);
