@@ -1,8 +1,8 @@
 // End to end on stories260K with its real tokenizer: the perplexities of golden/perplexity.json
 // (GPTQ protocol, --ctx 512 --chunks 4) for the three texts, the llama.cpp protocol's windows
 // hand-checked on TinyStories, task scores reproducible across runs and thread counts, and the
-// `calq eval` commands' results files. EvalGoldenSlow tokenizes whole files / runs several thread
-// counts (release pass only).
+// `calq eval` commands' results files. EvalGoldenSlow runs several thread counts (release pass
+// only).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -49,7 +49,7 @@ struct GoldenCase {
   TextMode mode;
 };
 
-TEST(EvalGoldenSlow, PerplexityMatchesGoldenFiles) {
+TEST(EvalGolden, PerplexityMatchesGoldenFiles) {
   const Json golden = load_json_file(test::data("models/stories260K/golden/perplexity.json")).at("results");
   const Stories& s = stories();
   DecoderLogits src(*s.model);
@@ -165,7 +165,7 @@ TEST(EvalGolden, TaskContextsFollowTheHarness) {
 
 Json run_cli(const std::string& args, int expect_rc = 0, std::string* out_text = nullptr) {
   std::string out;
-  const int rc = test::run_command("CALQ_PROGRESS=0 OMP_NUM_THREADS=1 " + test::cli() + " " + args, &out);
+  const int rc = test::run_command("CALQ_DATA=" + test::data() + " CALQ_PROGRESS=0 OMP_NUM_THREADS=1 " + test::cli() + " " + args, &out);
   EXPECT_EQ(rc, expect_rc) << out;
   if (out_text) *out_text = out;
   return Json();

@@ -17,15 +17,16 @@ void DecoderLogits::logits(const int32_t* ids, int64_t batch, int64_t seq, const
   const int64_t total = batch * seq;
   for (int64_t r : rows)
     if (r < 0 || r >= total) throw ArgError("DecoderLogits: row index out of range");
-  Tensor h = m_.embed(ids, batch, seq);
-  for (int i = 0; i < m_.num_layers(); ++i) m_.run_layer(i, h, batch, seq);
-  const int64_t H = h.dim(1);
+  ForwardOptions fo;
+  fo.logits = ForwardOptions::Logits::None;  // final hidden states only; lm_head runs below on `rows`
+  const Tensor fh = m_.forward(ids, batch, seq, fo).last_hidden_state;
+  const int64_t H = fh.dim(2);
   for (size_t c = 0; c < rows.size(); c += size_t(chunk_)) {
     const size_t n = std::min(rows.size() - c, size_t(chunk_));
     Tensor part = Tensor::empty(DType::F32, {int64_t(n), H});
     for (size_t i = 0; i < n; ++i)
-      std::memcpy(part.f32_mut() + int64_t(i) * H, h.f32() + rows[c + i] * H, size_t(H) * sizeof(float));
-    const Tensor lg = m_.lm_logits(m_.final_hidden(part));
+      std::memcpy(part.f32_mut() + int64_t(i) * H, fh.f32() + rows[c + i] * H, size_t(H) * sizeof(float));
+    const Tensor lg = m_.lm_logits(part);
     sink(lg.f32(), int64_t(n), rows.data() + c);
   }
 }

@@ -36,8 +36,8 @@ class DecoderLogits final : public LogitSource {
   explicit DecoderLogits(const Decoder& m, int64_t chunk_rows = 128) : m_(m), chunk_(chunk_rows) {}
   int64_t vocab_size() const override;
   int64_t max_length() const override;
-  // Embeddings and decoder layers over the whole block (Decoder::embed / run_layer, the code
-  // Decoder::forward runs), then final norm + lm_head only on the requested rows.
+  // Decoder::forward over the whole block without logits (its final hidden states), then lm_head
+  // only on the requested rows, chunk_rows at a time.
   void logits(const int32_t* ids, int64_t batch, int64_t seq, const std::vector<int64_t>& rows,
               const RowSink& sink) const override;
 

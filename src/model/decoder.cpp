@@ -479,7 +479,8 @@ ForwardOutput Decoder::forward(const int32_t* ids, int64_t batch, int64_t seq, c
     h = last;
   }
   Tensor fh = final_hidden(h);
-  if (opt.hidden_states) out.last_hidden_state = fh.reshaped({batch, seq, fh.dim(1)});
+  if (opt.hidden_states || opt.logits == ForwardOptions::Logits::None)
+    out.last_hidden_state = fh.reshaped({batch, seq, fh.dim(1)});
   if (opt.logits == ForwardOptions::Logits::None) return out;
   if (opt.logits == ForwardOptions::Logits::Last && opt.hidden_states) {
     Tensor last = new_rows(batch, fh.dim(1));

@@ -65,6 +65,8 @@ struct ForwardOutput {
   Tensor logits;                      // [batch, seq, vocab] (All) or [batch, 1, vocab] (Last)
   std::vector<Tensor> hidden_states;  // num_layers + 1 tensors [batch, seq, hidden], before the final norm
   Tensor last_hidden_state;           // final norm (+ OPT project_out) of the last one: lm_head's input
+                                      // (also filled when logits == None, for callers that run lm_head
+                                      // on selected rows themselves)
 };
 
 class Decoder {
