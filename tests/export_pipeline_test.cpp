@@ -64,7 +64,9 @@ TEST(ExportPipelineSlow, RealGptqAndAwqRunsExportBitwise) {
     auto q = open_quant_state(dir / "qs");
     const ExportReport rep = r.method == Method::Awq ? export_awq(*q, dir / "out") : export_gptq(*q, dir / "out");
     EXPECT_EQ(rep.stats.scales_rounded, 0);  // the quantizers follow the fp16 scale contract
-    if (r.method == Method::Awq) EXPECT_GT(rep.replaced, 0);  // AWQ's scaled norms
+    if (r.method == Method::Awq) {
+      EXPECT_GT(rep.replaced, 0);  // AWQ's scaled norms
+    }
     const Json qc = Checkpoint::open(dir / "out").config().at("quantization_config");
     if (r.method == Method::Gptq) {
       EXPECT_EQ(qc.at("desc_act"), r.desc_act);

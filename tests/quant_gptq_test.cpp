@@ -179,7 +179,9 @@ TEST(QuantGptq, NeverWorseThanRtnOnCorrelatedData) {
     const double eg = output_error(w, g.qw.dequantize(), x, rows, cols);
     const double er = output_error(w, quantize_rtn(w.data(), rows, cols, c.scheme()).dequantize(), x, rows, cols);
     EXPECT_LT(eg, er) << "bits " << k.bits << " group " << k.group << " act " << k.act << " static " << k.stat;
-    if (k.bits <= 4) EXPECT_LT(eg, 0.8 * er) << "GPTQ should clearly beat RTN here";
+    if (k.bits <= 4) {
+      EXPECT_LT(eg, 0.8 * er) << "GPTQ should clearly beat RTN here";
+    }
     // The reported error is tr((W-Q) H (W-Q)ᵀ) = 2/N ||(W-Q)Xᵀ||².
     EXPECT_NEAR(g.error, 2.0 * eg / n, 1e-3 * g.error);
     EXPECT_GT(g.rel_error(), 0.0);
