@@ -1,5 +1,5 @@
 // Test fixtures for the exporters: a tiny reference RTN quantizer that follows the export contract
-// (/work/notes/EXPORT_CONTRACT.md, docs/formats.md: scales rounded to fp16 before the codes are
+// (docs/formats.md: scales rounded to fp16 before the codes are
 // computed), the fake-quant decoder built from it, a QuantState directory writer (the layout of
 // quant/qstate.h), and scratch directories.
 #pragma once
