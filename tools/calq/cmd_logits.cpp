@@ -5,7 +5,7 @@
 
 #include "command.h"
 #include "io/safetensors.h"
-#include "model/decoder.h"
+#include "model/loader.h"
 #include "util/error.h"
 #include "util/json.h"
 
@@ -39,7 +39,7 @@ std::vector<int32_t> read_ids(const std::string& path, int64_t* batch, int64_t* 
 }
 
 int run(const Opts& o) {
-  auto model = Decoder::load(o.model, o.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  auto model = load_model(o.model, o.bf16 ? ComputeType::BF16 : ComputeType::F32);
   int64_t B, T;
   const auto ids = read_ids(o.ids, &B, &T);
   ForwardOptions fo;
@@ -63,7 +63,7 @@ int run(const Opts& o) {
 CALQ_REGISTER_COMMAND({{"logits"}, "Run the float forward pass on token ids and write logits (safetensors)",
                        [](CLI::App& app) -> Runner {
                          auto o = std::make_shared<Opts>();
-                         app.add_option("model", o->model, "Hugging Face model folder")->required();
+                         app.add_option("model", o->model, "model folder (float, fake-quant, GPTQ, AWQ) or .gguf file")->required();
                          app.add_option("--ids", o->ids, "JSON {\"input_ids\": [[...], ...]} (equal lengths)")
                              ->required();
                          app.add_option("-o,--out", o->out, "output .safetensors")->required();
