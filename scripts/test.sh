@@ -16,7 +16,9 @@ echo "== tests (release)"
 
 if [ "$sanitize" = 1 ]; then
   echo "== ASan+UBSan build"
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCALQ_SANITIZE=ON -DCALQ_BUILD_BENCH=OFF >/dev/null
+  # -O1 -g1: line tables for sanitizer reports, and a build twice as fast as -O2 -g.
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+    -DCALQ_SANITIZE=ON -DCALQ_BUILD_BENCH=OFF >/dev/null
   cmake --build build-asan -j "$jobs" --target calq_tests calq_cli
   echo "== tests (ASan+UBSan)"
   # Test suites named *Slow* run only in the release pass.

@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "io/mapped_file.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -577,25 +578,10 @@ std::string Writer::to_bytes() const {
 }
 
 void Writer::write(const std::string& path, const std::string& progress_label) const {
-  const std::string tmp = path + ".tmp";
-  try {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError(tmp + ": cannot create");
-    auto sink = [&](const char* p, size_t n) {
-      out.write(p, std::streamsize(n));
-      if (!out) throw IoError(tmp + ": write failed (disk full?)");
-    };
-    emit(sink, progress_label);
-    out.flush();
-    if (!out) throw IoError(tmp + ": write failed (disk full?)");
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw IoError(path + ": cannot rename from " + tmp);
-  }
+  AtomicFile f(path);
+  auto sink = [&](const char* p, size_t n) { f.write(p, n); };
+  emit(sink, progress_label);
+  f.commit();
 }
 
 }  // namespace calq::gguf

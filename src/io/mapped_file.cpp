@@ -51,22 +51,36 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
+  out_.open(tmp_, std::ios::binary | std::ios::trunc);
+  if (!out_) throw IoError(tmp_ + ": cannot create: " + std::strerror(errno));
+}
+
+AtomicFile::~AtomicFile() {
+  if (!committed_) {
+    out_.close();
+    std::remove(tmp_.c_str());
+  }
+}
+
+void AtomicFile::write(const void* data, size_t n) {
+  out_.write(static_cast<const char*>(data), std::streamsize(n));
+  if (!out_) throw IoError(tmp_ + ": write failed (disk full?)");
+}
+
+void AtomicFile::commit() {
+  out_.flush();
+  out_.close();
+  if (!out_) throw IoError(tmp_ + ": write failed (disk full?)");
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
+    throw IoError(path_ + ": cannot rename from " + tmp_ + ": " + std::strerror(errno));
+  committed_ = true;
+}
+
 void write_file_atomic(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError(tmp + ": cannot create: " + std::strerror(errno));
-    out.write(bytes.data(), std::streamsize(bytes.size()));
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw IoError(tmp + ": write failed (disk full?)");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw IoError(path + ": cannot rename from " + tmp + ": " + std::strerror(errno));
-  }
+  AtomicFile f(path);
+  f.write(bytes.data(), bytes.size());
+  f.commit();
 }
 
 bool file_exists(const std::string& path) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -25,6 +26,26 @@ class MappedFile {
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   std::string path_;
+};
+
+// Writes a file under `path.tmp` and renames it to `path` on commit(), so readers never see half a
+// file; destroyed without commit() (an exception on the way), it removes the temporary.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  // Appends bytes; throws IoError naming the file when the write fails (disk full).
+  void write(const void* data, size_t n);
+  // Flushes, checks and renames into place. Throws IoError.
+  void commit();
+  const std::string& tmp_path() const { return tmp_; }
+
+ private:
+  std::string path_, tmp_;
+  std::ofstream out_;
+  bool committed_ = false;
 };
 
 // Reads a whole (small) file into a string. Throws IoError.

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 
 #include "util/error.h"
 #include "util/json.h"
+#include "util/progress.h"
 
 namespace calq {
 
@@ -112,56 +112,63 @@ Tensor SafetensorsFile::get(const std::string& name) const {
 }
 
 void SafetensorsWriter::add(const std::string& name, const Tensor& t) {
+  add_lazy(name, t.dtype(), t.shape(), nullptr);
+  entries_.back().tensor = t;
+}
+
+void SafetensorsWriter::add_lazy(const std::string& name, DType dtype, Shape shape, Producer make) {
   if (name == "__metadata__" || name.empty()) throw ArgError("invalid safetensors tensor name '" + name + "'");
-  for (const auto& [n, _] : tensors_)
-    if (n == name) throw ArgError("safetensors writer: duplicate tensor name '" + name + "'");
-  tensors_.emplace_back(name, t);
+  for (const auto& e : entries_)
+    if (e.name == name) throw ArgError("safetensors writer: duplicate tensor name '" + name + "'");
+  entries_.push_back({name, dtype, std::move(shape), Tensor(), std::move(make)});
 }
 
 std::string SafetensorsWriter::header_json() const {
   Json h = Json::object();
   if (!metadata_.empty()) h["__metadata__"] = metadata_;
   uint64_t off = 0;
-  for (const auto& [name, t] : tensors_) {
-    h[name] = {{"dtype", dtype_name(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {off, off + t.nbytes()}}};
-    off += t.nbytes();
+  for (const auto& e : entries_) {
+    h[e.name] = {{"dtype", dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {off, off + e.bytes()}}};
+    off += e.bytes();
   }
   std::string s = h.dump();
   s.append((8 - s.size() % 8) % 8, ' ');  // keep the data section 8-byte aligned
   return s;
 }
 
-std::string SafetensorsWriter::to_bytes() const {
+void SafetensorsWriter::emit(const std::function<void(const void*, size_t)>& sink,
+                             const std::string& progress_label) const {
   const std::string hdr = header_json();
-  std::string out(8, '\0');
-  uint64_t n = hdr.size();
-  for (int i = 0; i < 8; ++i) out[i] = char((n >> (8 * i)) & 0xff);
-  out += hdr;
-  for (const auto& [_, t] : tensors_) out.append(static_cast<const char*>(t.raw()), t.nbytes());
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i) len[i] = uint8_t((uint64_t(hdr.size()) >> (8 * i)) & 0xff);
+  sink(len, 8);
+  sink(hdr.data(), hdr.size());
+  uint64_t total = 0, done = 0;
+  for (const auto& e : entries_) total += e.bytes();
+  std::unique_ptr<Progress> prog;
+  if (!progress_label.empty()) prog = std::make_unique<Progress>(progress_label, int64_t(total >> 20), "MiB");
+  for (const auto& e : entries_) {
+    const Tensor t = e.make ? e.make() : e.tensor;
+    if (t.dtype() != e.dtype || t.shape() != e.shape)
+      throw ArgError("safetensors writer: tensor '" + e.name + "' was declared " + dtype_name(e.dtype) + " " +
+                     shape_str(e.shape) + " but produced " + dtype_name(t.dtype()) + " " + shape_str(t.shape()));
+    sink(t.raw(), t.nbytes());
+    done += t.nbytes();
+    if (prog) prog->update(int64_t(done >> 20));
+  }
+  if (prog) prog->finish();
+}
+
+std::string SafetensorsWriter::to_bytes() const {
+  std::string out;
+  emit([&](const void* p, size_t n) { out.append(static_cast<const char*>(p), n); }, "");
   return out;
 }
 
-void SafetensorsWriter::write(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError(tmp + ": cannot create");
-    const std::string hdr = header_json();
-    char len[8];
-    for (int i = 0; i < 8; ++i) len[i] = char((uint64_t(hdr.size()) >> (8 * i)) & 0xff);
-    out.write(len, 8);
-    out.write(hdr.data(), std::streamsize(hdr.size()));
-    for (const auto& [_, t] : tensors_) out.write(static_cast<const char*>(t.raw()), std::streamsize(t.nbytes()));
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw IoError(tmp + ": write failed (disk full?)");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw IoError(path + ": cannot rename from " + tmp);
-  }
+void SafetensorsWriter::write(const std::string& path, const std::string& progress_label) const {
+  AtomicFile f(path);
+  emit([&](const void* p, size_t n) { f.write(p, n); }, progress_label);
+  f.commit();
 }
 
 }  // namespace calq

@@ -3,6 +3,7 @@
 // then the raw little-endian tensor bytes. Reading memory-maps the file; every offset, shape and
 // dtype in the (untrusted) header is checked against the file before any byte is touched.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,17 +49,32 @@ class SafetensorsFile {
 };
 
 // Collects tensors and writes one safetensors file atomically (temp name, then rename).
+// Tensors are either given (add) or produced one at a time while the file is written (add_lazy:
+// dtype and shape declared up front, so huge files never sit in memory twice).
 class SafetensorsWriter {
  public:
+  using Producer = std::function<Tensor()>;
   void add(const std::string& name, const Tensor& t);
+  void add_lazy(const std::string& name, DType dtype, Shape shape, Producer make);
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
-  void write(const std::string& path) const;
+  // `progress_label` non-empty: a progress bar in MiB written.
+  void write(const std::string& path, const std::string& progress_label = "") const;
   // The file image as bytes (small files and tests).
   std::string to_bytes() const;
 
  private:
+  struct Entry {
+    std::string name;
+    DType dtype;
+    Shape shape;
+    Tensor tensor;  // given, or
+    Producer make;  // produced at write time
+    size_t bytes() const { return size_t(shape_numel(shape)) * dtype_size(dtype); }
+  };
   std::string header_json() const;
-  std::vector<std::pair<std::string, Tensor>> tensors_;
+  // Calls `sink(data, n)` with the whole file image, in order.
+  void emit(const std::function<void(const void*, size_t)>& sink, const std::string& progress_label) const;
+  std::vector<Entry> entries_;
   std::map<std::string, std::string> metadata_;
 };
 

@@ -372,44 +372,13 @@ void write_synth_model(const Json& config, const SynthOptions& o, const std::str
     f << cj.dump(2) << "\n";
     if (!f) throw IoError(p + ": write failed");
   }
-  // safetensors header first (all shapes are known), then each tensor as it is generated.
-  const auto specs = synth_tensor_specs(cfg);
-  Json h = Json::object();
-  h["__metadata__"] = {{"format", "pt"}, {"calq_synthetic_seed", std::to_string(o.seed)}};
-  uint64_t off = 0;
-  for (const auto& s : specs) {
-    const uint64_t bytes = uint64_t(shape_numel(s.shape)) * dtype_size(o.dtype);
-    h[s.name] = {{"dtype", dtype_name(o.dtype)}, {"shape", s.shape}, {"data_offsets", {off, off + bytes}}};
-    off += bytes;
-  }
-  std::string hdr = h.dump();
-  hdr.append((8 - hdr.size() % 8) % 8, ' ');
-  const std::string path = path_join(dir, "model.safetensors"), tmp = path + ".tmp";
-  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-  if (!out) throw IoError(tmp + ": cannot create");
-  char len[8];
-  for (int i = 0; i < 8; ++i) len[i] = char((uint64_t(hdr.size()) >> (8 * i)) & 0xff);
-  out.write(len, 8);
-  out.write(hdr.data(), std::streamsize(hdr.size()));
-  Progress prog("synth " + dir, int64_t(off >> 20), "MiB");
-  uint64_t written = 0;
-  for (const auto& s : specs) {
-    const Tensor t = synth_tensor(s, o);
-    out.write(static_cast<const char*>(t.raw()), std::streamsize(t.nbytes()));
-    written += t.nbytes();
-    prog.update(int64_t(written >> 20));
-  }
-  out.flush();
-  out.close();
-  if (!out) {
-    std::remove(tmp.c_str());
-    throw IoError(tmp + ": write failed (disk full?)");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw IoError(path + ": cannot rename from " + tmp);
-  }
-  prog.finish();
+  // Each tensor is generated while the file is written: one tensor in memory at a time.
+  SafetensorsWriter w;
+  w.set_metadata("format", "pt");
+  w.set_metadata("calq_synthetic_seed", std::to_string(o.seed));
+  for (const auto& s : synth_tensor_specs(cfg))
+    w.add_lazy(s.name, o.dtype, s.shape, [s, o] { return synth_tensor(s, o); });
+  w.write(path_join(dir, "model.safetensors"), "synth " + dir);
 }
 
 }  // namespace calq
