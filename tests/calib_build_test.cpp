@@ -198,7 +198,7 @@ TEST(CalibBuild, MixAllocatesAndShuffles) {
   EXPECT_EQ(build_calib_set(m, &tok).manifest["token_sha256"], a.manifest["token_sha256"]);
   EXPECT_THROW(parse_mix_part("x:punct", m), ArgError);
   EXPECT_THROW(parse_mix_part("1:text:sauce=a", m), ArgError);
-  EXPECT_EQ(parse_mix_part("0.5:text:source=a.txt,mode=concat", m).second.mode, "concat");
+  EXPECT_EQ(parse_mix_part("0.5:text:source=a.txt,mode=concat", m).spec.mode, "concat");
 }
 
 TEST(CalibBuild, RefusesEmptyAndTooSmallSources) {

@@ -231,7 +231,7 @@ CalibSet build_mix(const CalibSpec& spec, const Tokenizer* tok) {
   std::vector<std::pair<double, size_t>> rem;
   int64_t given = 0;
   for (size_t i = 0; i < k; ++i) {
-    const double q = spec.parts[i].first / wsum * double(spec.nsamples);
+    const double q = spec.parts[i].weight / wsum * double(spec.nsamples);
     cnt[i] = int64_t(std::floor(q));
     given += cnt[i];
     rem.push_back({q - std::floor(q), i});
@@ -245,13 +245,13 @@ CalibSet build_mix(const CalibSpec& spec, const Tokenizer* tok) {
   bool padded = false;
   Json parts = Json::array();
   for (size_t i = 0; i < k; ++i) {
-    CalibSpec p = spec.parts[i].second;
+    CalibSpec p = spec.parts[i].spec;
     p.nsamples = cnt[i];
     p.seqlen = T;
     p.seed = spec.seed + i;
     p.add_special_tokens = spec.add_special_tokens;
     p.data_root = spec.data_root;
-    Json pj = {{"weight", spec.parts[i].first}, {"nsamples", cnt[i]}};
+    Json pj = {{"weight", spec.parts[i].weight}, {"nsamples", cnt[i]}};
     if (cnt[i] > 0) {
       const CalibSet s = build_calib_set(p, tok);
       const uint8_t* m = s.padded() ? s.mask.data<uint8_t>() : nullptr;
@@ -328,7 +328,7 @@ CalibSet build_calib_set(const CalibSpec& spec, const Tokenizer* tok) {
   return b.finish();
 }
 
-std::pair<double, CalibSpec> parse_mix_part(const std::string& text, const CalibSpec& defaults) {
+CalibMixPart parse_mix_part(const std::string& text, const CalibSpec& defaults) {
   const auto bad = [&](const std::string& why) {
     return ArgError("mix part '" + text + "': " + why + " (expected WEIGHT:BUILDER[:key=value,...])");
   };

@@ -33,6 +33,8 @@
 
 namespace calq {
 
+struct CalibMixPart;
+
 struct CalibSpec {
   std::string builder = "text";  // text | punct | random-tokens | task | lang | mix
   int64_t nsamples = 128;
@@ -47,8 +49,13 @@ struct CalibSpec {
   std::string lang;              // lang: FLORES-200 code, e.g. "fra_Latn"
   std::string charset;           // punct: characters to draw from (default: the 32 ASCII punctuation marks)
   int64_t vocab = 0;             // random-tokens: id range [0, vocab) (default: the tokenizer's)
-  std::vector<std::pair<double, CalibSpec>> parts;  // mix
+  std::vector<CalibMixPart> parts;  // mix (std::pair may not hold an incomplete type; a named struct may)
   std::string data_root = "../shared";
+};
+
+struct CalibMixPart {
+  double weight = 1.0;
+  CalibSpec spec;
 };
 
 // Builds the set. `tok` may be null only for random-tokens with spec.vocab > 0.
@@ -56,7 +63,7 @@ CalibSet build_calib_set(const CalibSpec& spec, const Tokenizer* tok);
 
 // One mix part from "WEIGHT:BUILDER[:key=value,key=value...]", keys: source, mode, field, split,
 // task, lang, charset, vocab; other settings come from `defaults`. ArgError on bad syntax.
-std::pair<double, CalibSpec> parse_mix_part(const std::string& text, const CalibSpec& defaults);
+CalibMixPart parse_mix_part(const std::string& text, const CalibSpec& defaults);
 
 // The spec's settings as stored in the manifest.
 Json calib_spec_json(const CalibSpec& spec);

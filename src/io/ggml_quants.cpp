@@ -93,6 +93,28 @@ bool can_quantize(Type t) { return can_dequantize(t); }
 
 // ---- references, following ggml-quants.c ------------------------------------------------------
 
+// The signed value of largest magnitude in x[0, n) (the first one wins ties), as ggml's Q4_0/Q5_0.
+static float signed_absmax(const float* x, int n) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < n; j++) {
+    if (amax < std::fabs(x[j])) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  return max;
+}
+
+// Minimum and maximum of x[0, n), as ggml's Q4_1/Q5_1.
+static void min_max(const float* x, int n, float& min, float& max) {
+  min = FLT_MAX;
+  max = -FLT_MAX;
+  for (int j = 0; j < n; j++) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+}
+
 void quantize_row_q8_0_ref(const float* x, block_q8_0* y, int64_t k) {
   const int64_t nb = k / QK8_0;
   for (int64_t i = 0; i < nb; i++) {
@@ -112,14 +134,7 @@ void quantize_row_q4_0_ref(const float* x, block_q4_0* y, int64_t k) {
   const int qk = QK4_0;
   const int64_t nb = k / qk;
   for (int64_t i = 0; i < nb; i++) {
-    float amax = 0.0f, max = 0.0f;  // the signed value of largest magnitude (first one wins ties)
-    for (int j = 0; j < qk; j++) {
-      const float v = x[i * qk + j];
-      if (amax < std::fabs(v)) {
-        amax = std::fabs(v);
-        max = v;
-      }
-    }
+    const float max = signed_absmax(x + i * qk, qk);
     const float d = max / -8;
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = f32_to_f16(d);
@@ -137,12 +152,8 @@ void quantize_row_q4_1_ref(const float* x, block_q4_1* y, int64_t k) {
   const int qk = QK4_1;
   const int64_t nb = k / qk;
   for (int64_t i = 0; i < nb; i++) {
-    float min = FLT_MAX, max = -FLT_MAX;
-    for (int j = 0; j < qk; j++) {
-      const float v = x[i * qk + j];
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
+    float min, max;
+    min_max(x + i * qk, qk, min, max);
     const float d = (max - min) / ((1 << 4) - 1);
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = f32_to_f16(d);
@@ -161,14 +172,7 @@ void quantize_row_q5_0_ref(const float* x, block_q5_0* y, int64_t k) {
   const int qk = QK5_0;
   const int64_t nb = k / qk;
   for (int64_t i = 0; i < nb; i++) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < qk; j++) {
-      const float v = x[i * qk + j];
-      if (amax < std::fabs(v)) {
-        amax = std::fabs(v);
-        max = v;
-      }
-    }
+    const float max = signed_absmax(x + i * qk, qk);
     const float d = max / -16;
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = f32_to_f16(d);
@@ -190,12 +194,8 @@ void quantize_row_q5_1_ref(const float* x, block_q5_1* y, int64_t k) {
   const int qk = QK5_1;
   const int64_t nb = k / qk;
   for (int64_t i = 0; i < nb; i++) {
-    float min = FLT_MAX, max = -FLT_MAX;
-    for (int j = 0; j < qk; j++) {
-      const float v = x[i * qk + j];
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
+    float min, max;
+    min_max(x + i * qk, qk, min, max);
     const float d = (max - min) / ((1 << 5) - 1);
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = f32_to_f16(d);

@@ -19,14 +19,7 @@ void AwqConfig::validate() const {
 }
 
 QuantScheme AwqConfig::scheme() const {
-  QuantScheme s;
-  s.bits = bits;
-  s.sym = !zero_point;
-  s.block = group_size == -1 ? BlockShape::PerChannel : BlockShape::PerGroup;
-  s.group_size = group_size == -1 ? 0 : group_size;
-  s.rule = RangeRule::Awq;
-  s.f16_scales = f16_scales;
-  return s;
+  return QuantScheme::weights(bits, !zero_point, group_size, RangeRule::Awq, f16_scales);
 }
 
 Json AwqConfig::to_json() const {

@@ -22,14 +22,7 @@ void GptqConfig::validate() const {
 }
 
 QuantScheme GptqConfig::scheme() const {
-  QuantScheme s;
-  s.bits = bits;
-  s.sym = sym;
-  s.block = group_size == -1 ? BlockShape::PerChannel : BlockShape::PerGroup;
-  s.group_size = group_size == -1 ? 0 : group_size;
-  s.rule = RangeRule::Gptq;
-  s.f16_scales = f16_scales;
-  return s;
+  return QuantScheme::weights(bits, sym, group_size, RangeRule::Gptq, f16_scales);
 }
 
 Json GptqConfig::to_json() const {

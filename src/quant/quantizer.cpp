@@ -24,6 +24,17 @@ void check_bits(int bits, const std::string& what) {
     throw ArgError(what + ": bits must be in 2..8, got " + std::to_string(bits));
 }
 
+QuantScheme QuantScheme::weights(int bits, bool sym, int group_size, RangeRule rule, bool f16_scales) {
+  QuantScheme s;
+  s.bits = bits;
+  s.sym = sym;
+  s.block = group_size == -1 ? BlockShape::PerChannel : BlockShape::PerGroup;
+  s.group_size = group_size == -1 ? 0 : group_size;
+  s.rule = rule;
+  s.f16_scales = f16_scales;
+  return s;
+}
+
 void QuantScheme::validate() const {
   check_bits(bits, "quantizer");
   if (block == BlockShape::PerGroup && group_size < 1)

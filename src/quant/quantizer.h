@@ -43,6 +43,9 @@ struct QuantScheme {
   // scales, so the fake-quant weight is then exactly what a deployed checkpoint dequantizes to.
   bool f16_scales = true;
 
+  // A weight scheme in the GPTQ/AWQ convention: group_size -1 means one group per output channel.
+  static QuantScheme weights(int bits, bool sym, int group_size, RangeRule rule, bool f16_scales);
+
   int maxq() const { return (1 << bits) - 1; }
   // Throws ArgError naming the setting: bits outside [2, 8], group_size < 1 for PerGroup.
   void validate() const;
