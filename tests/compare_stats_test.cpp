@@ -16,17 +16,6 @@
 namespace calq {
 namespace {
 
-CalibSet random_set(int64_t n, int64_t T, int32_t lo, int32_t hi, uint32_t seed) {
-  CalibSet s;
-  s.ids = Tensor::empty(DType::I32, {n, T});
-  uint32_t x = seed;
-  for (int64_t i = 0; i < n * T; ++i) {
-    x = x * 1664525u + 1013904223u;
-    s.ids.data_mut<int32_t>()[i] = lo + int32_t((x >> 8) % uint32_t(hi - lo));
-  }
-  s.manifest = {{"builder", "test"}};
-  return s;
-}
 
 TEST(CompareStats, MeasuresKnownAnswers) {
   EXPECT_NEAR(spearman({1, 2, 3, 4}, {10, 20, 30, 45}), 1.0, 1e-12);
@@ -44,8 +33,8 @@ TEST(CompareStats, SameSetIsIdenticalOtherSetDiffers) {
   StatsRunOptions o;
   o.progress = false;
   o.batch = 4;
-  const ActStats a = collect_stats(*m, random_set(8, 24, 0, 128, 1), o);
-  const ActStats b = collect_stats(*m, random_set(8, 24, 0, 8, 2), o);  // only 8 distinct tokens
+  const ActStats a = collect_stats(*m, test::lcg_calib_set(8, 24, 0, 128, 1), o);
+  const ActStats b = collect_stats(*m, test::lcg_calib_set(8, 24, 0, 8, 2), o);  // only 8 distinct tokens
   const StatsComparison same = compare_stats(a, a, "a", "a");
   EXPECT_NEAR(same.all.cos_rms, 1.0, 1e-12);
   EXPECT_NEAR(same.all.spearman_rms, 1.0, 1e-12);
@@ -63,7 +52,7 @@ TEST(CompareStats, SameSetIsIdenticalOtherSetDiffers) {
   EXPECT_NE(text.find("cos(rms)"), std::string::npos);
   // Different models cannot be compared.
   auto opt = Decoder::load(test::data("models/tiny/opt"));
-  const ActStats c = collect_stats(*opt, random_set(2, 8, 0, 128, 3), o);
+  const ActStats c = collect_stats(*opt, test::lcg_calib_set(2, 8, 0, 128, 3), o);
   EXPECT_THROW(compare_stats(a, c, "a", "c"), ArgError);
 }
 
@@ -71,7 +60,7 @@ TEST(CompareStats, ConvergenceCurve) {
   auto m = Decoder::load(test::data("models/tiny/llama2"));
   StatsRunOptions o;
   o.progress = false;
-  const ActStats s = collect_stats(*m, random_set(16, 16, 0, 128, 5), o);
+  const ActStats s = collect_stats(*m, test::lcg_calib_set(16, 16, 0, 128, 5), o);
   const auto curve = convergence_curve(s);
   ASSERT_EQ(curve.size(), 5u);  // snapshots at 1, 2, 4, 8 samples + the final 16
   EXPECT_EQ(curve[0].samples, 1);

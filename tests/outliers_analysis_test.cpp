@@ -13,17 +13,6 @@
 namespace calq {
 namespace {
 
-CalibSet random_set(int64_t n, int64_t T, int32_t vocab, uint32_t seed) {
-  CalibSet s;
-  s.ids = Tensor::empty(DType::I32, {n, T});
-  uint32_t x = seed;
-  for (int64_t i = 0; i < n * T; ++i) {
-    x = x * 1664525u + 1013904223u;
-    s.ids.data_mut<int32_t>()[i] = int32_t((x >> 8) % uint32_t(vocab));
-  }
-  s.manifest = {{"builder", "test"}};
-  return s;
-}
 
 // tiny/opt multiplies LayerNorm weight 17 by 20 in self_attn_layer_norm and final_layer_norm of
 // every layer (../shared/models/tiny/opt/golden/README.md): the q/k/v and fc1 inputs carry it.
@@ -32,7 +21,7 @@ TEST(OutliersAnalysis, FindsExactlyThePlantedOptChannel) {
   StatsRunOptions o;
   o.progress = false;
   o.batch = 4;
-  const ActStats s = collect_stats(*m, random_set(16, 64, 128, 1), o);
+  const ActStats s = collect_stats(*m, test::lcg_calib_set(16, 64, 0, 128, 1), o);
   const OutlierReport r = analyze_outliers(s);  // default thresholds
   using Flags = std::vector<std::pair<int, int>>;
   ASSERT_EQ(r.relative_by_kind.size(), 2u) << format_outlier_report(r);

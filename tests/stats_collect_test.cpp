@@ -19,17 +19,6 @@ namespace {
 
 std::unique_ptr<Decoder> tiny(const std::string& arch) { return Decoder::load(test::data("models/tiny/" + arch)); }
 
-CalibSet make_set(int64_t n, int64_t T, int32_t vocab, uint32_t seed) {
-  CalibSet s;
-  s.ids = Tensor::empty(DType::I32, {n, T});
-  uint32_t x = seed;
-  for (int64_t i = 0; i < n * T; ++i) {
-    x = x * 1664525u + 1013904223u;
-    s.ids.data_mut<int32_t>()[i] = int32_t((x >> 8) % uint32_t(vocab));
-  }
-  s.manifest = {{"builder", "test"}};
-  return s;
-}
 
 std::string tmp_path(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("calq_stats_" + std::to_string(::getpid()) + "_" + name)).string();
@@ -188,7 +177,7 @@ TEST(StatsCollect, MatchesDirectComputationAndKeepsOutputs) {
 
 TEST(StatsCollect, MergingTwoHalvesEqualsOneRun) {
   auto m = tiny("opt");
-  const CalibSet set = make_set(8, 16, 128, 7);
+  const CalibSet set = test::lcg_calib_set(8, 16, 0, 128, 7);
   StatsRunOptions o;
   o.batch = 2;
   o.progress = false;
@@ -231,7 +220,7 @@ TEST(StatsCollect, MergingTwoHalvesEqualsOneRun) {
 
 TEST(StatsCollect, ResumeContinuesAfterCheckpoint) {
   auto m = tiny("opt");
-  const CalibSet set = make_set(6, 8, 128, 3);
+  const CalibSet set = test::lcg_calib_set(6, 8, 0, 128, 3);
   StatsRunOptions o;
   o.progress = false;
   o.checkpoint_every = 2;
@@ -253,7 +242,7 @@ TEST(StatsCollect, ResumeContinuesAfterCheckpoint) {
   }
   ASSERT_EQ(resumed.snapshots.size(), all.snapshots.size());
   for (size_t i = 0; i < all.snapshots.size(); ++i) EXPECT_EQ(resumed.snapshots[i].samples, all.snapshots[i].samples);
-  CalibSet other = make_set(6, 8, 128, 4);
+  CalibSet other = test::lcg_calib_set(6, 8, 0, 128, 4);
   EXPECT_THROW(collect_stats(*m, other, o, &ck), ArgError);
 }
 
@@ -262,7 +251,7 @@ TEST(StatsCollect, PaddedRowsAreSkipped) {
   // model its real tokens see exactly what they would alone, so stats(set) = stats(sample 0) +
   // stats(sample 0[:5]).
   auto m = tiny("llama2");
-  CalibSet padded = make_set(2, 8, 128, 11);
+  CalibSet padded = test::lcg_calib_set(2, 8, 0, 128, 11);
   int32_t* ids = padded.ids.data_mut<int32_t>();
   for (int t = 0; t < 5; ++t) ids[8 + t] = ids[t];
   padded.mask = Tensor::zeros(DType::U8, {2, 8});
@@ -271,8 +260,8 @@ TEST(StatsCollect, PaddedRowsAreSkipped) {
   o.progress = false;
   o.batch = 2;
   const ActStats sp = collect_stats(*m, padded, o);
-  CalibSet a = make_set(1, 8, 128, 11);
-  CalibSet b = make_set(1, 5, 128, 11);
+  CalibSet a = test::lcg_calib_set(1, 8, 0, 128, 11);
+  CalibSet b = test::lcg_calib_set(1, 5, 0, 128, 11);
   ActStats sa = collect_stats(*m, a, o);
   sa.merge(collect_stats(*m, b, o));
   EXPECT_EQ(sp.meta["tokens"], 13.0);
@@ -286,7 +275,7 @@ TEST(StatsCollect, FileRoundTrip) {
   auto m = tiny("opt");
   StatsRunOptions o;
   o.progress = false;
-  const ActStats s = collect_stats(*m, make_set(4, 12, 128, 5), o);
+  const ActStats s = collect_stats(*m, test::lcg_calib_set(4, 12, 0, 128, 5), o);
   const std::string path = tmp_path("rt.safetensors");
   save_stats(s, path);
   const ActStats r = load_stats(path);
@@ -318,14 +307,14 @@ TEST(StatsCollect, ClearErrors) {
   StatsRunOptions o;
   o.progress = false;
   try {  // tiny OPT has 64 positions
-    collect_stats(*m, make_set(1, 65, 128, 1), o);
+    collect_stats(*m, test::lcg_calib_set(1, 65, 0, 128, 1), o);
     FAIL() << "no error for seqlen beyond the context";
   } catch (const ArgError& e) {
     EXPECT_NE(std::string(e.what()).find("exceeds the model's context"), std::string::npos);
   }
-  EXPECT_THROW(collect_stats(*m, make_set(1, 8, 1000, 1), o), ArgError);  // ids beyond vocab
+  EXPECT_THROW(collect_stats(*m, test::lcg_calib_set(1, 8, 0, 1000, 1), o), ArgError);  // ids beyond vocab
   o.begin = 3;
-  EXPECT_THROW(collect_stats(*m, make_set(2, 8, 128, 1), o), ArgError);  // empty range
+  EXPECT_THROW(collect_stats(*m, test::lcg_calib_set(2, 8, 0, 128, 1), o), ArgError);  // empty range
 }
 
 TEST(StatsCollect, GlobMatch) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "calib/calib_set.h"
 #include "io/checkpoint.h"
 #include "util/paths.h"
 
@@ -23,6 +24,20 @@ inline const std::vector<std::string>& tiny_archs() {
 
 // Reads golden/input_ids.json style {"input_ids": [[...], ...]} into a flat vector.
 std::vector<int32_t> read_id_batch(const std::string& path, int64_t* batch, int64_t* seq);
+
+// A calibration set of n x T pseudo-random ids in [lo, hi) from a fixed LCG (Numerical Recipes
+// constants), so a test's statistics are the same on every machine.
+inline CalibSet lcg_calib_set(int64_t n, int64_t T, int32_t lo, int32_t hi, uint32_t seed) {
+  CalibSet s;
+  s.ids = Tensor::empty(DType::I32, {n, T});
+  uint32_t x = seed;
+  for (int64_t i = 0; i < n * T; ++i) {
+    x = x * 1664525u + 1013904223u;
+    s.ids.data_mut<int32_t>()[i] = lo + int32_t((x >> 8) % uint32_t(hi - lo));
+  }
+  s.manifest = {{"builder", "test"}};
+  return s;
+}
 
 // Path of the calq executable built beside the tests.
 inline std::string cli() { return CALQ_CLI_PATH; }
