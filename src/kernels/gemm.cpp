@@ -95,6 +95,10 @@ dnnl::matmul::primitive_desc make_pd(int64_t rows, int64_t n, int64_t k, Compute
   const dnnl::memory::desc src({rows, k}, dnnl_type(c), tag::ab);
   const dnnl::memory::desc dst({rows, n}, e.dst_bf16 ? dt::bf16 : dt::f32, tag::ab);
   dnnl::primitive_attr attr;
+  // The caller passes the scratchpad (per thread, scratch_buffer()): oneDNN's default keeps one
+  // per primitive, and two threads running the same cached primitive then share it and swap
+  // each other's results (seen with small f32 products, GemmPacked.ConcurrentCallers test).
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   dnnl::post_ops po;
   if (e.accumulate) po.append_sum(1.0f);
   if (e.gated_act >= 0) {
@@ -160,15 +164,20 @@ struct PrimKeyHash {
   }
 };
 
+struct CachedPrim {
+  dnnl::matmul prim;
+  dnnl::memory::desc scratch;  // its user scratchpad (size 0 when it needs none)
+};
+
 // Bounded LRU of matmul primitives. Evaluation runs many batch sizes, so row counts vary; the
 // bound keeps memory flat (oneDNN's own JIT-kernel cache makes a re-created primitive cheap).
 class PrimitiveCache {
  public:
   static constexpr size_t kCapacity = 256;
 
-  dnnl::matmul get(const PrimKey& key, const dnnl::memory::desc& wmd) {
-    dnnl::matmul prim = find(key);
-    if (prim) return prim;
+  CachedPrim get(const PrimKey& key, const dnnl::memory::desc& wmd) {
+    CachedPrim prim = find(key);
+    if (prim.prim) return prim;
     // oneDNN takes the thread count from omp_get_max_threads() when the primitive is created.
     const int saved = omp_get_max_threads();
     if (key.threads != saved) omp_set_num_threads(key.threads);
@@ -192,32 +201,40 @@ class PrimitiveCache {
   }
 
  private:
-  dnnl::matmul find(const PrimKey& key) {
+  CachedPrim find(const PrimKey& key) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = map_.find(key);
-    if (it == map_.end()) return dnnl::matmul();
+    if (it == map_.end()) return CachedPrim();
     lru_.splice(lru_.begin(), lru_, it->second);
     return it->second->second;
   }
 
-  static dnnl::matmul create(const PrimKey& key, const dnnl::memory::desc& wmd) {
+  static CachedPrim create(const PrimKey& key, const dnnl::memory::desc& wmd) {
     const ComputeType c = ComputeType(key.type);
     // Ask for the layout oneDNN prefers for this row count; it is the packed one in practice,
     // and if not, pin the packed layout explicitly (oneDNN then picks an implementation for it).
     const dnnl::memory::desc any({key.k, key.n}, dnnl_type(c), tag::any);
     dnnl::matmul::primitive_desc pd = make_pd(key.rows, key.n, key.k, c, key.bias, any, key.epi);
     if (pd.weights_desc() != wmd) pd = make_pd(key.rows, key.n, key.k, c, key.bias, wmd, key.epi);
-    return dnnl::matmul(pd);
+    return {dnnl::matmul(pd), pd.scratchpad_desc()};
   }
 
   std::mutex mu_;
-  std::list<std::pair<PrimKey, dnnl::matmul>> lru_;
-  std::unordered_map<PrimKey, std::list<std::pair<PrimKey, dnnl::matmul>>::iterator, PrimKeyHash> map_;
+  std::list<std::pair<PrimKey, CachedPrim>> lru_;
+  std::unordered_map<PrimKey, std::list<std::pair<PrimKey, CachedPrim>>::iterator, PrimKeyHash> map_;
 };
 
 PrimitiveCache& prim_cache() {
   static PrimitiveCache c;
   return c;
+}
+
+// Per-thread scratchpad for oneDNN primitives (grows to the largest asked for; 64-byte aligned).
+void* scratch_buffer(size_t bytes) {
+  thread_local std::vector<uint64_t> buf;
+  const size_t words = (bytes + 64) / 8;
+  if (buf.size() < words) buf.resize(words);
+  return reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
 }
 
 // Per-thread buffer for the bf16 copy of the activations (grows to the largest input seen).
@@ -266,7 +283,7 @@ void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const 
   // machine a descheduled team member stalls every parallel region).
   const bool serial = omp_in_parallel() || 2.0 * double(rows) * double(n) * double(k) < kParallelFlops;
   const PrimKey key{rows, n, k, int(p.compute()), bias != nullptr, ek, serial ? 1 : omp_get_max_threads()};
-  dnnl::matmul prim = prim_cache().get(key, p.desc());
+  const CachedPrim cp = prim_cache().get(key, p.desc());
   dnnl::engine& eng = cpu_engine();
   dnnl::memory src_m({{rows, k}, dnnl_type(p.compute()), tag::ab}, eng, const_cast<void*>(src));
   dnnl::memory dst_m({{rows, n}, y_bf16 ? dt::bf16 : dt::f32, tag::ab}, eng,
@@ -280,7 +297,10 @@ void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const 
     args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1,
                  dnnl::memory({{rows, n}, e.mul_bf16 ? dt::bf16 : dt::f32, tag::ab}, eng, const_cast<void*>(m)));
   }
-  prim.execute(thread_stream(), args);
+  const size_t scratch_bytes = cp.scratch.get_size();
+  if (scratch_bytes > 0)
+    args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(cp.scratch, eng, scratch_buffer(scratch_bytes)));
+  cp.prim.execute(thread_stream(), args);
   thread_stream().wait();
 }
 
