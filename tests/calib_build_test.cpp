@@ -59,9 +59,9 @@ CalibSpec spec(const std::string& builder, int64_t n, int64_t T) {
 }
 
 std::string tmp_file(const std::string& name, const std::string& content) {
-  const auto p = std::filesystem::temp_directory_path() / ("calq_calib_" + std::to_string(::getpid()) + "_" + name);
+  const std::string p = test::temp_path("calib", name);
   std::ofstream(p) << content;
-  return p.string();
+  return p;
 }
 
 const std::string kStories = "tinystories/tinystories_val.txt";

@@ -9,12 +9,13 @@
 #include "calib/rng.h"
 #include "util/error.h"
 #include "util/sha256.h"
+#include "test_util.h"
 
 namespace calq {
 namespace {
 
 std::string tmp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("calq_calib_" + std::to_string(::getpid()) + "_" + name)).string();
+  return test::temp_path("calib", name);
 }
 
 CalibSet make_set(bool padded) {

@@ -100,7 +100,7 @@ void write_quant_state(const MemoryQuantSource& q, int num_layers, const std::st
 }
 
 ScratchDir::ScratchDir(const std::string& name) {
-  path_ = "/tmp/calq_export_test_" + std::to_string(::getpid()) + "_" + name;
+  path_ = test::temp_path("export_test", name);
   std::filesystem::remove_all(path_);
   std::filesystem::create_directories(path_);
 }

@@ -8,6 +8,7 @@
 
 #include "export/quant_source.h"
 #include "model/decoder.h"
+#include "test_util.h"
 
 namespace calq::test {
 

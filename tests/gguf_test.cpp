@@ -11,6 +11,7 @@
 #include "io/gguf.h"
 #include "tensor/dtype.h"
 #include "util/error.h"
+#include "test_util.h"
 
 namespace calq::gguf {
 namespace {
@@ -21,7 +22,7 @@ std::string gstr(const std::string& s) { return u64le(s.size()) + s; }
 Header parse(const std::string& b) { return parse_header(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "t.gguf"); }
 
 std::string tmp_path(const std::string& name) {
-  return "/tmp/calq_gguf_test_" + std::to_string(::getpid()) + "_" + name;
+  return test::temp_path("gguf_test", name);
 }
 
 TEST(Gguf, MinimalFileExactBytes) {

@@ -29,8 +29,7 @@ TEST(ImatrixExport, WritesLlamaCppLayout) {
   o.progress = false;
   o.collect.lm_head = true;
   const ActStats s = collect_stats(*m, random_set(3, 16, 128), o);
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("calq_imatrix_" + std::to_string(::getpid()) + ".gguf")).string();
+  const std::string path = test::temp_path("imatrix", "export.gguf");
   write_imatrix(s, path);
   auto f = gguf::File::open(path);
   EXPECT_EQ(f->get_string("general.type"), "imatrix");

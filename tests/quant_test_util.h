@@ -79,8 +79,7 @@ inline Tensor logits(const Decoder& m, const std::vector<int32_t>& ids, int64_t 
 struct TempDir {
   std::string path;
   explicit TempDir(const std::string& tag) {
-    const char* t = std::getenv("TMPDIR");
-    std::string tmpl = std::string(t && *t ? t : "/tmp") + "/calq-" + tag + "-XXXXXX";
+    std::string tmpl = (std::filesystem::temp_directory_path() / ("calq-" + tag + "-XXXXXX")).string();
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
     if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");

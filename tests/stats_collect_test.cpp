@@ -21,7 +21,7 @@ std::unique_ptr<Decoder> tiny(const std::string& arch) { return Decoder::load(te
 
 
 std::string tmp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("calq_stats_" + std::to_string(::getpid()) + "_" + name)).string();
+  return test::temp_path("stats", name);
 }
 
 // Direct double-precision statistics of a [rows, cols] matrix.

@@ -2,6 +2,9 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -37,6 +40,13 @@ inline CalibSet lcg_calib_set(int64_t n, int64_t T, int32_t lo, int32_t hi, uint
   }
   s.manifest = {{"builder", "test"}};
   return s;
+}
+
+// A per-process scratch path "calq_<prefix>_<pid>_<name>" in the system temporary directory
+// ($TMPDIR, else the platform default), never a fixed absolute path.
+inline std::string temp_path(const std::string& prefix, const std::string& name) {
+  const std::string leaf = "calq_" + prefix + "_" + std::to_string(::getpid()) + "_" + name;
+  return (std::filesystem::temp_directory_path() / leaf).string();
 }
 
 // Path of the calq executable built beside the tests.
