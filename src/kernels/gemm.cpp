@@ -232,7 +232,7 @@ PrimitiveCache& prim_cache() {
 // Per-thread scratchpad for oneDNN primitives (grows to the largest asked for; 64-byte aligned).
 void* scratch_buffer(size_t bytes) {
   thread_local std::vector<uint64_t> buf;
-  const size_t words = (bytes + 64) / 8;
+  const size_t words = (bytes + 7) / 8 + 8;  // + 64 bytes: room to align the 8-aligned data to 64
   if (buf.size() < words) buf.resize(words);
   return reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
 }
