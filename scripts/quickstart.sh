@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CALQ_DATA="${CALQ_DATA:-../shared}"
 if [ "${1:-}" != "--no-build" ]; then
+  bash scripts/deps.sh
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build build -j "$(nproc)" --target calq_cli
 fi

@@ -8,6 +8,7 @@ jobs=$(nproc)
 sanitize=1
 [ "${1:-}" = "--no-sanitize" ] && sanitize=0
 
+bash scripts/deps.sh
 echo "== release build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$jobs"
