@@ -15,7 +15,7 @@
 #include "eval/ppl.h"
 #include "eval/task_eval.h"
 #include "eval/text_data.h"
-#include "model/loader.h"
+#include "formats/loader.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 #include "util/json.h"

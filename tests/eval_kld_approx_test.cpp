@@ -12,7 +12,7 @@
 #include "eval/kld.h"
 #include "eval/ppl.h"
 #include "eval/text_data.h"
-#include "model/loader.h"
+#include "formats/loader.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 

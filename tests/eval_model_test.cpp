@@ -15,7 +15,7 @@
 #include "eval/loglik.h"
 #include "eval/ppl.h"
 #include "io/safetensors.h"
-#include "model/loader.h"
+#include "formats/loader.h"
 #include "test_util.h"
 #include "util/json.h"
 

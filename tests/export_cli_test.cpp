@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "export/gguf_model.h"
+#include "formats/gguf_model.h"
 #include "export_fixtures.h"
-#include "model/loader.h"
+#include "formats/loader.h"
 #include "test_util.h"
 
 namespace calq::test {

@@ -6,8 +6,8 @@
 
 #include "eval/ppl.h"
 #include "eval/session.h"
-#include "export/gguf_model.h"
-#include "export/hf_quant_export.h"
+#include "formats/gguf_model.h"
+#include "formats/hf_quant_export.h"
 #include "export_fixtures.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"

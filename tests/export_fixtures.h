@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "export/quant_source.h"
+#include "formats/quant_source.h"
 #include "model/decoder.h"
 #include "test_util.h"
 

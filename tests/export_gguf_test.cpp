@@ -7,14 +7,14 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "export/gguf_model.h"
-#include "export/gguf_names.h"
-#include "export/gguf_tokenizer.h"
+#include "formats/gguf_model.h"
+#include "formats/gguf_names.h"
+#include "formats/gguf_tokenizer.h"
 #include "export_fixtures.h"
 #include "io/checkpoint.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
-#include "model/loader.h"
+#include "formats/loader.h"
 #include "test_util.h"
 #include "util/error.h"
 

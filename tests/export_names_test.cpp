@@ -1,7 +1,7 @@
 // HF <-> GGUF tensor names for the Llama family, as llama.cpp's tensor_mapping.py names them.
 #include <gtest/gtest.h>
 
-#include "export/gguf_names.h"
+#include "formats/gguf_names.h"
 
 namespace calq {
 namespace {

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <random>
 
-#include "export/packing.h"
+#include "formats/packing.h"
 #include "tensor/dtype.h"
 #include "util/error.h"
 

@@ -5,11 +5,11 @@
 
 #include <random>
 
-#include "export/hf_quant_export.h"
+#include "formats/hf_quant_export.h"
 #include "export_fixtures.h"
 #include "io/checkpoint.h"
-#include "model/loader.h"
-#include "quant/fakequant.h"
+#include "formats/loader.h"
+#include "formats/fakequant.h"
 #include "quant/pipeline.h"
 #include "test_util.h"
 

@@ -5,12 +5,12 @@
 
 #include <filesystem>
 
-#include "export/hf_quant_export.h"
-#include "export/load_quantized.h"
+#include "formats/hf_quant_export.h"
+#include "formats/load_quantized.h"
 #include "export_fixtures.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
-#include "model/loader.h"
+#include "formats/loader.h"
 #include "test_util.h"
 #include "util/error.h"
 

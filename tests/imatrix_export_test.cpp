@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "analysis/imatrix.h"
+#include "formats/imatrix.h"
 #include "calib/calib_set.h"
 #include "io/gguf.h"
 #include "model/decoder.h"

@@ -10,7 +10,7 @@
 
 #include "observe/hessian.h"
 #include "quant/gptq.h"
-#include "quant/linalg.h"
+#include "kernels/linalg.h"
 #include "util/error.h"
 
 namespace calq {

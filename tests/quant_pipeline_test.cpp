@@ -7,8 +7,8 @@
 #include <fstream>
 
 #include "io/mapped_file.h"
-#include "model/loader.h"
-#include "quant/fakequant.h"
+#include "formats/loader.h"
+#include "formats/fakequant.h"
 #include "quant/pipeline.h"
 #include "quant_test_util.h"
 #include "util/error.h"

@@ -3,7 +3,7 @@
 #include "eval/identity.h"
 #include "io/checkpoint.h"
 #include "io/mapped_file.h"
-#include "model/loader.h"
+#include "formats/loader.h"
 #include "util/error.h"
 
 namespace calq::eval {

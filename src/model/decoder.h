@@ -13,7 +13,7 @@
 #include "model/config.h"
 #include "model/linear.h"
 #include "model/naming.h"
-#include "observe/observer.h"
+#include "model/observer.h"
 
 namespace calq {
 

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "observe/observer.h"
+#include "model/observer.h"
 
 namespace calq {
 

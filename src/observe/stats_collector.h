@@ -16,7 +16,7 @@
 
 #include "model/decoder.h"
 #include "observe/act_stats.h"
-#include "observe/observer.h"
+#include "model/observer.h"
 
 namespace calq {
 

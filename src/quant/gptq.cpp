@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "kernels/gemm.h"
-#include "quant/linalg.h"
+#include "kernels/linalg.h"
 #include "util/error.h"
 
 namespace calq {

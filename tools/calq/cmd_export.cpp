@@ -5,8 +5,8 @@
 #include <memory>
 
 #include "command.h"
-#include "export/gguf_model.h"
-#include "export/hf_quant_export.h"
+#include "formats/gguf_model.h"
+#include "formats/hf_quant_export.h"
 #include "io/checkpoint.h"
 #include "io/ggml_quants.h"
 #include "util/error.h"

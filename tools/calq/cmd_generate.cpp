@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "command.h"
-#include "model/loader.h"
+#include "formats/loader.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 

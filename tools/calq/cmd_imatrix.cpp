@@ -3,7 +3,7 @@
 // GGUF file for `llama-quantize --imatrix` (src/analysis/imatrix.h).
 #include <memory>
 
-#include "analysis/imatrix.h"
+#include "formats/imatrix.h"
 #include "command.h"
 
 namespace calq::cli {

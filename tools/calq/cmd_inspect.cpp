@@ -5,7 +5,7 @@
 
 #include "command.h"
 #include "io/checkpoint.h"
-#include "model/loader.h"
+#include "formats/loader.h"
 #include "tokenizer/tokenizer.h"
 
 namespace calq::cli {

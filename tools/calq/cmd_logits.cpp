@@ -5,7 +5,7 @@
 
 #include "command.h"
 #include "io/safetensors.h"
-#include "model/loader.h"
+#include "formats/loader.h"
 #include "util/error.h"
 #include "util/json.h"
 

@@ -11,10 +11,10 @@
 
 #include "command.h"
 #include "calib/calib_set.h"
-#include "export/gguf_model.h"
-#include "export/hf_quant_export.h"
-#include "model/loader.h"
-#include "quant/fakequant.h"
+#include "formats/gguf_model.h"
+#include "formats/hf_quant_export.h"
+#include "formats/loader.h"
+#include "formats/fakequant.h"
 #include "quant/pipeline.h"
 #include "util/error.h"
 

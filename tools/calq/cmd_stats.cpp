@@ -11,7 +11,7 @@
 #include "calib/calib_set.h"
 #include "cmd_stats_common.h"
 #include "command.h"
-#include "model/loader.h"
+#include "formats/loader.h"
 #include "observe/stats_runner.h"
 
 namespace calq::cli {

@@ -1,4 +1,4 @@
-#include "quant/fakequant.h"
+#include "formats/fakequant.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "export/packing.h"
-#include "export/quant_source.h"
+#include "formats/packing.h"
+#include "formats/quant_source.h"
 
 namespace calq {
 

@@ -23,7 +23,7 @@
 #include <optional>
 #include <string>
 
-#include "export/hf_quant_export.h"
+#include "formats/hf_quant_export.h"
 #include "io/gguf.h"
 #include "model/decoder.h"
 

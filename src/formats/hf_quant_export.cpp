@@ -1,4 +1,4 @@
-#include "export/hf_quant_export.h"
+#include "formats/hf_quant_export.h"
 
 #include <filesystem>
 #include <map>

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "export/packing.h"
+#include "formats/packing.h"
 #include "model/decoder.h"
 
 namespace calq {

@@ -1,4 +1,4 @@
-#include "export/gguf_names.h"
+#include "formats/gguf_names.h"
 
 #include <cctype>
 

@@ -1,4 +1,4 @@
-#include "export/gguf_tokenizer.h"
+#include "formats/gguf_tokenizer.h"
 
 #include <cstring>
 #include <map>

@@ -1,12 +1,12 @@
-#include "export/gguf_model.h"
+#include "formats/gguf_model.h"
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <set>
 
-#include "export/gguf_names.h"
-#include "export/gguf_tokenizer.h"
+#include "formats/gguf_names.h"
+#include "formats/gguf_tokenizer.h"
 #include "io/checkpoint.h"
 #include "model/config.h"
 #include "util/error.h"

@@ -1,4 +1,4 @@
-#include "export/packing.h"
+#include "formats/packing.h"
 
 #include <cmath>
 #include <cstring>

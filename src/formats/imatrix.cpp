@@ -1,10 +1,10 @@
-#include "analysis/imatrix.h"
+#include "formats/imatrix.h"
 
 #include <algorithm>
 #include <cstring>
 #include <map>
 
-#include "export/gguf_names.h"
+#include "formats/gguf_names.h"
 #include "util/error.h"
 
 namespace calq {

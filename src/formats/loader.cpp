@@ -1,9 +1,9 @@
-#include "model/loader.h"
+#include "formats/loader.h"
 
 #include <fstream>
 
-#include "export/gguf_model.h"
-#include "export/load_quantized.h"
+#include "formats/gguf_model.h"
+#include "formats/load_quantized.h"
 #include "quant/act_quant.h"
 #include "util/error.h"
 

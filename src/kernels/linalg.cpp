@@ -1,4 +1,4 @@
-#include "quant/linalg.h"
+#include "kernels/linalg.h"
 
 #include <cmath>
 #include <cstddef>

@@ -1,4 +1,4 @@
-#include "export/quant_source.h"
+#include "formats/quant_source.h"
 
 #include <algorithm>
 #include <cstring>

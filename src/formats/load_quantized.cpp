@@ -1,4 +1,4 @@
-#include "export/load_quantized.h"
+#include "formats/load_quantized.h"
 
 #include "util/error.h"
 
