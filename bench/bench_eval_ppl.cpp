@@ -22,7 +22,6 @@
 #include "eval/text_data.h"
 #include "model/synthetic.h"
 #include "tokenizer/tokenizer.h"
-#include "util/paths.h"
 
 using namespace calq;
 using namespace calq::bench;
@@ -138,7 +137,7 @@ uint64_t compact_bytes(int64_t windows, int64_t ctx, int64_t first, int k, int64
 }
 
 void sizes() {
-  const std::string root = data_root();
+  const std::string root = calq::bench::data_root();
   const std::string wiki = root + "/data/wikitext-2-raw/wiki.test.raw";
   std::printf("\nKLD reference size for WikiText-2 test (k = 32):\n");
   std::printf("| tokenizer (vocab) | protocol | ctx | windows | scored tokens | top-32 F32 | top-32 F16 | llama.cpp full "

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <dnnl.hpp>
 #include <fstream>
 #include <functional>
@@ -49,6 +50,12 @@ inline Timing time_runs(const std::function<void()>& f, int reps, int warm = 1) 
   for (size_t i = 0; i < t.size(); ++i) sum += t[i], csum += c[i];
   std::sort(t.begin(), t.end());
   return {t.front(), t[t.size() / 2], *std::min_element(c.begin(), c.end()), sum / double(reps), csum / double(reps)};
+}
+
+// The shared data pack: $CALQ_DATA, else ../shared (run the benchmarks from the repository root).
+inline std::string data_root() {
+  const char* env = std::getenv("CALQ_DATA");
+  return env && *env ? std::string(env) : std::string("../shared");
 }
 
 inline void set_threads(int n) {

@@ -4,23 +4,22 @@
 //   ./build/tokenizer_bench --benchmark_min_time=1
 #include <benchmark/benchmark.h>
 
-#include "io/checkpoint.h"
-#include "io/mapped_file.h"
+#include "bench_util.h"
 #include "tokenizer/tokenizer.h"
-#include "util/paths.h"
+#include "util/fs.h"
 
 namespace {
 
 const char* kNames[] = {"llama2", "mistral", "llama3", "qwen3", "gpt2", "stories260K"};
 
 std::string tokenizer_dir(const std::string& name) {
-  const std::string root = calq::data_root();
+  const std::string root = calq::bench::data_root();
   return name == "stories260K" ? calq::path_join(root, "models/stories260K")
                                : calq::path_join(root, "tokenizers/" + name);
 }
 
 const std::string& wikitext() {
-  static const std::string text = calq::read_file(calq::path_join(calq::data_root(), "data/wikitext-2-raw/wiki.test.raw"));
+  static const std::string text = calq::read_file(calq::path_join(calq::bench::data_root(), "data/wikitext-2-raw/wiki.test.raw"));
   return text;
 }
 

@@ -31,7 +31,6 @@ TEST(CompareStats, MeasuresKnownAnswers) {
 TEST(CompareStats, SameSetIsIdenticalOtherSetDiffers) {
   auto m = Decoder::load(test::data("models/tiny/llama2"));
   StatsRunOptions o;
-  o.progress = false;
   o.batch = 4;
   const ActStats a = collect_stats(*m, test::lcg_calib_set(8, 24, 0, 128, 1), o);
   const ActStats b = collect_stats(*m, test::lcg_calib_set(8, 24, 0, 8, 2), o);  // only 8 distinct tokens
@@ -59,7 +58,6 @@ TEST(CompareStats, SameSetIsIdenticalOtherSetDiffers) {
 TEST(CompareStats, ConvergenceCurve) {
   auto m = Decoder::load(test::data("models/tiny/llama2"));
   StatsRunOptions o;
-  o.progress = false;
   const ActStats s = collect_stats(*m, test::lcg_calib_set(16, 16, 0, 128, 5), o);
   const auto curve = convergence_curve(s);
   ASSERT_EQ(curve.size(), 5u);  // snapshots at 1, 2, 4, 8 samples + the final 16
@@ -93,7 +91,6 @@ TEST(CompareStoriesSlow, CalibrationSetsGiveDifferentStatistics) {
   base.seqlen = 128;
   base.data_root = test::data();
   StatsRunOptions o;
-  o.progress = false;
   o.batch = 8;
   auto stats_of = [&](CalibSpec s) { return collect_stats(*model, build_calib_set(s, tok.get()), o); };
   CalibSpec ts = base;

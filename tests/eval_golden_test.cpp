@@ -1,16 +1,16 @@
 // End to end on stories260K with its real tokenizer: the perplexities of golden/perplexity.json
 // (GPTQ protocol, --ctx 512 --chunks 4) for the three texts, the llama.cpp protocol's windows
-// hand-checked on TinyStories, task scores reproducible across runs and thread counts, and the
-// `calq eval` commands' results files. EvalGoldenSlow runs several thread counts (release pass
-// only).
+// hand-checked on TinyStories, task scores reproducible across runs and thread counts, the jobs
+// behind `calq eval` (src/eval/jobs.h) and their results files, and what the command prints.
+// EvalGoldenSlow runs several thread counts (release pass only).
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "eval/jobs.h"
 #include "eval/logprob.h"
 #include "eval/ppl.h"
 #include "eval/task_eval.h"
@@ -105,15 +105,14 @@ TEST(EvalGolden, LlamaCppWindowsOnTinyStoriesHandChecked) {
 TEST(EvalGoldenSlow, TaskScoresReproducibleAcrossRunsAndThreads) {
   const Stories& s = stories();
   DecoderLogits src(*s.model);
-  const int saved = omp_get_max_threads();
   for (const std::string& name : known_tasks()) {
     const TaskData td = load_task(name, test::data("data/tasks"), 4);
     std::vector<TaskResult> runs;
     for (int threads : {1, 2, 1}) {
-      omp_set_num_threads(threads);
-      runs.push_back(evaluate_task(src, *s.tok, td));
+      TaskOptions o;
+      o.threads = threads;
+      runs.push_back(evaluate_task(src, *s.tok, td, o));
     }
-    omp_set_num_threads(saved);
     for (size_t k = 1; k < runs.size(); ++k) {
       EXPECT_EQ(runs[k].acc, runs[0].acc) << name;
       EXPECT_EQ(runs[k].acc_norm, runs[0].acc_norm) << name;
@@ -161,74 +160,153 @@ TEST(EvalGolden, TaskContextsFollowTheHarness) {
   EXPECT_EQ(utf8_length("école"), 5);
 }
 
-// ---- the commands ----
+// ---- the jobs behind `calq eval` (src/eval/jobs.h) ----
 
-Json run_cli(const std::string& args, int expect_rc = 0, std::string* out_text = nullptr) {
-  std::string out;
-  const int rc = test::run_command("CALQ_DATA=" + test::data() + " CALQ_PROGRESS=0 OMP_NUM_THREADS=1 " + test::cli() + " " + args, &out);
-  EXPECT_EQ(rc, expect_rc) << out;
-  if (out_text) *out_text = out;
-  return Json();
-}
-
-TEST(EvalGolden, CliPplKldAndTasksWriteResults) {
+TEST(EvalGolden, JobsWriteResults) {
   const std::string m = test::data("models/stories260K");
   const std::string ts = test::data("data/tinystories/tinystories_val.txt");
-  const std::string tmp = ::testing::TempDir() + "calq_eval_cli_";
-  std::string out;
-  run_cli("eval ppl " + m + " --data " + ts + " --ctx 512 --chunks 4 -o " + tmp + "ppl.json", 0, &out);
-  EXPECT_NE(out.find("[4/4] ppl 3.8597"), std::string::npos) << out;
-  const Json p = load_json_file(tmp + "ppl.json");
+  const std::string tmp = ::testing::TempDir() + "calq_eval_jobs_";
+  std::vector<std::string> log;
+  const JobHooks hooks{[&](const std::string& l) { log.push_back(l); }, {}, 1};
+  auto logged = [&](const std::string& part) {
+    for (const auto& l : log)
+      if (l.find(part) != std::string::npos) return true;
+    return false;
+  };
+  PplJob ppl;
+  ppl.model = m;
+  ppl.w.data = ts;
+  ppl.w.ctx = 512;
+  ppl.w.chunks = 4;
+  ppl.hooks = hooks;
+  std::vector<int64_t> windows_seen;
+  ppl.on_window = [&](const PplProgress& p) { windows_seen.push_back(p.window); };
+  const Json p = run_ppl(ppl).results;
+  EXPECT_EQ(windows_seen, (std::vector<int64_t>{1, 2, 3, 4}));
   EXPECT_EQ(p.at("evaluation"), "ppl");
   EXPECT_NEAR(p.at("metrics").at("ppl").get<double>(), 3.859676805565501, 1e-4);
   EXPECT_EQ(p.at("metrics").at("tokens").get<int64_t>(), 2044);
   EXPECT_GT(p.at("metrics").at("ppl_stderr").get<double>(), 0);
   EXPECT_EQ(p.at("data").at("sha256"), "5fc1fb0113df62b567fb271806cd645ce8d75f59c58ca0b764c03d3b6ff34ca6");
   EXPECT_EQ(p.at("model").at("hash").get<std::string>().size(), 64u);
+  EXPECT_EQ(p.at("settings").at("ctx"), 512);
 
   // Interrupted after 2 windows, resumed to 4: the same numbers, only windows 3-4 recomputed.
   std::filesystem::remove(tmp + "ppl.resume");
-  run_cli("eval ppl " + m + " --data " + ts + " --ctx 512 --chunks 2 --resume " + tmp + "ppl.resume", 0, &out);
-  run_cli("eval ppl " + m + " --data " + ts + " --ctx 512 --chunks 4 --resume " + tmp + "ppl.resume -o " + tmp +
-              "ppl2.json",
-          0, &out);
-  EXPECT_NE(out.find("resuming: 2 windows"), std::string::npos) << out;
-  EXPECT_EQ(load_json_file(tmp + "ppl2.json").at("metrics").at("ppl").get<double>(),
-            p.at("metrics").at("ppl").get<double>());
-  run_cli("eval ppl " + m + " --data " + ts + " --ctx 256 --chunks 4 --resume " + tmp + "ppl.resume", 1, &out);
-  EXPECT_NE(out.find("belongs to another run"), std::string::npos) << out;
+  PplJob part = ppl;
+  part.w.chunks = 2;
+  part.resume = tmp + "ppl.resume";
+  run_ppl(part);
+  PplJob rest = part;
+  rest.w.chunks = 4;
+  EXPECT_EQ(run_ppl(rest).results.at("metrics").at("ppl").get<double>(), p.at("metrics").at("ppl").get<double>());
+  EXPECT_TRUE(logged("resuming: 2 windows")) << log.size();
+  PplJob other = rest;
+  other.w.ctx = 256;
+  try {
+    run_ppl(other);
+    ADD_FAILURE() << "a resume log of another run was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("belongs to another run"), std::string::npos) << e.what();
+  }
 
   // A compact reference of the model, then the model scored against itself.
-  run_cli("eval kld-ref " + m + " --data " + ts + " --ctx 256 --chunks 3 --protocol llama.cpp -k 8 -o " + tmp +
-              "ref.safetensors",
-          0, &out);
-  run_cli("eval kld " + m + " --ref " + tmp + "ref.safetensors --data " + ts + " -o " + tmp + "kld.json", 0, &out);
-  const Json k = load_json_file(tmp + "kld.json");
+  KldRefJob ref;
+  ref.model = m;
+  ref.w.data = ts;
+  ref.w.ctx = 256;
+  ref.w.chunks = 3;
+  ref.w.protocol = "llama.cpp";
+  ref.k = 8;
+  ref.out = tmp + "ref.safetensors";
+  ref.hooks = hooks;
+  const KldRefRun rr = run_kld_reference(ref);
+  EXPECT_EQ(rr.predictions, 3 * 127);
+  EXPECT_GT(rr.llamacpp_bytes, rr.bytes);
+  KldJob kld;
+  kld.model = m;
+  kld.ref = ref.out;
+  kld.w.data = ts;
+  kld.hooks = hooks;
+  int64_t last_window = 0;
+  kld.on_window = [&](int64_t done, int64_t, double) { last_window = done; };
+  const Json k = run_kld(kld).results;
+  EXPECT_EQ(last_window, 3);
   EXPECT_EQ(k.at("evaluation"), "kld");
   EXPECT_NEAR(k.at("metrics").at("kld_mean").get<double>(), 0.0, 1e-6);
   EXPECT_DOUBLE_EQ(k.at("metrics").at("same_top_pct").get<double>(), 100.0);
   EXPECT_NEAR(k.at("metrics").at("ppl_ratio").get<double>(), 1.0, 1e-6);
   EXPECT_EQ(k.at("metrics").at("tokens").get<int64_t>(), 3 * 127);
-  for (const char* key : {"kld_mean_stderr", "kld_p99", "kld_median", "dp_mean_pct"})
-    EXPECT_TRUE(k.at("metrics").contains(key)) << key;
+  EXPECT_EQ(k.at("metrics").size(), 27u);
+  EXPECT_EQ(k.at("settings").at("k"), 8);
+  EXPECT_EQ(k.at("data").at("reference_sha256"), sha256_file(ref.out));
   // Exact mode: the two models side by side, no reference file.
-  run_cli("eval kld " + m + " --ref-model " + m + " --data " + ts + " --ctx 128 --chunks 2 -o " + tmp + "kldx.json", 0,
-          &out);
-  const Json kx = load_json_file(tmp + "kldx.json");
+  KldJob exact;
+  exact.model = exact.ref_model = m;
+  exact.w.data = ts;
+  exact.w.ctx = 128;
+  exact.w.chunks = 2;
+  exact.hooks = hooks;
+  const Json kx = run_kld(exact).results;
   EXPECT_NEAR(kx.at("metrics").at("kld_mean").get<double>(), 0.0, 1e-9);
   EXPECT_EQ(kx.at("metrics").at("tokens").get<int64_t>(), 2 * 127);
   EXPECT_EQ(kx.at("settings").at("k"), "full");
-  // The reference refuses other data.
-  run_cli("eval kld " + m + " --ref " + tmp + "ref.safetensors --data " + test::data("data/wikitext-2-raw/wiki.test.raw"),
-          1, &out);
-  EXPECT_NE(out.find("differs from the data the reference"), std::string::npos) << out;
+  // The reference refuses other data, and a job needs exactly one reference.
+  KldJob wrong = kld;
+  wrong.w.data = test::data("data/wikitext-2-raw/wiki.test.raw");
+  try {
+    run_kld(wrong);
+    ADD_FAILURE() << "other data accepted";
+  } catch (const ArgError& e) {
+    EXPECT_NE(std::string(e.what()).find("differs from the data the reference"), std::string::npos) << e.what();
+  }
+  KldJob both = kld;
+  both.ref_model = m;
+  EXPECT_THROW(run_kld(both), ArgError);
 
-  run_cli("eval tasks " + m + " --tasks arc_easy,winogrande,lambada_openai --limit 8 -o " + tmp + "tasks.json", 0, &out);
-  const Json t = load_json_file(tmp + "tasks.json");
+  TasksJob tasks;
+  tasks.model = m;
+  tasks.tasks = {"arc_easy", "winogrande", "lambada_openai"};
+  tasks.task_dir = test::data("data/tasks");
+  tasks.limit = 8;
+  tasks.hooks = hooks;
+  std::vector<std::string> done;
+  tasks.on_task = [&](const TaskData& td, const TaskResult&) { done.push_back(td.name); };
+  const TasksRun tr = run_tasks(tasks);
+  EXPECT_EQ(done, (std::vector<std::string>{"arc_easy", "winogrande", "lambada"}));
+  const Json t = tr.results_file;
   for (const char* key : {"arc_easy.acc", "arc_easy.acc_stderr", "arc_easy.acc_norm", "winogrande.acc", "lambada.acc",
                           "lambada.ppl"})
     EXPECT_TRUE(t.at("metrics").contains(key)) << key;
   EXPECT_EQ(t.at("metrics").at("arc_easy.samples").get<int64_t>(), 8);
+  tasks.tasks = {"mmlu"};
+  EXPECT_THROW(run_tasks(tasks), ArgError);
+}
+
+TEST(EvalGolden, DefaultWindowLength) {
+  EXPECT_EQ(window_length(0, 512), 512);    // the model's context when shorter than GPTQ's 2048
+  EXPECT_EQ(window_length(0, 4096), 2048);  // GPTQ's seqlen
+  EXPECT_EQ(window_length(0, 0), 2048);     // unknown context
+  EXPECT_EQ(window_length(128, 512), 128);  // --ctx
+}
+
+// ---- the command line: what it prints, and one-line errors ----
+
+Json run_cli(const std::string& args, int expect_rc = 0, std::string* out_text = nullptr) {
+  std::string out;
+  const int rc = test::run_command("CALQ_DATA=" + test::data() + " CALQ_PROGRESS=0 " + test::cli() + " -t 1 " + args, &out);
+  EXPECT_EQ(rc, expect_rc) << out;
+  if (out_text) *out_text = out;
+  return Json();
+}
+
+TEST(EvalGolden, CliPrintsWindowLines) {
+  const std::string m = test::data("models/stories260K");
+  const std::string ts = test::data("data/tinystories/tinystories_val.txt");
+  std::string out;
+  run_cli("eval ppl " + m + " --data " + ts + " --ctx 512 --chunks 4", 0, &out);
+  EXPECT_NE(out.find("[4/4] ppl 3.8597"), std::string::npos) << out;
+  EXPECT_NE(out.find("ppl 3.8597 ± "), std::string::npos) << out;
 }
 
 TEST(EvalGolden, CliBadInputIsOneLineError) {

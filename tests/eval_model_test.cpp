@@ -3,7 +3,6 @@
 // perplexity equals a mean NLL computed directly from `calq logits` output over the same windows,
 // right-padded batches are exact, and results do not depend on the thread count.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <cmath>
 #include <cstdio>
@@ -14,6 +13,7 @@
 #include "eval/logprob.h"
 #include "eval/loglik.h"
 #include "eval/ppl.h"
+#include "kernels/threads.h"
 #include "io/safetensors.h"
 #include "formats/loader.h"
 #include "test_util.h"
@@ -148,15 +148,17 @@ TEST(EvalModel, ResultsDoNotDependOnThreadCount) {
   std::vector<TokenPair> reqs;
   for (int c = 20; c < 200; c += 30) reqs.push_back({{a.begin(), a.begin() + c}, {a.begin() + c, a.begin() + c + 4}});
   const auto windows = make_windows(a, 100, Protocol::Gptq, 1);
-  const int saved = omp_get_max_threads();
   std::vector<std::vector<LoglikResult>> ll;
   std::vector<double> nll;
   for (int threads : {1, 2}) {
-    omp_set_num_threads(threads);
-    ll.push_back(loglikelihood_batch(src, reqs, 512));
-    nll.push_back(perplexity(src, windows).nll_sum);
+    {
+      const ThreadScope scope(threads);  // a call without options: the caller scopes it
+      ll.push_back(loglikelihood_batch(src, reqs, 512));
+    }
+    PplOptions po;  // a call with options: the thread count travels in them
+    po.threads = threads;
+    nll.push_back(perplexity(src, windows, po).nll_sum);
   }
-  omp_set_num_threads(saved);
   for (size_t t = 1; t < ll.size(); ++t) {
     EXPECT_EQ(nll[t], nll[0]);  // bit-identical
     for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(ll[t][i].logprob, ll[0][i].logprob) << t << " " << i;

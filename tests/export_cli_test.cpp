@@ -15,9 +15,9 @@ namespace {
 
 TEST(ExportCli, QuantStateToEveryFormat) {
   const std::string model = data("models/tiny/llama2");
-  const MemoryQuantSource q = rtn_quantize_model(model, {4, 32, false, false});
+  const MemoryRun q = rtn_quantize_model(model, {4, 32, false, false});
   ScratchDir dir("cli");
-  write_quant_state(q, 2, dir / "qs");
+  const QuantState qs = write_quant_state(q, dir / "qs");
   auto fq = fake_quant_decoder(q);
   const Tensor want = fixture_logits(*fq, model);
   for (const std::string fmt : {"gptq", "awq"}) {
@@ -32,7 +32,7 @@ TEST(ExportCli, QuantStateToEveryFormat) {
   // Byte for byte what the library writes for the same run (its numerics: export_gguf_test.cpp).
   GgufExportOptions o;
   o.type = ggml::Type::Q4_0;
-  export_gguf(q, dir / "lib.gguf", o);
+  export_gguf(qs, dir / "lib.gguf", o);
   EXPECT_EQ(read_file(dir / "m.gguf"), read_file(dir / "lib.gguf"));
 }
 
@@ -40,8 +40,8 @@ TEST(ExportCli, BadInputIsOneLineAndWritesNothing) {
   ScratchDir dir("cli_bad");
   std::string out;
   // A QuantState whose layer file is truncated.
-  const MemoryQuantSource q = rtn_quantize_model(data("models/tiny/llama2"), {4, 32, false, false});
-  write_quant_state(q, 2, dir / "qs");
+  const MemoryRun q = rtn_quantize_model(data("models/tiny/llama2"), {4, 32, false, false});
+  write_quant_state(q, dir / "qs");
   const std::string layer = dir / "qs/layer.1.safetensors";
   const std::string bytes = read_file(layer);
   write_file_atomic(layer, bytes.substr(0, bytes.size() - 100));

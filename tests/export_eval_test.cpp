@@ -30,8 +30,8 @@ TEST(ExportEval, ExportedModelsEvaluateLikeTheirSources) {
   const double base = ppl_of(model, "", text);
   ScratchDir dir("eval");
   // GPTQ 8-bit (stories260K's FFN of 172 packs at 8 bits): its folder carries the tokenizer.
-  const MemoryQuantSource q = rtn_quantize_model(model, {8, 64, true, false});
-  export_gptq(q, dir / "gptq");
+  const MemoryRun q = rtn_quantize_model(model, {8, 64, true, false});
+  export_gptq(dir.state(q), dir / "gptq");
   const double gptq = ppl_of(dir / "gptq", "", text);
   // GGUF Q8_0: the tokenizer comes from the source folder (--tokenizer).
   export_gguf(model, dir / "m.gguf");

@@ -10,6 +10,7 @@
 
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
+#include "model/config.h"
 #include "quant/qstate.h"
 #include "tensor/dtype.h"
 
@@ -27,7 +28,7 @@ QuantizedWeight rtn_quantize(const Tensor& wt, const RtnSpec& s, uint32_t seed) 
   q.sym = s.sym;
   q.rows = w.dim(0);
   q.cols = w.dim(1);
-  const int64_t ng = s.group_size > 0 ? (q.cols + s.group_size - 1) / s.group_size : 1;
+  const int64_t ng = q.n_groups();
   std::vector<int32_t> perm(static_cast<size_t>(q.cols));
   for (int64_t c = 0; c < q.cols; ++c) perm[size_t(c)] = int32_t(c);
   if (s.act_order) std::shuffle(perm.begin(), perm.end(), std::mt19937(seed + 11));
@@ -66,9 +67,21 @@ QuantizedWeight rtn_quantize(const Tensor& wt, const RtnSpec& s, uint32_t seed) 
   return q;
 }
 
-MemoryQuantSource rtn_quantize_model(const std::string& model_dir, const RtnSpec& s) {
+std::vector<std::string> MemoryRun::quantized_modules() const {
+  std::vector<std::string> r;
+  for (const auto& [n, _] : weights) r.push_back(n);
+  return r;
+}
+
+std::vector<std::string> MemoryRun::replaced_tensors() const {
+  std::vector<std::string> r;
+  for (const auto& [n, _] : tensors) r.push_back(n);
+  return r;
+}
+
+MemoryRun rtn_quantize_model(const std::string& model_dir, const RtnSpec& s) {
   auto model = Decoder::load(model_dir);
-  MemoryQuantSource q;
+  MemoryRun q;
   q.model = model_dir;
   q.run_info = {{"method", "rtn"},
                 {"settings", {{"bits", s.bits}, {"group_size", s.group_size}, {"sym", s.sym}, {"desc_act", s.act_order}}}};
@@ -77,26 +90,45 @@ MemoryQuantSource rtn_quantize_model(const std::string& model_dir, const RtnSpec
   return q;
 }
 
-std::unique_ptr<Decoder> fake_quant_decoder(const QuantSource& q) {
-  auto ck = std::make_shared<const Checkpoint>(Checkpoint::open(q.source_model()));
+std::unique_ptr<Decoder> fake_quant_decoder(const MemoryRun& q) {
+  auto ck = std::make_shared<const Checkpoint>(Checkpoint::open(q.model));
   auto src = std::make_shared<MapSource>();
   for (const auto& n : ck->names()) src->tensors[n] = ck->get(n);
-  for (const auto& m : q.quantized_modules()) src->tensors[m + ".weight"] = q.weight(m)->dequantize();
-  for (const auto& t : q.replaced_tensors()) src->tensors[t] = *q.replaced(t);
-  const ModelConfig cfg = ModelConfig::from_json(ck->config(), q.source_model());
+  for (const auto& [m, w] : q.weights) src->tensors[m + ".weight"] = w.dequantize();
+  for (const auto& [t, v] : q.tensors) src->tensors[t] = v;
+  const ModelConfig cfg = ModelConfig::from_json(ck->config(), q.model);
   return Decoder::from_source(cfg, src);
 }
 
-void write_quant_state(const MemoryQuantSource& q, int num_layers, const std::string& dir) {
+QuantState write_quant_state(const MemoryRun& q, const std::string& dir, int num_layers) {
+  if (num_layers < 0) {
+    const std::string cfg = path_join(q.model, "config.json");
+    num_layers = ModelConfig::from_json(load_json_file(cfg), cfg).num_layers;
+  }
   Json info = q.run_info;
   info["source_model"] = q.model;
   info["num_layers"] = num_layers;
   QuantState st = QuantState::create(dir, info);
   std::vector<LayerResult> layers(static_cast<size_t>(num_layers));
   for (int i = 0; i < num_layers; ++i) layers[size_t(i)].layer = i;
-  for (const auto& [m, w] : q.weights) layers.at(size_t(layer_of_name(m))).weights[m] = w;
+  SafetensorsWriter extra;  // outside the decoder layers (lm_head): extra.safetensors
+  bool has_extra = false;
+  for (const auto& [m, w] : q.weights) {
+    if (layer_of_name(m) < 0) {
+      add_quantized_weight(extra, m, w);
+      has_extra = true;
+    } else {
+      layers.at(size_t(layer_of_name(m))).weights[m] = w;
+    }
+  }
   for (const auto& [n, t] : q.tensors) layers.at(size_t(layer_of_name(n))).replaced[n] = t.to(DType::F32);
+  if (has_extra) extra.write(path_join(dir, "extra.safetensors"));
   for (const auto& r : layers) st.write_layer(r);
+  return QuantState::open(dir);
+}
+
+QuantState ScratchDir::state(const MemoryRun& q) {
+  return write_quant_state(q, *this / ("qstate" + std::to_string(states_++)));
 }
 
 ScratchDir::ScratchDir(const std::string& name) {

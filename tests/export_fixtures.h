@@ -1,13 +1,15 @@
-// Test fixtures for the exporters: a tiny reference RTN quantizer that follows the export contract
-// (docs/formats.md: scales rounded to fp16 before the codes are
-// computed), the fake-quant decoder built from it, a QuantState directory writer (the layout of
-// quant/qstate.h), and scratch directories.
+// Test fixtures for the writers of formats/: a tiny reference RTN quantizer that follows the export
+// contract (docs/formats.md: scales rounded to fp16 before the codes are computed), a run held in
+// memory and written as the QuantState every writer takes, the fake-quant decoder built from it,
+// and scratch directories.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
-#include "formats/quant_source.h"
 #include "model/decoder.h"
+#include "quant/qstate.h"
 #include "test_util.h"
 
 namespace calq::test {
@@ -24,15 +26,27 @@ struct RtnSpec {
 // zero = round(-min/scale); sym scale = 2·max|x| / maxq, zero = 2^(bits-1). Scale rounded to fp16.
 QuantizedWeight rtn_quantize(const Tensor& w, const RtnSpec& s, uint32_t seed = 0);
 
+// A quantization run held in memory (codes and replaced float tensors by HF name); the writers
+// take it as a QuantState written by write_quant_state().
+struct MemoryRun {
+  std::string model;
+  Json run_info = Json::object();
+  std::map<std::string, QuantizedWeight> weights;  // by HF module name
+  std::map<std::string, Tensor> tensors;           // replaced float tensors by HF tensor name
+  std::vector<std::string> quantized_modules() const;
+  std::vector<std::string> replaced_tensors() const;
+};
+
 // Quantizes every decoder linear of the HF model at `model_dir`.
-MemoryQuantSource rtn_quantize_model(const std::string& model_dir, const RtnSpec& s);
+MemoryRun rtn_quantize_model(const std::string& model_dir, const RtnSpec& s);
 
 // The in-memory fake-quant model: the float model with every quantized weight replaced by
 // dequantize() and every replaced tensor by the run's value.
-std::unique_ptr<Decoder> fake_quant_decoder(const QuantSource& q);
+std::unique_ptr<Decoder> fake_quant_decoder(const MemoryRun& q);
 
-// Writes `q` as a QuantState directory (quant/qstate.h layout).
-void write_quant_state(const MemoryQuantSource& q, int num_layers, const std::string& dir);
+// Writes `q` as a QuantState directory (quant/qstate.h layout; weights outside the decoder layers,
+// e.g. lm_head, go to extra.safetensors) with `num_layers` layers (-1: the model's), and opens it.
+QuantState write_quant_state(const MemoryRun& q, const std::string& dir, int num_layers = -1);
 
 // A fresh, empty scratch directory under /tmp (removed by ScratchDir's destructor).
 class ScratchDir {
@@ -41,9 +55,12 @@ class ScratchDir {
   ~ScratchDir();
   const std::string& path() const { return path_; }
   std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
+  // `q` written as a fresh QuantState inside this directory.
+  QuantState state(const MemoryRun& q);
 
  private:
   std::string path_;
+  int states_ = 0;
 };
 
 // Logits of `d` on each row of `model_dir`/golden/input_ids.json (rows may differ in length; each

@@ -23,15 +23,15 @@ namespace {
 
 // The fake-quant model of a GGUF export: W -> dequantize(quantize_ref(W)) with the export's type
 // policy, norms and biases F32.
-std::unique_ptr<Decoder> requantized_reference(const std::string& model_dir, const QuantSource* q,
+std::unique_ptr<Decoder> requantized_reference(const std::string& model_dir, const MemoryRun* q,
                                                const GgufExportOptions& o) {
   auto ck = std::make_shared<const Checkpoint>(Checkpoint::open(model_dir));
   const ModelConfig cfg = ModelConfig::from_json(ck->config(), model_dir);
   auto src = std::make_shared<MapSource>();
   for (const auto& n : ck->names()) {
     Tensor w = ck->get(n).to(DType::F32);
-    if (q && n.size() > 7 && n.compare(n.size() - 7, 7, ".weight") == 0)
-      if (auto qw = q->weight(n.substr(0, n.size() - 7))) w = qw->dequantize();
+    if (q && n.ends_with(".weight"))
+      if (auto it = q->weights.find(n.substr(0, n.size() - 7)); it != q->weights.end()) w = it->second.dequantize();
     const auto g = hf_to_gguf_name(n);
     if (!g) {
       ADD_FAILURE() << "no GGUF name for " << n;
@@ -235,11 +235,11 @@ TEST(ExportGguf, TokenizerJsonPaths) {
 
 TEST(ExportGguf, FromAFakeQuantRun) {
   const std::string model = data("models/stories260K");
-  const MemoryQuantSource q = rtn_quantize_model(model, {4, 32, false, false});
+  const MemoryRun q = rtn_quantize_model(model, {4, 32, false, false});
   ScratchDir dir("gguf_q");
   GgufExportOptions o;
   o.type = ggml::Type::Q8_0;
-  const ExportReport rep = export_gguf(q, dir / "m.gguf", o);
+  const ExportReport rep = export_gguf(dir.state(q), dir / "m.gguf", o);
   EXPECT_EQ(rep.quantized, int64_t(q.weights.size()));
   auto want = requantized_reference(model, &q, o);
   auto got = load_model(dir / "m.gguf");

@@ -20,7 +20,7 @@ QuantizedWeight ramp(int64_t out, int64_t in, int bits, int group_size = -1) {
   w.group_size = group_size;
   w.rows = out;
   w.cols = in;
-  const int64_t ng = group_count(in, group_size);
+  const int64_t ng = QuantizedWeight::groups_for(in, group_size);
   const uint32_t levels = 1u << bits;
   for (int64_t o = 0; o < out; ++o)
     for (int64_t c = 0; c < in; ++c) w.q.push_back(uint8_t((c + o) % levels));
@@ -154,7 +154,7 @@ QuantizedWeight random_weight(int64_t out, int64_t in, int bits, int gs, bool ac
   w.group_size = gs;
   w.rows = out;
   w.cols = in;
-  const int64_t ng = group_count(in, gs);
+  const int64_t ng = QuantizedWeight::groups_for(in, gs);
   const uint32_t levels = 1u << bits;
   for (int64_t k = 0; k < out * in; ++k) w.q.push_back(uint8_t(rng() % levels));
   std::uniform_real_distribution<float> ud(1e-3f, 0.1f);

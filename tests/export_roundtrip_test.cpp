@@ -1,16 +1,18 @@
-// Round trips of issue item 7 (b), (c): QuantState -> GPTQ / AWQ folder -> calq load -> the
+// Round trips of the GPTQ and AWQ writers: QuantState -> GPTQ / AWQ folder -> calq load -> the
 // dequantized weights equal the fake-quant model's bitwise, and so do the logits. Plus the folder's
 // contents (quantization_config, copied files) and refusals of what the formats cannot hold.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
+#include "export_fixtures.h"
+#include "formats/fakequant.h"
+#include "formats/gguf_model.h"
 #include "formats/hf_quant_export.h"
 #include "formats/load_quantized.h"
-#include "export_fixtures.h"
+#include "formats/loader.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
-#include "formats/loader.h"
 #include "test_util.h"
 #include "util/error.h"
 
@@ -60,10 +62,12 @@ TEST(ExportRoundTrip, GptqEqualsFakeQuantBitwise) {
     SCOPED_TRACE(std::string(c.model) + " bits " + std::to_string(c.spec.bits) + " g" + std::to_string(c.spec.group_size) +
                  (c.spec.act_order ? " act-order" : "") + (c.spec.sym ? " sym" : ""));
     const std::string model = data(c.model);
-    const MemoryQuantSource q = rtn_quantize_model(model, c.spec);
+    const MemoryRun q = rtn_quantize_model(model, c.spec);
     ScratchDir dir("gptq" + std::to_string(k++));
     const std::string out = dir / "out";
-    const ExportReport rep = export_gptq(q, out, c.zeros);
+    HfExportOptions o;
+    o.zeros = c.zeros;
+    const ExportReport rep = export_gptq(dir.state(q), out, o);
     EXPECT_EQ(rep.stats.scales_rounded, 0);
     EXPECT_EQ(rep.quantized, int64_t(q.weights.size()));
     EXPECT_FALSE(std::filesystem::exists(out + ".calq-tmp"));
@@ -77,14 +81,14 @@ TEST(ExportRoundTrip, GptqEqualsFakeQuantBitwise) {
 
 TEST(ExportRoundTrip, GptqFolderLayoutAndConfig) {
   const std::string model = data("models/tiny/llama2");
-  MemoryQuantSource q = rtn_quantize_model(model, {4, 32, false, true});
+  MemoryRun q = rtn_quantize_model(model, {4, 32, false, true});
   // A method that also changed a float tensor (e.g. a smoothed norm): exported as F32.
   const std::string norm = "model.layers.1.post_attention_layernorm.weight";
   Tensor changed = Checkpoint::open(model).get(norm).to(DType::F32).clone();
   for (int64_t i = 0; i < changed.numel(); ++i) changed.f32_mut()[i] *= 1.25f;
   q.tensors[norm] = changed;
   ScratchDir dir("gptq_layout");
-  const ExportReport rep = export_gptq(q, dir / "out");
+  const ExportReport rep = export_gptq(dir.state(q), dir / "out");
   EXPECT_EQ(rep.replaced, 1);
   const Checkpoint ck = Checkpoint::open(dir / "out");
   const std::string m = "model.layers.0.mlp.down_proj";  // [64, 96]
@@ -120,15 +124,15 @@ TEST(ExportRoundTrip, GptqFolderLayoutAndConfig) {
   // generation files travel with the weights ...
   const std::string stories = data("models/stories260K");
   ScratchDir dir2("gptq_tok");
-  const MemoryQuantSource q8 = rtn_quantize_model(stories, {8, 64, true, false});
-  export_gptq(q8, dir2 / "out8");
+  const MemoryRun q8 = rtn_quantize_model(stories, {8, 64, true, false});
+  export_gptq(dir2.state(q8), dir2 / "out8");
   for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "generation_config.json"})
     EXPECT_EQ(read_file(dir2 / (std::string("out8/") + f)), read_file(path_join(stories, f))) << f;
   auto fq8 = fake_quant_decoder(q8);
   auto got8 = load_model(dir2 / "out8");
   expect_same_model(*fq8, *got8, stories);
   // ... but not at 4 bits (172·4 % 32 != 0): refused, nothing left behind.
-  EXPECT_THROW(export_gptq(rtn_quantize_model(stories, {4, 32, false, false}), dir2 / "out4"), UnsupportedError);
+  EXPECT_THROW(export_gptq(dir2.state(rtn_quantize_model(stories, {4, 32, false, false})), dir2 / "out4"), UnsupportedError);
   EXPECT_FALSE(std::filesystem::exists(dir2 / "out4"));
   EXPECT_FALSE(std::filesystem::exists(dir2 / "out4.calq-tmp"));
 }
@@ -144,9 +148,9 @@ TEST(ExportRoundTrip, AwqEqualsFakeQuantBitwise) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.model);
     const std::string model = data(c.model);
-    const MemoryQuantSource q = rtn_quantize_model(model, c.spec);
+    const MemoryRun q = rtn_quantize_model(model, c.spec);
     ScratchDir dir("awq" + std::to_string(k++));
-    const ExportReport rep = export_awq(q, dir / "out");
+    const ExportReport rep = export_awq(dir.state(q), dir / "out");
     EXPECT_EQ(rep.stats.scales_rounded, 0);
     EXPECT_EQ(detect_model_format(dir / "out"), "awq");
     const Checkpoint ck = Checkpoint::open(dir / "out");
@@ -161,55 +165,59 @@ TEST(ExportRoundTrip, AwqEqualsFakeQuantBitwise) {
   }
   // AWQ has no g_idx and is 4-bit only.
   ScratchDir dir("awq_bad");
-  EXPECT_THROW(export_awq(rtn_quantize_model(data("models/tiny/llama2"), {4, 32, false, true}), dir / "a"), UnsupportedError);
-  EXPECT_THROW(export_awq(rtn_quantize_model(data("models/tiny/llama2"), {3, 32, false, false}), dir / "b"), UnsupportedError);
-  EXPECT_THROW(export_awq(rtn_quantize_model(data("models/tiny/llama2"), {4, -1, false, false}), dir / "c"), UnsupportedError);
+  EXPECT_THROW(export_awq(dir.state(rtn_quantize_model(data("models/tiny/llama2"), {4, 32, false, true})), dir / "a"), UnsupportedError);
+  EXPECT_THROW(export_awq(dir.state(rtn_quantize_model(data("models/tiny/llama2"), {3, 32, false, false})), dir / "b"), UnsupportedError);
+  EXPECT_THROW(export_awq(dir.state(rtn_quantize_model(data("models/tiny/llama2"), {4, -1, false, false})), dir / "c"), UnsupportedError);
 }
 
 TEST(ExportRoundTrip, QuantStateDirectoryIsReadLikeTheInMemoryRun) {
   const std::string model = data("models/tiny/llama2");
-  MemoryQuantSource q = rtn_quantize_model(model, {4, 32, false, true});
+  MemoryRun q = rtn_quantize_model(model, {4, 32, false, true});
   q.tensors["model.layers.0.input_layernorm.weight"] = Tensor::from_f32(std::vector<float>(64, 0.5f), {64});
   ScratchDir dir("qstate");
-  write_quant_state(q, 2, dir / "state");
-  auto opened = open_quant_state(dir / "state");
-  EXPECT_EQ(opened->quantized_modules(), q.quantized_modules());
-  EXPECT_EQ(opened->replaced_tensors(), q.replaced_tensors());
-  const QuantizedWeight a = *opened->weight("model.layers.1.self_attn.k_proj"), b = q.weights.at("model.layers.1.self_attn.k_proj");
+  const QuantState opened = write_quant_state(q, dir / "state");
+  EXPECT_EQ(opened.quantized_modules(), q.quantized_modules());
+  EXPECT_EQ(opened.replaced_tensors(), q.replaced_tensors());
+  EXPECT_EQ(opened.source_model(), model);
+  const QuantizedWeight a = *opened.weight("model.layers.1.self_attn.k_proj"), b = q.weights.at("model.layers.1.self_attn.k_proj");
   EXPECT_EQ(a.q, b.q);
   EXPECT_EQ(a.scale, b.scale);
   EXPECT_EQ(a.g_idx, b.g_idx);
   EXPECT_EQ(a.bits, 4);
   EXPECT_EQ(a.group_size, 32);
-  export_gptq(*opened, dir / "out");
+  export_gptq(opened, dir / "out");
   auto fq = fake_quant_decoder(q);
   auto loaded = load_model(dir / "out");
   expect_same_model(*fq, *loaded, model);
-  // An incomplete run is refused.
+  // An incomplete run is refused by every writer before anything is written.
   Json st = load_json_file(dir / "state/state.json");
   st["layers_done"] = {0};
   write_file_atomic(dir / "state/state.json", st.dump());
-  EXPECT_THROW(open_quant_state(dir / "state"), FormatError);
-  EXPECT_NO_THROW(open_quant_state(dir / "state", /*require_complete=*/false));
-  // ... and exporting a partial run fails before anything is written.
-  EXPECT_THROW(export_gptq(*open_quant_state(dir / "state", false), dir / "out2"), UnsupportedError);
+  const QuantState partial = QuantState::open(dir / "state");
+  EXPECT_THROW(partial.require_complete(), FormatError);
+  EXPECT_THROW(export_gptq(partial, dir / "out2"), FormatError);
+  EXPECT_THROW(export_awq(partial, dir / "out2"), FormatError);
+  EXPECT_THROW(export_gguf(partial, dir / "out2.gguf"), FormatError);
+  EXPECT_THROW(write_fake_quant_checkpoint(partial, dir / "out2"), FormatError);
   EXPECT_FALSE(std::filesystem::exists(dir / "out2"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "out2.gguf"));
 }
 
 TEST(ExportRoundTrip, BadInputsAreRefusedWithTheirNames) {
   const std::string model = data("models/tiny/llama2");
-  const MemoryQuantSource q = rtn_quantize_model(model, {4, 32, false, false});
+  const MemoryRun q = rtn_quantize_model(model, {4, 32, false, false});
   ScratchDir dir("bad");
+  const QuantState qs = dir.state(q);
   std::filesystem::create_directories(dir / "taken");
   write_file_atomic(dir / "taken/keep.txt", "x");
-  EXPECT_THROW(export_gptq(q, dir / "taken"), ArgError);
+  EXPECT_THROW(export_gptq(qs, dir / "taken"), ArgError);
   EXPECT_EQ(read_file(dir / "taken/keep.txt"), "x");
   // Mixed bit widths cannot share one quantization_config.
-  MemoryQuantSource mixed = q;
+  MemoryRun mixed = q;
   mixed.weights["model.layers.0.mlp.up_proj"] = rtn_quantize(Checkpoint::open(model).get("model.layers.0.mlp.up_proj.weight"), {8, 32});
-  EXPECT_THROW(export_gptq(mixed, dir / "mixed"), UnsupportedError);
+  EXPECT_THROW(export_gptq(dir.state(mixed), dir / "mixed"), UnsupportedError);
   // A corrupted export: qzeros of the wrong width -> FormatError naming the folder and tensor.
-  export_gptq(q, dir / "ok");
+  export_gptq(qs, dir / "ok");
   const Checkpoint ck = Checkpoint::open(dir / "ok");
   SafetensorsWriter w;
   w.set_metadata("format", "pt");

@@ -26,7 +26,6 @@ CalibSet random_set(int64_t n, int64_t T, int32_t vocab) {
 TEST(ImatrixExport, WritesLlamaCppLayout) {
   auto m = Decoder::load(test::data("models/tiny/llama2"));
   StatsRunOptions o;
-  o.progress = false;
   o.collect.lm_head = true;
   const ActStats s = collect_stats(*m, random_set(3, 16, 128), o);
   const std::string path = test::temp_path("imatrix", "export.gguf");
@@ -70,7 +69,6 @@ TEST(ImatrixExport, WritesLlamaCppLayout) {
 TEST(ImatrixExport, RefusesModelsWithoutGgufNames) {
   auto m = Decoder::load(test::data("models/tiny/opt"));
   StatsRunOptions o;
-  o.progress = false;
   const ActStats s = collect_stats(*m, random_set(1, 8, 128), o);
   EXPECT_THROW(imatrix_writer(s), ArgError);
 }

@@ -19,7 +19,6 @@ namespace {
 TEST(OutliersAnalysis, FindsExactlyThePlantedOptChannel) {
   auto m = Decoder::load(test::data("models/tiny/opt"));
   StatsRunOptions o;
-  o.progress = false;
   o.batch = 4;
   const ActStats s = collect_stats(*m, test::lcg_calib_set(16, 64, 0, 128, 1), o);
   const OutlierReport r = analyze_outliers(s);  // default thresholds

@@ -19,14 +19,9 @@ namespace {
 namespace fs = std::filesystem;
 using test::random_ids;
 
-QuantizeOptions options(Method m) {
-  QuantizeOptions o;
-  o.method = m;
-  o.progress = false;
+QuantizeOptions options(const std::string& method) {
+  QuantizeOptions o = test::method_options(method);
   o.batch = 2;
-  o.gptq.group_size = 32;
-  o.awq.group_size = 32;
-  o.rtn.group_size = 32;
   return o;
 }
 
@@ -55,7 +50,7 @@ void expect_roundtrip(const std::string& arch, QuantizeOptions o, const std::str
 
   const QuantState qs = QuantState::open(t / "q/qstate");
   ASSERT_TRUE(qs.complete());
-  write_fake_quant_checkpoint(*r.model->checkpoint(), qs, t / "q");
+  write_fake_quant_checkpoint(qs, t / "q");
   auto mem = Decoder::load(test::tiny(arch));
   apply_quant_state(*mem, qs);
   auto loaded = load_model(t / "q");
@@ -72,26 +67,26 @@ void expect_roundtrip(const std::string& arch, QuantizeOptions o, const std::str
 }
 
 TEST(QuantPipeline, FakeQuantCheckpointRoundTripIsBitwise) {
-  expect_roundtrip("llama2", options(Method::Gptq), "gptq");
-  QuantizeOptions act = options(Method::Gptq);
-  act.gptq.desc_act = true;
-  act.gptq.sym = true;
+  expect_roundtrip("llama2", options("gptq"), "gptq");
+  QuantizeOptions act = options("gptq");
+  test::config<GptqConfig>(act).desc_act = true;
+  test::config<GptqConfig>(act).sym = true;
   expect_roundtrip("qwen2", act, "gptq act-order qwen2");
-  expect_roundtrip("llama2", options(Method::Awq), "awq");
-  expect_roundtrip("llama2", options(Method::Rtn), "rtn");
-  expect_roundtrip("opt", options(Method::SmoothQuant), "smoothquant per-token");
-  QuantizeOptions st = options(Method::NaiveW8A8);
-  st.sq.act = ActGranularity::PerTensorStatic;
+  expect_roundtrip("llama2", options("awq"), "awq");
+  expect_roundtrip("llama2", options("rtn"), "rtn");
+  expect_roundtrip("opt", options("smoothquant"), "smoothquant per-token");
+  QuantizeOptions st = options("naive-w8a8");
+  test::config<SmoothQuantConfig>(st).act = ActGranularity::PerTensorStatic;
   expect_roundtrip("opt", st, "naive w8a8 static");
-  QuantizeOptions sqs = options(Method::SmoothQuant);
-  sqs.sq.act = ActGranularity::PerTensorStatic;
+  QuantizeOptions sqs = options("smoothquant");
+  test::config<SmoothQuantConfig>(sqs).act = ActGranularity::PerTensorStatic;
   expect_roundtrip("llama3", sqs, "smoothquant static bf16 source");
 }
 
 std::string bytes_of(const std::string& p) { return read_file(p); }
 
 TEST(QuantPipeline, KilledRunResumesToTheSameResult) {
-  for (Method m : {Method::Gptq, Method::Awq}) {
+  for (const std::string m : {"gptq", "awq"}) {
     test::TempDir t("resume");
     Fixture r = setup("llama2");
     QuantizeOptions o = options(m);
@@ -107,7 +102,7 @@ TEST(QuantPipeline, KilledRunResumesToTheSameResult) {
       const QuantState half = QuantState::open(t / "part");
       EXPECT_EQ(half.layers_done(), std::vector<int>{0});
       EXPECT_FALSE(half.complete());
-      EXPECT_THROW(write_fake_quant_checkpoint(*r.model->checkpoint(), half, t / "out"), FormatError);
+      EXPECT_THROW(write_fake_quant_checkpoint(half, t / "out"), FormatError);
     }
     std::vector<std::string> lines;
     o.log = [&](const std::string& l) { lines.push_back(l); };
@@ -118,7 +113,7 @@ TEST(QuantPipeline, KilledRunResumesToTheSameResult) {
     EXPECT_EQ(lines[0].rfind("resuming", 0), 0u);
     for (int i = 0; i < 2; ++i) {
       const std::string f = "/layer." + std::to_string(i) + ".safetensors";
-      EXPECT_EQ(bytes_of(t.path + "/full" + f), bytes_of(t.path + "/part" + f)) << method_name(m) << f;
+      EXPECT_EQ(bytes_of(t.path + "/full" + f), bytes_of(t.path + "/part" + f)) << m << f;
     }
     // A finished state is not redone.
     EXPECT_EQ(quantize_model(*r.model, &r.calib, o, t / "part").layers_quantized, 0);
@@ -128,12 +123,12 @@ TEST(QuantPipeline, KilledRunResumesToTheSameResult) {
 TEST(QuantPipeline, ExistingStateMustMatch) {
   test::TempDir t("match");
   Fixture r = setup("llama2");
-  QuantizeOptions o = options(Method::Rtn);
+  QuantizeOptions o = options("rtn");
   quantize_model(*r.model, &r.calib, o, t / "s");
   QuantizeOptions other = o;
-  other.rtn.bits = 3;
+  test::config<RtnConfig>(other).scheme.bits = 3;
   EXPECT_THROW(quantize_model(*r.model, &r.calib, other, t / "s"), ConfigError);
-  QuantizeOptions gptq = options(Method::Gptq);
+  QuantizeOptions gptq = options("gptq");
   EXPECT_THROW(quantize_model(*r.model, &r.calib, gptq, t / "s"), ConfigError);
   QuantizeOptions nores = o;
   nores.resume = false;
@@ -149,7 +144,7 @@ TEST(QuantPipeline, ExistingStateMustMatch) {
 TEST(QuantPipeline, CorruptStateIsAClearError) {
   test::TempDir t("corrupt");
   Fixture r = setup("llama2");
-  const QuantizeOptions o = options(Method::Rtn);
+  const QuantizeOptions o = options("rtn");
   quantize_model(*r.model, &r.calib, o, t / "s");
   const std::string good = read_file(t / "s/state.json");
   auto expect_format_error = [&](const std::string& what, const std::string& needle) {
@@ -188,22 +183,22 @@ TEST(QuantPipeline, BadRequestsWriteNothing) {
     EXPECT_THROW(quantize_model(*r.model, c, o, dir), Error) << what;
     EXPECT_FALSE(fs::exists(dir)) << what;
   };
-  QuantizeOptions o = options(Method::Gptq);
-  o.gptq.bits = 9;
+  QuantizeOptions o = options("gptq");
+  test::config<GptqConfig>(o).bits = 9;
   expect_nothing(o, &r.calib, "bits9");
-  o = options(Method::Awq);
-  o.awq.bits = 1;
+  o = options("awq");
+  test::config<AwqConfig>(o).bits = 1;
   expect_nothing(o, &r.calib, "bits1");
-  o = options(Method::Gptq);
-  o.gptq.group_size = 0;
+  o = options("gptq");
+  test::config<GptqConfig>(o).group_size = 0;
   expect_nothing(o, &r.calib, "group0");
-  expect_nothing(options(Method::Gptq), nullptr, "nocalib");
+  expect_nothing(options("gptq"), nullptr, "nocalib");
   CalibSet big = test::make_calib(random_ids(2, 24, 1000, 1), 2, 24);  // ids beyond the vocabulary
-  expect_nothing(options(Method::Gptq), &big, "vocab");
+  expect_nothing(options("gptq"), &big, "vocab");
   CalibSet longer = test::make_calib(random_ids(1, 300, 128, 1), 1, 300);  // > max_position_embeddings 256
-  expect_nothing(options(Method::Gptq), &longer, "context");
+  expect_nothing(options("gptq"), &longer, "context");
   Fixture cohere = setup("cohere");
-  EXPECT_THROW(quantize_model(*cohere.model, &cohere.calib, options(Method::Awq), t / "awq-cohere"), UnsupportedError);
+  EXPECT_THROW(quantize_model(*cohere.model, &cohere.calib, options("awq"), t / "awq-cohere"), UnsupportedError);
   EXPECT_FALSE(fs::exists(t / "awq-cohere"));
 }
 
@@ -218,13 +213,13 @@ TEST(QuantPipeline, PaddingIsLeftOutOfTheStatistics) {
       r.calib.mask.data_mut<uint8_t>()[s * 16 + p] = v;
       real += v;
     }
-  const QuantizeSummary s = quantize_model(*r.model, &r.calib, options(Method::Gptq), t / "g");
+  const QuantizeSummary s = quantize_model(*r.model, &r.calib, options("gptq"), t / "g");
   EXPECT_EQ(s.layers_quantized, 2);
   const QuantState qs = QuantState::open(t / "g");
   EXPECT_EQ(qs.info()["reports"]["0"]["linears"]["model.layers.0.self_attn.q_proj"]["nsamples"].get<int64_t>(), real);
   EXPECT_TRUE(qs.info()["calib"]["padded"].get<bool>());
-  EXPECT_EQ(quantize_model(*r.model, &r.calib, options(Method::Awq), t / "a").layers_quantized, 2);
-  EXPECT_EQ(quantize_model(*r.model, &r.calib, options(Method::SmoothQuant), t / "s").layers_quantized, 2);
+  EXPECT_EQ(quantize_model(*r.model, &r.calib, options("awq"), t / "a").layers_quantized, 2);
+  EXPECT_EQ(quantize_model(*r.model, &r.calib, options("smoothquant"), t / "s").layers_quantized, 2);
 }
 
 TEST(QuantPipeline, CommandLine) {

@@ -87,7 +87,6 @@ class QuantStoriesSlow : public ::testing::Test {
 
   // Quantizes stories260K with `o` and evaluates the in-memory fake-quant model.
   static Eval run(const std::string& tag, QuantizeOptions o) {
-    o.progress = false;
     o.batch = 16;
     auto m = Decoder::load(*dir_);
     const std::string state = *tmp_ / tag;
@@ -117,12 +116,8 @@ CalibSet* QuantStoriesSlow::calib_ = nullptr;
 Corpus* QuantStoriesSlow::corpus_ = nullptr;
 test::TempDir* QuantStoriesSlow::tmp_ = nullptr;
 
-QuantizeOptions weight_only(Method m, int bits, int group = 32) {
-  QuantizeOptions o;
-  o.method = m;
-  o.rtn.bits = o.gptq.bits = o.awq.bits = bits;
-  o.rtn.group_size = o.gptq.group_size = o.awq.group_size = group;
-  return o;
+QuantizeOptions weight_only(const std::string& method, int bits, int group = 32) {
+  return test::method_options(method, group, bits);
 }
 
 TEST_F(QuantStoriesSlow, WeightOnlyMethodsBeatRtnAndW8A8StaysClose) {
@@ -134,30 +129,28 @@ TEST_F(QuantStoriesSlow, WeightOnlyMethodsBeatRtnAndW8A8StaysClose) {
   for (int bits : {4, 3}) {
     if (bits == 3 && !full) break;
     const std::string b = std::to_string(bits) + "-bit g32";
-    const Eval rtn = run("rtn " + b, weight_only(Method::Rtn, bits));
-    const Eval gptq = run("gptq " + b, weight_only(Method::Gptq, bits));
+    const Eval rtn = run("rtn " + b, weight_only("rtn", bits));
+    const Eval gptq = run("gptq " + b, weight_only("gptq", bits));
     if (full) {
-      QuantizeOptions ao = weight_only(Method::Gptq, bits);
-      ao.gptq.desc_act = true;
+      QuantizeOptions ao = weight_only("gptq", bits);
+      test::config<GptqConfig>(ao).desc_act = true;
       run("gptq " + b + " act-order", ao);
     }
-    const Eval awq = run("awq " + b, weight_only(Method::Awq, bits));
+    const Eval awq = run("awq " + b, weight_only("awq", bits));
     EXPECT_LT(gptq.ppl_tiny, rtn.ppl_tiny) << b;
     EXPECT_LT(awq.ppl_tiny, rtn.ppl_tiny) << b;
     EXPECT_LT(gptq.kld, rtn.kld) << b;
     EXPECT_LT(awq.kld, rtn.kld) << b;
   }
-  QuantizeOptions sq;
-  sq.method = Method::SmoothQuant;
+  QuantizeOptions sq = test::method_options("smoothquant");
   const Eval s = run("smoothquant W8A8 a0.5 per-token", sq);
   EXPECT_LT(std::fabs(s.ppl_tiny / f.ppl_tiny - 1.0), 0.02);
   if (!full) return;
-  sq.sq.act = ActGranularity::PerTensorStatic;
+  test::config<SmoothQuantConfig>(sq).act = ActGranularity::PerTensorStatic;
   run("smoothquant W8A8 a0.5 static", sq);
-  QuantizeOptions nv;
-  nv.method = Method::NaiveW8A8;
+  QuantizeOptions nv = test::method_options("naive-w8a8");
   run("naive W8A8 per-token", nv);
-  nv.sq.act = ActGranularity::PerTensorStatic;
+  test::config<SmoothQuantConfig>(nv).act = ActGranularity::PerTensorStatic;
   run("naive W8A8 static", nv);
 }
 

@@ -13,12 +13,38 @@
 
 #include "calib/calib_set.h"
 #include "model/decoder.h"
-#include "quant/layer_ops.h"
+#include "quant/layer_run.h"
+#include "quant/pipeline.h"
+#include "quant/layer_state.h"
+#include "quant/scale_groups.h"
 #include "test_util.h"
 
 namespace calq::test {
 
 inline std::string tiny(const std::string& arch) { return data("models/tiny/" + arch); }
+
+// QuantizeOptions for the method named `name` (parse_method) with `group_size` (and `bits` when
+// non-zero) where the method has them.
+inline QuantizeOptions method_options(const std::string& name, int group_size = 32, int bits = 0) {
+  QuantizeOptions o;
+  o.method = parse_method(name);
+  if (auto* c = std::get_if<RtnConfig>(&o.method)) {
+    c->scheme.group_size = group_size;
+    if (bits) c->scheme.bits = bits;
+  } else if (auto* g = std::get_if<GptqConfig>(&o.method)) {
+    g->group_size = group_size;
+    if (bits) g->bits = bits;
+  } else if (auto* a = std::get_if<AwqConfig>(&o.method)) {
+    a->group_size = group_size;
+    if (bits) a->bits = bits;
+  }
+  return o;
+}
+// The method's settings inside `o`, to change one: config<GptqConfig>(o).desc_act = true.
+template <class C>
+C& config(QuantizeOptions& o) {
+  return std::get<C>(o.method);
+}
 
 // n windows of T ids drawn uniformly from [3, vocab) (seeded).
 inline std::vector<int32_t> random_ids(int64_t n, int64_t T, int vocab, uint32_t seed) {

@@ -180,7 +180,6 @@ TEST(StatsCollect, MergingTwoHalvesEqualsOneRun) {
   const CalibSet set = test::lcg_calib_set(8, 16, 0, 128, 7);
   StatsRunOptions o;
   o.batch = 2;
-  o.progress = false;
   const ActStats all = collect_stats(*m, set, o);
   o.end = 4;
   ActStats a = collect_stats(*m, set, o);
@@ -222,7 +221,6 @@ TEST(StatsCollect, ResumeContinuesAfterCheckpoint) {
   auto m = tiny("opt");
   const CalibSet set = test::lcg_calib_set(6, 8, 0, 128, 3);
   StatsRunOptions o;
-  o.progress = false;
   o.checkpoint_every = 2;
   std::vector<ActStats> checkpoints;
   const ActStats all = collect_stats(*m, set, o, nullptr, [&](const ActStats& s) { checkpoints.push_back(s); });
@@ -257,7 +255,6 @@ TEST(StatsCollect, PaddedRowsAreSkipped) {
   padded.mask = Tensor::zeros(DType::U8, {2, 8});
   for (int t = 0; t < 13; ++t) padded.mask.data_mut<uint8_t>()[t] = 1;
   StatsRunOptions o;
-  o.progress = false;
   o.batch = 2;
   const ActStats sp = collect_stats(*m, padded, o);
   CalibSet a = test::lcg_calib_set(1, 8, 0, 128, 11);
@@ -274,7 +271,6 @@ TEST(StatsCollect, PaddedRowsAreSkipped) {
 TEST(StatsCollect, FileRoundTrip) {
   auto m = tiny("opt");
   StatsRunOptions o;
-  o.progress = false;
   const ActStats s = collect_stats(*m, test::lcg_calib_set(4, 12, 0, 128, 5), o);
   const std::string path = tmp_path("rt.safetensors");
   save_stats(s, path);
@@ -305,7 +301,6 @@ TEST(StatsCollect, ClearErrors) {
   glob.modules = {"*.fc1"};
   EXPECT_EQ(select_modules(observable_modules(*m, false), glob.modules).size(), 2u);
   StatsRunOptions o;
-  o.progress = false;
   try {  // tiny OPT has 64 positions
     collect_stats(*m, test::lcg_calib_set(1, 65, 0, 128, 1), o);
     FAIL() << "no error for seqlen beyond the context";

@@ -4,19 +4,20 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "calib/calib_set.h"
 #include "io/checkpoint.h"
-#include "util/paths.h"
 
 namespace calq::test {
 
 // $CALQ_DATA, else the ../shared beside the source tree.
 inline std::string data(const std::string& rel = "") {
-  const std::string root = data_root(CALQ_DEFAULT_DATA);
+  const char* env = std::getenv("CALQ_DATA");
+  const std::string root = env && *env ? std::string(env) : std::string(CALQ_DEFAULT_DATA);
   return rel.empty() ? root : path_join(root, rel);
 }
 

@@ -50,7 +50,7 @@ struct CalibSpec {
   std::string charset;           // punct: characters to draw from (default: the 32 ASCII punctuation marks)
   int64_t vocab = 0;             // random-tokens: id range [0, vocab) (default: the tokenizer's)
   std::vector<CalibMixPart> parts;  // mix (std::pair may not hold an incomplete type; a named struct may)
-  std::string data_root = "../shared";
+  std::string data_root;          // task, lang: the data pack (the caller resolves it; the CLI: $CALQ_DATA)
 };
 
 struct CalibMixPart {

@@ -26,10 +26,6 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
-
 bool blank(const std::string& line) {
   return std::all_of(line.begin(), line.end(), [](char c) { return c == ' ' || c == '\t' || c == '\r'; });
 }
@@ -48,7 +44,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 // A WikiText top-level heading: " = Title = " (not " = = Section = = ").
 bool wikitext_title(const std::string& l) {
-  return l.size() > 6 && l.compare(0, 3, " = ") == 0 && l.compare(0, 5, " = = ") != 0 && ends_with(l, " = ");
+  return l.size() > 6 && l.compare(0, 3, " = ") == 0 && l.compare(0, 5, " = = ") != 0 && l.ends_with(" = ");
 }
 
 std::string rtrim(std::string s) {
@@ -65,7 +61,7 @@ std::vector<std::string> list_dir(const std::string& dir, const std::string& suf
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string n = e.path().filename().string();
-    if (ends_with(n, suffix)) r.push_back(n.substr(0, n.size() - suffix.size()));
+    if (n.ends_with(suffix)) r.push_back(n.substr(0, n.size() - suffix.size()));
   }
   std::sort(r.begin(), r.end());
   return r;
@@ -85,8 +81,8 @@ TextSource read_text_source(const std::string& path, const std::string& field, c
   const std::string text = read_file(path);
   s.sha256 = sha256_hex(text);
   std::string split = split0;
-  const bool jsonl = ends_with(path, ".jsonl");
-  if (split == "auto") split = jsonl ? "jsonl" : ends_with(path, ".raw") ? "wikitext" : "blank";
+  const bool jsonl = path.ends_with(".jsonl");
+  if (split == "auto") split = jsonl ? "jsonl" : path.ends_with(".raw") ? "wikitext" : "blank";
   const auto lines = lines_of(text);
   if (split == "jsonl") {
     s.description = "jsonl field '" + field + "'";
@@ -133,7 +129,8 @@ std::vector<std::string> available_tasks(const std::string& root) {
 
 TextSource read_task_source(const std::string& task, const std::string& root) {
   std::string path = task;
-  if (!ends_with(task, ".jsonl")) {
+  if (!task.ends_with(".jsonl")) {
+    if (root.empty()) throw ArgError("task '" + task + "': no data pack given to look it up in (CalibSpec::data_root)");
     path = (fs::path(root) / "data" / "tasks" / (task + ".jsonl")).string();
     std::error_code ec;
     if (!fs::is_regular_file(path, ec))
@@ -184,6 +181,7 @@ std::vector<std::string> available_flores_languages(const std::string& root) {
 }
 
 TextSource read_flores_source(const std::string& lang, const std::string& root) {
+  if (root.empty()) throw ArgError("FLORES-200 language '" + lang + "': no data pack given (CalibSpec::data_root)");
   const std::string path = (fs::path(root) / "data" / "flores200" / "devtest" / (lang + ".devtest")).string();
   std::error_code ec;
   if (lang.empty() || !fs::is_regular_file(path, ec))

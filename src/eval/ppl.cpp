@@ -5,6 +5,7 @@
 #include "eval/logprob.h"
 #include "eval/resume.h"
 #include "eval/stats.h"
+#include "kernels/threads.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -36,6 +37,7 @@ std::vector<double> window_nlls(const LogitSource& model, const std::vector<Wind
 PplResult perplexity(const LogitSource& model, const std::vector<Window>& windows, const PplOptions& opt,
                      const std::function<void(const PplProgress&)>& on_window) {
   if (windows.empty()) throw ArgError("perplexity: no windows to score");
+  const ThreadScope threads(opt.threads);
   PplResult r;
   r.windows = int64_t(windows.size());
   r.ctx = int64_t(windows[0].ids.size());

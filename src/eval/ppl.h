@@ -24,6 +24,7 @@ class ResumeLog;
 struct PplOptions {
   int64_t batch = 1;             // windows per forward pass
   ResumeLog* resume = nullptr;   // finished windows are logged / reused (eval/resume.h)
+  int threads = 0;               // worker threads (kernels/threads.h; 0: the caller's)
 };
 
 // Reported after every window, in order.

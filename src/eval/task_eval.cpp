@@ -5,6 +5,7 @@
 
 #include "eval/resume.h"
 #include "eval/stats.h"
+#include "kernels/threads.h"
 #include "util/error.h"
 
 namespace calq::eval {
@@ -107,6 +108,7 @@ TaskResult evaluate_encoded(const LogitSource& model, const TaskData& td, const 
 
 TaskResult evaluate_task(const LogitSource& model, const Tokenizer& tok, const TaskData& td, const TaskOptions& opt,
                          const std::function<void(int64_t, int64_t)>& on_docs) {
+  const ThreadScope threads(opt.threads);
   std::vector<std::vector<TokenPair>> enc(td.docs.size());
   for (size_t d = 0; d < td.docs.size(); ++d) {
     for (const TaskChoice& c : td.docs[d].choices) {

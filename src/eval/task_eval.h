@@ -28,6 +28,7 @@ struct TaskOptions {
   int64_t batch_size = 8;   // sequences per forward pass; a document's choices always share one
   int64_t max_length = 0;   // left-truncation length; 0 = the model's max_position_embeddings
   ResumeLog* resume = nullptr;  // finished documents are logged / reused (eval/resume.h)
+  int threads = 0;              // worker threads (kernels/threads.h; 0: the caller's)
 };
 
 struct TaskResult {

@@ -9,10 +9,6 @@ namespace calq::eval {
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
-
 // Python's str.isspace() over ASCII: what `line.strip() == ""` tests for WikiText lines.
 bool is_blank(const std::string& s) {
   for (char c : s)
@@ -58,8 +54,8 @@ TextMode parse_text_mode(const std::string& s) {
 
 TextMode resolve_text_mode(TextMode m, const std::string& path) {
   if (m != TextMode::Auto) return m;
-  if (ends_with(path, ".jsonl") || ends_with(path, ".json")) return TextMode::Jsonl;
-  if (ends_with(path, ".devtest") || ends_with(path, ".dev")) return TextMode::Lines;
+  if (path.ends_with(".jsonl") || path.ends_with(".json")) return TextMode::Jsonl;
+  if (path.ends_with(".devtest") || path.ends_with(".dev")) return TextMode::Lines;
   return TextMode::Raw;
 }
 

@@ -1,10 +1,14 @@
 #include "formats/fakequant.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
+#include "formats/output.h"
+#include "io/checkpoint.h"
 #include "io/mapped_file.h"
+#include "quant/act_quant.h"
 #include "util/error.h"
 
 namespace calq {
@@ -25,42 +29,36 @@ Json calq_quant_block(const QuantState& qs) {
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& e) {
-  return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
-}
-
-// Source files worth copying: everything small that is not weights or the config/index.
-void copy_side_files(const std::string& src, const std::string& out) {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(src, ec)) {
-    if (!e.is_regular_file()) continue;
-    const std::string name = e.path().filename().string();
-    if (name == "config.json" || name == "model.safetensors.index.json" || ends_with(name, ".safetensors") ||
-        ends_with(name, ".bin") || ends_with(name, ".gguf") || ends_with(name, ".tmp") || name.rfind('.', 0) == 0)
-      continue;
-    if (e.file_size(ec) > (uint64_t(64) << 20)) continue;
-    write_file_atomic(path_join(out, name), read_file(e.path().string()));
-  }
-}
-
 std::string shard_name(size_t k, size_t n) {
   char b[64];
   std::snprintf(b, sizeof b, "model-%05zu-of-%05zu.safetensors", k + 1, n);
   return b;
 }
 
+// The name of the folder holding the state when it lies directly inside `out` ("" otherwise): the
+// entry the output protocol keeps.
+std::string state_entry(const QuantState& qs, const std::string& out) {
+  auto norm = [](const std::string& p) {
+    std::error_code ec;
+    fs::path r = fs::weakly_canonical(p, ec);
+    if (ec) r = fs::absolute(p).lexically_normal();
+    return r.filename().empty() ? r.parent_path() : r;
+  };
+  const fs::path dir = norm(qs.dir());
+  return dir.parent_path() == norm(out) ? dir.filename().string() : "";
+}
+
 }  // namespace
 
-void write_fake_quant_checkpoint(const Checkpoint& src, const QuantState& qs, const std::string& out_dir,
-                                 const FakeQuantOptions& opt) {
-  if (!qs.complete())
-    throw FormatError(qs.dir() + ": quantization is incomplete (" + std::to_string(qs.layers_done().size()) + "/" +
-                      std::to_string(qs.num_layers()) + " layers done); run calq quantize again to resume it");
+void write_fake_quant_checkpoint(const QuantState& qs, const std::string& out_dir, const FakeQuantOptions& opt) {
+  qs.require_complete();
+  const Checkpoint src = Checkpoint::open(qs.source_model());
   std::error_code ec;
   if (fs::exists(out_dir, ec) && fs::equivalent(src.dir(), out_dir, ec))
     throw ArgError(out_dir + ": the output folder must differ from the source model");
-  fs::create_directories(out_dir, ec);
-  if (ec) throw IoError(out_dir + ": cannot create directory: " + ec.message());
+  std::vector<std::string> keep;
+  if (const std::string e = state_entry(qs, out_dir); !e.empty()) keep.push_back(e);
+  OutputDir out(out_dir, keep);
 
   std::vector<std::string> names = src.names();
   std::stable_sort(names.begin(), names.end(),
@@ -72,7 +70,7 @@ void write_fake_quant_checkpoint(const Checkpoint& src, const QuantState& qs, co
   uint64_t bytes = 0;
   auto flush = [&] {
     if (cur.empty()) return;
-    const std::string tmp = path_join(out_dir, ".calq-shard-" + std::to_string(tmp_files.size()) + ".part");
+    const std::string tmp = out.path(".calq-shard-" + std::to_string(tmp_files.size()) + ".part");
     w.write(tmp);
     tmp_files.push_back(tmp);
     shard_tensors.push_back(cur);
@@ -88,9 +86,8 @@ void write_fake_quant_checkpoint(const Checkpoint& src, const QuantState& qs, co
   };
   size_t n_quantized = 0;
   for (const auto& name : names) {
-    const bool is_weight = ends_with(name, ".weight");
-    const std::string module = is_weight ? name.substr(0, name.size() - 7) : std::string();
-    if (is_weight) {
+    if (name.ends_with(".weight")) {
+      const std::string module = name.substr(0, name.size() - 7);
       if (auto qw = qs.weight(module)) {
         const TensorInfo& ti = src.info(name);
         if (ti.shape != Shape{qw->rows, qw->cols})
@@ -117,28 +114,66 @@ void write_fake_quant_checkpoint(const Checkpoint& src, const QuantState& qs, co
     throw FormatError(qs.dir() + ": the state quantized " + std::to_string(q.size()) + " linears, the source has " +
                       std::to_string(n_quantized) + " of them");
 
-  // Replace the weights of a previous output, then the index, then config.json.
-  for (const auto& e : fs::directory_iterator(out_dir, ec)) {
-    const std::string n = e.path().filename().string();
-    if (n == "model.safetensors.index.json" || (n.rfind("model", 0) == 0 && ends_with(n, ".safetensors")))
-      fs::remove(e.path(), ec);
-  }
+  // The shards get their names once their number is known; then the index and config.json.
   if (tmp_files.size() == 1) {
-    fs::rename(tmp_files[0], path_join(out_dir, "model.safetensors"));
+    fs::rename(tmp_files[0], out.path("model.safetensors"));
   } else {
     Json wm = Json::object();
     for (size_t k = 0; k < tmp_files.size(); ++k) {
       const std::string sn = shard_name(k, tmp_files.size());
-      fs::rename(tmp_files[k], path_join(out_dir, sn));
+      fs::rename(tmp_files[k], out.path(sn));
       for (const auto& t : shard_tensors[k]) wm[t] = sn;
     }
-    write_file_atomic(path_join(out_dir, "model.safetensors.index.json"),
-                      Json({{"metadata", Json::object()}, {"weight_map", wm}}).dump(1) + "\n");
+    write_json_atomic(out.path("model.safetensors.index.json"), Json({{"metadata", Json::object()}, {"weight_map", wm}}), 1);
   }
-  copy_side_files(src.dir(), out_dir);
+  copy_side_files(src.dir(), out.tmp());
   Json cfg = src.config();
   cfg["calq_quant"] = calq_quant_block(qs);
-  write_file_atomic(path_join(out_dir, "config.json"), cfg.dump(2) + "\n");
+  write_json_atomic(out.path("config.json"), cfg, 2);
+  out.commit();
+}
+
+int apply_calq_quant_config(Decoder& model, const std::string& what) {
+  const Checkpoint* ck = model.checkpoint();
+  if (!ck) return 0;
+  const Json& cfg = ck->config();
+  auto cq = cfg.find("calq_quant");
+  if (cq == cfg.end() || cq->is_null()) return 0;
+  const std::string where = what + "/config.json: calq_quant";
+  if (!cq->is_object()) throw ConfigError(where + ": expected an object");
+  auto act = cq->find("activation");
+  if (act == cq->end() || act->is_null()) return 0;
+  if (!act->is_object()) throw ConfigError(where + ".activation: expected an object");
+  const int bits = json_get<int>(*act, "bits", where + ".activation");
+  if (bits < 2 || bits > 8) throw ConfigError(where + ".activation: bits must be in 2..8");
+  const ActGranularity g = [&] {
+    try {
+      return parse_act_granularity(json_get<std::string>(*act, "granularity", where + ".activation"));
+    } catch (const ArgError& e) {
+      throw ConfigError(where + ".activation: " + e.what());
+    }
+  }();
+  const auto modules = json_get<std::vector<std::string>>(*act, "modules", where + ".activation");
+  int n = 0;
+  for (const auto& m : modules) {
+    Linear* l = model.find_linear(m);
+    if (!l) throw ConfigError(where + ".activation: no linear layer named '" + m + "'");
+    if (g == ActGranularity::PerToken) {
+      l->input_transform = std::make_shared<PerTokenActQuant>(bits);
+    } else if (g == ActGranularity::PerTensorStatic) {
+      const std::string name = m + ".input_scale";
+      if (!ck->has(name)) throw FormatError(what + ": missing tensor '" + name + "' (per_tensor_static activations)");
+      const Tensor t = ck->get(name).to(DType::F32);
+      if (t.numel() != 1) throw FormatError(what + ": tensor '" + name + "' must have one element");
+      const float s = t.f32()[0];
+      if (!(s > 0.0f) || !std::isfinite(s)) throw FormatError(what + ": tensor '" + name + "' is not a positive scale");
+      l->input_transform = std::make_shared<PerTensorStaticActQuant>(bits, s);
+    } else {
+      continue;
+    }
+    ++n;
+  }
+  return n;
 }
 
 }  // namespace calq

@@ -17,10 +17,6 @@ namespace {
 
 constexpr uint32_t kQuantizationVersion = 2;  // GGML_QNT_VERSION
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 bool low_bit(ggml::Type t) {
   return t == ggml::Type::Q4_0 || t == ggml::Type::Q4_1 || t == ggml::Type::Q5_0 || t == ggml::Type::Q5_1;
 }
@@ -126,18 +122,19 @@ void check_supported(const ModelConfig& c, const std::string& what) {
 
 // The float weight calq exports for an HF tensor: the fake-quant weight when the run quantized it,
 // the replaced tensor when the run changed it, else the model's.
-Tensor float_tensor(const Checkpoint& ck, const QuantSource* q, const std::string& name) {
+Tensor float_tensor(const Checkpoint& ck, const QuantState* q, const std::string& name) {
   if (q) {
-    if (ends_with(name, ".weight"))
+    if (name.ends_with(".weight"))
       if (auto w = q->weight(name.substr(0, name.size() - 7))) return w->dequantize();
     if (auto r = q->replaced(name)) return *r;
   }
   return ck.get(name);
 }
 
-ExportReport export_impl(const std::string& model_dir, const QuantSource* q, const std::string& out_path,
+ExportReport export_impl(const std::string& model_dir, const QuantState* q, const std::string& out_path,
                          const GgufExportOptions& o) {
-  if (file_exists(out_path)) throw ArgError(out_path + ": already exists (calq never overwrites an export)");
+  check_new_output_file(out_path);
+  if (q) q->require_complete();
   if (!ggml::can_quantize(o.type)) throw UnsupportedError("calq cannot write GGUF tensors of type " + ggml::type_name(o.type));
   auto ck = std::make_shared<const Checkpoint>(Checkpoint::open(model_dir));
   const std::string what = path_join(model_dir, "config.json");
@@ -146,7 +143,7 @@ ExportReport export_impl(const std::string& model_dir, const QuantSource* q, con
   const std::string arch = arch_of(cfg, what);
   if (q)
     for (const auto& m : q->quantized_modules())
-      if (!ck->has(m + ".weight")) throw UnsupportedError(q->describe() + ": quantized '" + m + "' has no weight in " + model_dir);
+      if (!ck->has(m + ".weight")) throw UnsupportedError(q->dir() + ": quantized '" + m + "' has no weight in " + model_dir);
 
   ExportReport rep;
   rep.out = out_path;
@@ -197,7 +194,7 @@ ExportReport export_impl(const std::string& model_dir, const QuantSource* q, con
       if (permute && heads) f = permute_qk_to_gguf(f, heads);
       return gguf::quantize_tensor(f, t);
     });
-    if (ends_with(hf, ".weight") && quantized.count(hf.substr(0, hf.size() - 7))) {
+    if (hf.ends_with(".weight") && quantized.count(hf.substr(0, hf.size() - 7))) {
       ++rep.quantized;
     } else if (replaced.count(hf)) {
       ++rep.replaced;
@@ -209,7 +206,7 @@ ExportReport export_impl(const std::string& model_dir, const QuantSource* q, con
     const std::vector<float> f = llama3_rope_factors(cfg);
     w.add("rope_freqs.weight", Tensor::from_f32(f, {int64_t(f.size())}), ggml::Type::F32);
   }
-  w.write(out_path, "gguf " + ggml::type_name(o.type));
+  w.write(out_path, o.progress);
   return rep;
 }
 
@@ -251,7 +248,7 @@ ExportReport export_gguf(const std::string& model_dir, const std::string& out_pa
   return export_impl(model_dir, nullptr, out_path, o);
 }
 
-ExportReport export_gguf(const QuantSource& q, const std::string& out_path, const GgufExportOptions& o) {
+ExportReport export_gguf(const QuantState& q, const std::string& out_path, const GgufExportOptions& o) {
   return export_impl(q.source_model(), &q, out_path, o);
 }
 

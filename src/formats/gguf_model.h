@@ -17,15 +17,17 @@
 // block formats cannot hold GPTQ's asymmetric g128 codes, so this is a second quantization.
 //
 // Load: the ModelConfig is rebuilt from the metadata (as an HF config.json), names are mapped back
-// (export/gguf_names.h), q/k un-permuted, every tensor dequantized to float32.
+// (formats/gguf_names.h), q/k un-permuted, every tensor dequantized to float32.
 #pragma once
 #include <memory>
 #include <optional>
 #include <string>
 
-#include "formats/hf_quant_export.h"
+#include "formats/output.h"
 #include "io/gguf.h"
 #include "model/decoder.h"
+#include "quant/qstate.h"
+#include "util/progress.h"
 
 namespace calq {
 
@@ -34,10 +36,13 @@ struct GgufExportOptions {
   std::optional<ggml::Type> output_type;  // output.weight / tied token_embd; default see above
   bool pure = false;                      // every 2-D tensor in `type` (F16 only where impossible)
   std::string name;                       // general.name; default: the source folder's name
+  ProgressFn progress;                    // tensors written
 };
 
+// A float model folder, or a finished quantization run (its source model with the run's fake-quant
+// weights). The output protocol of formats/output.h: `out_path` must not exist.
 ExportReport export_gguf(const std::string& model_dir, const std::string& out_path, const GgufExportOptions& o = {});
-ExportReport export_gguf(const QuantSource& q, const std::string& out_path, const GgufExportOptions& o = {});
+ExportReport export_gguf(const QuantState& q, const std::string& out_path, const GgufExportOptions& o = {});
 
 // The ggml type a tensor gets under `o` (exposed for tests): `gguf_name` of a tensor with row
 // length ne0 and `ndim` dimensions; `tied` when token_embd doubles as the output matrix.

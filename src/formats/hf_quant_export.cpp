@@ -9,44 +9,8 @@
 #include "model/config.h"
 #include "model/naming.h"
 #include "util/error.h"
-#include "util/progress.h"
 
 namespace calq {
-
-namespace fs = std::filesystem;
-
-// ---- output folders ---------------------------------------------------------------------------
-
-std::string begin_output_dir(const std::string& out) {
-  std::error_code ec;
-  if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
-    throw ArgError(out + ": already exists (calq never overwrites an export; remove it or pick another name)");
-  const std::string tmp = out + ".calq-tmp";
-  fs::remove_all(tmp, ec);
-  if (!fs::create_directories(tmp, ec) || ec) throw IoError(tmp + ": cannot create directory: " + ec.message());
-  return tmp;
-}
-
-void commit_output_dir(const std::string& tmp, const std::string& out) {
-  std::error_code ec;
-  if (fs::is_directory(out, ec)) fs::remove(out, ec);  // the empty directory begin_output_dir accepted
-  fs::rename(tmp, out, ec);
-  if (ec) throw IoError(out + ": cannot rename from " + tmp + ": " + ec.message());
-}
-
-void abandon_output_dir(const std::string& tmp) noexcept {
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-}
-
-void copy_side_files(const std::string& from_dir, const std::string& to_dir) {
-  static const char* kFiles[] = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
-                                 "added_tokens.json", "vocab.json", "merges.txt", "generation_config.json"};
-  for (const char* f : kFiles) {
-    const std::string src = path_join(from_dir, f);
-    if (file_exists(src)) write_file_atomic(path_join(to_dir, f), read_file(src));
-  }
-}
 
 namespace {
 
@@ -54,19 +18,12 @@ enum class Format { Gptq, Awq };
 
 // The decoder's linear modules (HF names) in layer order, and lm_head.
 std::vector<std::string> linear_modules(const ModelConfig& c, const Checkpoint& ck) {
-  std::string root = "model";
-  if (c.family == Family::OPT)
-    root = ck.has("decoder.embed_tokens.weight") && !ck.has("model.decoder.embed_tokens.weight") ? "decoder" : "model.decoder";
-  const ModuleNames n = ModuleNames::for_config(c, root);
+  const ModuleNames n = ModuleNames::for_checkpoint(c, [&](const std::string& t) { return ck.has(t); });
   std::vector<std::string> r;
   for (int i = 0; i < c.num_layers; ++i)
     for (const std::string* rel : {&n.q, &n.k, &n.v, &n.o, &n.gate, &n.up, &n.down})
       if (!rel->empty()) r.push_back(n.in_layer(i, *rel));
   return r;
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 struct Common {
@@ -76,23 +33,23 @@ struct Common {
 
 // Every decoder linear must be quantized with one (bits, group_size, sym): both formats describe
 // the model with one quantization_config.
-Common check_modules(const QuantSource& q, const Checkpoint& ck, const std::vector<std::string>& linears,
+Common check_modules(const QuantState& q, const Checkpoint& ck, const std::vector<std::string>& linears,
                      const std::set<std::string>& quantized, Format f) {
   std::vector<std::string> missing;
   for (const auto& m : linears)
     if (!quantized.count(m)) missing.push_back(m);
   if (!missing.empty())
-    throw UnsupportedError(q.describe() + ": " + std::to_string(missing.size()) + " of " + std::to_string(linears.size()) +
+    throw UnsupportedError(q.dir() + ": " + std::to_string(missing.size()) + " of " + std::to_string(linears.size()) +
                            " decoder linears are not quantized (first: " + missing.front() +
                            "); GPTQ/AWQ checkpoints need every linear of every block quantized");
   Common c;
   bool first = true;
   for (const auto& m : quantized) {
     if (!ck.has(m + ".weight")) {
-      if (m == "lm_head") throw UnsupportedError(q.describe() + ": lm_head is quantized but tied to the embeddings; untie it first");
-      throw FormatError(q.describe() + ": quantized module '" + m + "' has no weight in " + ck.dir());
+      if (m == "lm_head") throw UnsupportedError(q.dir() + ": lm_head is quantized but tied to the embeddings; untie it first");
+      throw FormatError(q.dir() + ": quantized module '" + m + "' has no weight in " + ck.dir());
     }
-    if (f == Format::Awq && m == "lm_head") throw UnsupportedError(q.describe() + ": AWQ checkpoints keep lm_head in float");
+    if (f == Format::Awq && m == "lm_head") throw UnsupportedError(q.dir() + ": AWQ checkpoints keep lm_head in float");
     const QuantizedWeight w = *q.weight(m);
     if (first) {
       c.bits = w.bits;
@@ -100,7 +57,7 @@ Common check_modules(const QuantSource& q, const Checkpoint& ck, const std::vect
       c.sym = w.sym;
       first = false;
     } else if (w.bits != c.bits || w.group_size != c.group_size || w.sym != c.sym) {
-      throw UnsupportedError(q.describe() + ": '" + m + "' uses bits/group_size/sym " + std::to_string(w.bits) + "/" +
+      throw UnsupportedError(q.dir() + ": '" + m + "' uses bits/group_size/sym " + std::to_string(w.bits) + "/" +
                              std::to_string(w.group_size) + "/" + (w.sym ? "true" : "false") +
                              ", other modules " + std::to_string(c.bits) + "/" + std::to_string(c.group_size) + "/" +
                              (c.sym ? "true" : "false") + "; one quantization_config cannot describe both");
@@ -111,10 +68,10 @@ Common check_modules(const QuantSource& q, const Checkpoint& ck, const std::vect
   return c;
 }
 
-Json quantization_config(const QuantSource& q, const Common& c, Format f, GptqZeroFormat zeros, bool lm_head) {
+Json quantization_config(const QuantState& q, const Common& c, Format f, GptqZeroFormat zeros, bool lm_head) {
   const Json info = q.info();
   const Json settings = info.is_object() && info.contains("settings") && info["settings"].is_object() ? info["settings"] : Json::object();
-  const std::string what = q.describe() + " settings";
+  const std::string what = q.dir() + " settings";
   Json meta = {{"quantizer", {std::string("calq:") + CALQ_VERSION}},
                {"calq_method", info.is_object() && info.contains("method") ? info["method"] : Json(nullptr)}};
   if (f == Format::Awq)
@@ -135,10 +92,11 @@ Json quantization_config(const QuantSource& q, const Common& c, Format f, GptqZe
           {"meta", meta}};
 }
 
-ExportReport fill_and_write(const QuantSource& q, const Checkpoint& ck, const std::set<std::string>& quantized,
-                            const Common& common, Format f, GptqZeroFormat zeros, const std::string& tmp);
+ExportReport fill_and_write(const QuantState& q, const Checkpoint& ck, const std::set<std::string>& quantized,
+                            const Common& common, Format f, const HfExportOptions& o, const OutputDir& out);
 
-ExportReport export_hf(const QuantSource& q, const std::string& out_dir, Format f, GptqZeroFormat zeros) {
+ExportReport export_hf(const QuantState& q, const std::string& out_dir, Format f, const HfExportOptions& o) {
+  q.require_complete();
   const std::string model_dir = q.source_model();
   const Checkpoint ck = Checkpoint::open(model_dir);
   const ModelConfig cfg = ModelConfig::from_json(ck.config(), path_join(model_dir, "config.json"));
@@ -147,37 +105,33 @@ ExportReport export_hf(const QuantSource& q, const std::string& out_dir, Format 
   const std::set<std::string> quantized(qm.begin(), qm.end());
   const Common common = check_modules(q, ck, linears, quantized, f);
   for (const auto& t : q.replaced_tensors())
-    if (!ck.has(t)) throw FormatError(q.describe() + ": replaced tensor '" + t + "' does not exist in " + model_dir);
+    if (!ck.has(t)) throw FormatError(q.dir() + ": replaced tensor '" + t + "' does not exist in " + model_dir);
 
-  const std::string tmp = begin_output_dir(out_dir);  // fail fast when `out_dir` is taken
-  try {
-    ExportReport rep = fill_and_write(q, ck, quantized, common, f, zeros, tmp);
-    rep.out = out_dir;
-    commit_output_dir(tmp, out_dir);
-    return rep;
-  } catch (...) {
-    abandon_output_dir(tmp);
-    throw;
-  }
+  OutputDir out(out_dir);  // fail fast when `out_dir` is taken
+  ExportReport rep = fill_and_write(q, ck, quantized, common, f, o, out);
+  rep.out = out_dir;
+  out.commit();
+  return rep;
 }
 
-ExportReport fill_and_write(const QuantSource& q, const Checkpoint& ck, const std::set<std::string>& quantized,
-                            const Common& common, Format f, GptqZeroFormat zeros, const std::string& tmp) {
+ExportReport fill_and_write(const QuantState& q, const Checkpoint& ck, const std::set<std::string>& quantized,
+                            const Common& common, Format f, const HfExportOptions& o, const OutputDir& out) {
   const std::string model_dir = ck.dir();
+  const GptqZeroFormat zeros = o.zeros;
   ExportReport rep;
   rep.warnings = run_warnings(q, f == Format::Gptq ? "GPTQ" : "AWQ");
   SafetensorsWriter w;
   w.set_metadata("format", "pt");  // transformers refuses safetensors files without it
   const std::vector<std::string> names = ck.names();
-  Progress bar(f == Format::Gptq ? "gptq pack" : "awq pack", int64_t(names.size()), "tensors");
+  int64_t done = 0;
   for (const auto& name : names) {
-    bar.add();
-    const std::string module = ends_with(name, ".weight") ? name.substr(0, name.size() - 7) : "";
+    report(o.progress, ++done, int64_t(names.size()), "tensors");
+    const std::string module = name.ends_with(".weight") ? name.substr(0, name.size() - 7) : "";
     if (!module.empty() && quantized.count(module)) {
       const QuantizedWeight qw = *q.weight(module);
       const Tensor src = ck.get(name);
       if (src.shape() != Shape{qw.rows, qw.cols})
-        throw FormatError(q.describe() + ": '" + module + "' is quantized as [" + std::to_string(qw.rows) + ", " +
+        throw FormatError(q.dir() + ": '" + module + "' is quantized as [" + std::to_string(qw.rows) + ", " +
                           std::to_string(qw.cols) + "], the model's weight is " + shape_str(src.shape()));
       if (f == Format::Gptq) {
         GptqTensors t = gptq_pack(qw, zeros, module, &rep.stats);
@@ -195,7 +149,7 @@ ExportReport fill_and_write(const QuantSource& q, const Checkpoint& ck, const st
     } else if (auto r = q.replaced(name)) {
       const Tensor src = ck.get(name);
       if (r->shape() != src.shape())
-        throw FormatError(q.describe() + ": replaced tensor '" + name + "' has shape " + shape_str(r->shape()) +
+        throw FormatError(q.dir() + ": replaced tensor '" + name + "' has shape " + shape_str(r->shape()) +
                           ", the model's is " + shape_str(src.shape()));
       w.add(name, r->to(DType::F32));  // F32 as the run stored it: bitwise round trip
       ++rep.replaced;
@@ -204,7 +158,7 @@ ExportReport fill_and_write(const QuantSource& q, const Checkpoint& ck, const st
       ++rep.copied;
     }
   }
-  bar.finish();
+  report(o.progress, done, int64_t(names.size()), "tensors", "", true);
   if (rep.stats.scales_rounded)
     rep.warnings.push_back(std::to_string(rep.stats.scales_rounded) +
                            " scales were not fp16 values and were rounded: the export is not bitwise the fake-quant model "
@@ -218,21 +172,21 @@ ExportReport fill_and_write(const QuantSource& q, const Checkpoint& ck, const st
   const bool lm_head = quantized.count("lm_head") != 0;
   config["quantization_config"] = quantization_config(q, common, f, zeros, lm_head);
 
-  w.write(path_join(tmp, "model.safetensors"));
-  write_file_atomic(path_join(tmp, "config.json"), config.dump(2) + "\n");
-  if (f == Format::Gptq) write_file_atomic(path_join(tmp, "quantize_config.json"), config["quantization_config"].dump(2) + "\n");
-  copy_side_files(model_dir, tmp);
+  w.write(out.path("model.safetensors"));
+  write_json_atomic(out.path("config.json"), config, 2);
+  if (f == Format::Gptq) write_json_atomic(out.path("quantize_config.json"), config["quantization_config"], 2);
+  copy_side_files(model_dir, out.tmp());
   return rep;
 }
 
 }  // namespace
 
-ExportReport export_gptq(const QuantSource& q, const std::string& out_dir, GptqZeroFormat zeros) {
-  return export_hf(q, out_dir, Format::Gptq, zeros);
+ExportReport export_gptq(const QuantState& q, const std::string& out_dir, const HfExportOptions& o) {
+  return export_hf(q, out_dir, Format::Gptq, o);
 }
 
-ExportReport export_awq(const QuantSource& q, const std::string& out_dir) {
-  return export_hf(q, out_dir, Format::Awq, GptqZeroFormat::V1);
+ExportReport export_awq(const QuantState& q, const std::string& out_dir, const HfExportOptions& o) {
+  return export_hf(q, out_dir, Format::Awq, o);
 }
 
 }  // namespace calq

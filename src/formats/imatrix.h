@@ -2,7 +2,7 @@
 // which `llama-quantize --imatrix FILE` reads:
 //   general.type = "imatrix"; imatrix.datasets (string array); imatrix.chunk_count (u32: chunks
 //   = calibration samples); imatrix.chunk_size (u32: tokens per chunk = seqlen)
-//   per weight, GGUF tensor names (export/gguf_names.h): "<name>.in_sum2" F32 [cols] = Σx² per
+//   per weight, GGUF tensor names (formats/gguf_names.h): "<name>.in_sum2" F32 [cols] = Σx² per
 //   input channel, "<name>.counts" F32 [1] = number of tokens, "<name>.in_sum" F32 [cols] = Σx
 //   (written by current llama.cpp; older readers ignore it), tensors sorted by name.
 // Dense models only (MoE experts would add a dimension). Every linear weight gets its own entry;

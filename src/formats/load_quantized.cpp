@@ -4,12 +4,6 @@
 
 namespace calq {
 
-namespace {
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-}  // namespace
-
 PackedFormat PackedFormat::from_config(const Json& qc, const std::string& what) {
   PackedFormat f;
   const std::string at = what + " quantization_config";
@@ -60,12 +54,12 @@ QuantizedWeight PackedCheckpointSource::quantized(const std::string& m) const {
 
 bool PackedCheckpointSource::has(const std::string& name) const {
   if (c_->has(name)) return true;
-  return ends_with(name, ".weight") && is_packed(name.substr(0, name.size() - 7));
+  return name.ends_with(".weight") && is_packed(name.substr(0, name.size() - 7));
 }
 
 Tensor PackedCheckpointSource::get(const std::string& name) const {
   if (c_->has(name)) return c_->get(name);
-  if (ends_with(name, ".weight")) {
+  if (name.ends_with(".weight")) {
     const std::string m = name.substr(0, name.size() - 7);
     if (is_packed(m)) return quantized(m).dequantize();
   }

@@ -2,15 +2,15 @@
 
 #include <fstream>
 
+#include "formats/fakequant.h"
 #include "formats/gguf_model.h"
 #include "formats/load_quantized.h"
-#include "quant/act_quant.h"
 #include "util/error.h"
 
 namespace calq {
 
 std::string detect_model_format(const std::string& path) {
-  if (path.size() > 5 && path.substr(path.size() - 5) == ".gguf") return "gguf";
+  if (path.size() > 5 && path.ends_with(".gguf")) return "gguf";
   if (file_exists(path) && !file_exists(path_join(path, "."))) {  // a file, not a folder: sniff the magic
     std::ifstream in(path, std::ios::binary);
     char magic[4] = {};
@@ -30,8 +30,8 @@ std::string detect_model_format(const std::string& path) {
 
 std::unique_ptr<Decoder> load_model(const std::string& path, ComputeType compute) {
   const std::string fmt = detect_model_format(path);
-  if (fmt == "gptq" || fmt == "awq") return load_packed_model(path, compute);  // export/load_quantized.h
-  if (fmt == "gguf") return load_gguf_model(path, compute);                    // export/gguf_model.h
+  if (fmt == "gptq" || fmt == "awq") return load_packed_model(path, compute);  // formats/load_quantized.h
+  if (fmt == "gguf") return load_gguf_model(path, compute);                    // formats/gguf_model.h
   auto d = Decoder::load(path, compute);
   apply_calq_quant_config(*d, path);  // W8A8 fake-quant checkpoints: re-install activation quantization
   return d;

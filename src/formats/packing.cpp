@@ -10,33 +10,6 @@ namespace calq {
 
 namespace {
 
-// Checks the invariants of quant/qtensor.h before anything is packed.
-void validate(const QuantizedWeight& w, const std::string& what) {
-  const int64_t ng = w.n_groups();
-  if (w.bits < 1 || w.bits > 8) throw ArgError(what + ": bits " + std::to_string(w.bits) + " out of range");
-  if (w.rows <= 0 || w.cols <= 0 || int64_t(w.q.size()) != w.rows * w.cols || int64_t(w.g_idx.size()) != w.cols ||
-      w.zero.size() != w.scale.size() || ng <= 0 || int64_t(w.scale.size()) != w.rows * ng)
-    throw ArgError(what + ": inconsistent QuantizedWeight sizes");
-  if (ng != group_count(w.cols, w.group_size))
-    throw ArgError(what + ": " + std::to_string(ng) + " groups, but group_size " + std::to_string(w.group_size) +
-                   " over " + std::to_string(w.cols) + " columns implies " +
-                   std::to_string(group_count(w.cols, w.group_size)));
-  const uint32_t maxq = (1u << w.bits) - 1;
-  for (uint8_t q : w.q)
-    if (q > maxq) throw ArgError(what + ": code " + std::to_string(q) + " exceeds " + std::to_string(w.bits) + " bits");
-  for (float z : w.zero)
-    if (!(z >= 0 && z <= float(maxq) && z == std::floor(z)))
-      throw ArgError(what + ": zero point " + std::to_string(z) + " is not an integer in [0, " + std::to_string(maxq) + "]");
-  for (float s : w.scale)
-    if (!std::isfinite(s)) throw ArgError(what + ": non-finite scale");
-  for (int32_t g : w.g_idx)
-    if (g < 0 || g >= ng) throw ArgError(what + ": g_idx entry " + std::to_string(g) + " out of range");
-  if (w.sym)
-    for (float z : w.zero)
-      if (z != float(1u << (w.bits - 1)))
-        throw ArgError(what + ": sym=true requires every zero point to be " + std::to_string(1u << (w.bits - 1)));
-}
-
 Tensor to_f16(const std::vector<float>& scale, int64_t rows, int64_t ng, PackStats* stats) {
   // QuantizedWeight keeps scale [out, G]; the checkpoints store [G, out].
   Tensor t = Tensor::empty(DType::F16, {ng, rows});
@@ -70,11 +43,6 @@ void require(bool ok, const std::string& msg) {
 
 }  // namespace
 
-int64_t group_count(int64_t cols, int group_size) {
-  if (group_size <= 0) return 1;
-  return (cols + group_size - 1) / group_size;
-}
-
 std::vector<uint32_t> pack_bits(const uint32_t* values, int64_t n, int bits) {
   std::vector<uint32_t> words(size_t((n * bits + 31) / 32), 0);
   for (int64_t k = 0; k < n; ++k) {
@@ -99,7 +67,7 @@ void awq_unpack_word(uint32_t word, uint32_t v[8]) {
 // ---- GPTQ -------------------------------------------------------------------------------------
 
 GptqTensors gptq_pack(const QuantizedWeight& w, GptqZeroFormat fmt, const std::string& what, PackStats* stats) {
-  validate(w, what);
+  w.validate(what);
   const int bits = w.bits;
   if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
     throw UnsupportedError(what + ": GPTQ checkpoints hold 2, 3, 4 or 8 bits, not " + std::to_string(bits));
@@ -158,6 +126,9 @@ QuantizedWeight gptq_unpack(const Tensor& qweight, const Tensor& qzeros, const T
   w.rows = out;
   w.cols = in;
   w.g_idx.resize(size_t(in));
+  require(ng == QuantizedWeight::groups_for(in, group_size),
+          what + ": " + std::to_string(ng) + " groups do not match group_size " + std::to_string(group_size) + " over " +
+              std::to_string(in) + " input columns");
   if (g_idx.defined()) {
     require((g_idx.dtype() == DType::I32 || g_idx.dtype() == DType::I64) && g_idx.numel() == in,
             what + ".g_idx: expected " + std::to_string(in) + " int32 entries, got " + shape_str(g_idx.shape()));
@@ -167,8 +138,6 @@ QuantizedWeight gptq_unpack(const Tensor& qweight, const Tensor& qzeros, const T
       w.g_idx[size_t(c)] = int32_t(g);
     }
   } else {
-    require(ng == group_count(in, group_size), what + ": " + std::to_string(ng) + " groups do not match group_size " +
-                                                   std::to_string(group_size) + " (and there is no g_idx)");
     for (int64_t c = 0; c < in; ++c) w.g_idx[size_t(c)] = group_size > 0 ? int32_t(c / group_size) : 0;
   }
   w.q.resize(size_t(out * in));
@@ -198,7 +167,7 @@ QuantizedWeight gptq_unpack(const Tensor& qweight, const Tensor& qzeros, const T
 // ---- AWQ --------------------------------------------------------------------------------------
 
 AwqTensors awq_pack(const QuantizedWeight& w, const std::string& what, PackStats* stats) {
-  validate(w, what);
+  w.validate(what);
   if (w.bits != 4) throw UnsupportedError(what + ": the AWQ GEMM layout is 4-bit only, not " + std::to_string(w.bits) + "-bit");
   const int64_t in = w.cols, out = w.rows, ng = w.n_groups();
   if (w.group_size <= 0 || in % w.group_size != 0)

@@ -54,8 +54,8 @@ struct PackStats {
   int64_t zero_is_zero = 0;     // asymmetric groups with zero point 0 (see docs/formats.md, v1 caveat)
 };
 
-// Throws UnsupportedError when the shape or bits cannot be packed (naming `what`), ArgError on an
-// inconsistent QuantizedWeight.
+// Throws UnsupportedError when the shape or bits cannot be packed (naming `what`), ArgError on a
+// QuantizedWeight that breaks its rules (QuantizedWeight::validate).
 GptqTensors gptq_pack(const QuantizedWeight& w, GptqZeroFormat fmt, const std::string& what, PackStats* stats = nullptr);
 // Validates shapes/dtypes against each other (FormatError naming `what`) and decodes. `g_idx` may be
 // undefined: then g = c / group_size (group_size -1: one group).
@@ -68,8 +68,5 @@ struct AwqTensors {
 AwqTensors awq_pack(const QuantizedWeight& w, const std::string& what, PackStats* stats = nullptr);
 QuantizedWeight awq_unpack(const Tensor& qweight, const Tensor& qzeros, const Tensor& scales, int group_size,
                            const std::string& what);
-
-// n_groups of a weight with `cols` input columns: ceil(cols / group_size), 1 for group_size -1.
-int64_t group_count(int64_t cols, int group_size);
 
 }  // namespace calq

@@ -6,11 +6,6 @@
 
 namespace calq {
 
-std::string path_join(const std::string& a, const std::string& b) {
-  if (a.empty() || b.empty() || b[0] == '/') return a.empty() ? b : b.empty() ? a : b;
-  return a.back() == '/' ? a + b : a + "/" + b;
-}
-
 namespace {
 std::optional<Json> load_optional_json(const std::string& path) {
   if (!file_exists(path)) return std::nullopt;

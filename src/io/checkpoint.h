@@ -38,6 +38,4 @@ class Checkpoint {
   std::map<std::string, size_t> where_;  // tensor name -> shard index
 };
 
-std::string path_join(const std::string& a, const std::string& b);
-
 }  // namespace calq

@@ -10,7 +10,6 @@
 
 #include "io/mapped_file.h"
 #include "util/error.h"
-#include "util/progress.h"
 
 namespace calq::gguf {
 
@@ -552,11 +551,10 @@ std::string Writer::header_bytes() const {
 }
 
 template <class Sink>
-void Writer::emit(Sink& sink, const std::string& progress_label) const {
+void Writer::emit(Sink& sink, const ProgressFn& progress) const {
   const std::string hdr = header_bytes();
   sink(hdr.data(), hdr.size());
-  std::unique_ptr<Progress> bar;
-  if (!progress_label.empty()) bar = std::make_unique<Progress>(progress_label, int64_t(tensors_.size()), "tensors");
+  int64_t done = 0;
   const std::string pad(alignment_, '\0');
   for (const auto& p : tensors_) {
     const std::string bytes = p.make();
@@ -565,22 +563,22 @@ void Writer::emit(Sink& sink, const std::string& progress_label) const {
                      ggml::type_name(p.info.type) + " shape needs " + std::to_string(p.info.nbytes));
     sink(bytes.data(), bytes.size());
     sink(pad.data(), size_t(align_up(bytes.size(), alignment_) - bytes.size()));
-    if (bar) bar->add();
+    report(progress, ++done, int64_t(tensors_.size()), "tensors");
   }
-  if (bar) bar->finish();
+  report(progress, done, int64_t(tensors_.size()), "tensors", "", true);
 }
 
 std::string Writer::to_bytes() const {
   std::string out;
   auto sink = [&](const char* p, size_t n) { out.append(p, n); };
-  emit(sink, "");
+  emit(sink, {});
   return out;
 }
 
-void Writer::write(const std::string& path, const std::string& progress_label) const {
+void Writer::write(const std::string& path, const ProgressFn& progress) const {
   AtomicFile f(path);
   auto sink = [&](const char* p, size_t n) { f.write(p, n); };
-  emit(sink, progress_label);
+  emit(sink, progress);
   f.commit();
 }
 

@@ -20,6 +20,7 @@
 #include "io/ggml_quants.h"
 #include "io/mapped_file.h"
 #include "tensor/tensor.h"
+#include "util/progress.h"
 
 namespace calq::gguf {
 
@@ -148,8 +149,8 @@ class Writer {
   size_t tensor_count() const { return tensors_.size(); }
 
   std::string to_bytes() const;
-  // Writes through `path.tmp` + rename; `progress_label` non-empty shows a progress bar.
-  void write(const std::string& path, const std::string& progress_label = "") const;
+  // Writes through `path.tmp` + rename; `progress`: tensors written so far.
+  void write(const std::string& path, const ProgressFn& progress = {}) const;
 
  private:
   struct Pending {
@@ -158,7 +159,7 @@ class Writer {
   };
   std::string header_bytes() const;
   template <class Sink>
-  void emit(Sink& sink, const std::string& progress_label) const;
+  void emit(Sink& sink, const ProgressFn& progress) const;
   uint32_t alignment_;
   std::vector<KV> kv_;
   std::vector<Pending> tensors_;

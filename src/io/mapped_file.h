@@ -7,6 +7,9 @@
 #include <memory>
 #include <string>
 
+#include "util/fs.h"  // read_file, file_exists, path_join
+#include "util/json.h"
+
 namespace calq {
 
 class MappedFile {
@@ -48,10 +51,9 @@ class AtomicFile {
   bool committed_ = false;
 };
 
-// Reads a whole (small) file into a string. Throws IoError.
-std::string read_file(const std::string& path);
 // Writes `bytes` to `path` through `path.tmp` + rename, so readers never see half a file.
 void write_file_atomic(const std::string& path, const std::string& bytes);
-bool file_exists(const std::string& path);
+// The same for JSON: j.dump(indent) and a newline.
+void write_json_atomic(const std::string& path, const Json& j, int indent = 2);
 
 }  // namespace calq

@@ -6,7 +6,6 @@
 
 #include "util/error.h"
 #include "util/json.h"
-#include "util/progress.h"
 
 namespace calq {
 
@@ -137,7 +136,7 @@ std::string SafetensorsWriter::header_json() const {
 }
 
 void SafetensorsWriter::emit(const std::function<void(const void*, size_t)>& sink,
-                             const std::string& progress_label) const {
+                             const ProgressFn& progress) const {
   const std::string hdr = header_json();
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = uint8_t((uint64_t(hdr.size()) >> (8 * i)) & 0xff);
@@ -145,8 +144,6 @@ void SafetensorsWriter::emit(const std::function<void(const void*, size_t)>& sin
   sink(hdr.data(), hdr.size());
   uint64_t total = 0, done = 0;
   for (const auto& e : entries_) total += e.bytes();
-  std::unique_ptr<Progress> prog;
-  if (!progress_label.empty()) prog = std::make_unique<Progress>(progress_label, int64_t(total >> 20), "MiB");
   for (const auto& e : entries_) {
     const Tensor t = e.make ? e.make() : e.tensor;
     if (t.dtype() != e.dtype || t.shape() != e.shape)
@@ -154,20 +151,20 @@ void SafetensorsWriter::emit(const std::function<void(const void*, size_t)>& sin
                      shape_str(e.shape) + " but produced " + dtype_name(t.dtype()) + " " + shape_str(t.shape()));
     sink(t.raw(), t.nbytes());
     done += t.nbytes();
-    if (prog) prog->update(int64_t(done >> 20));
+    report(progress, int64_t(done >> 20), int64_t(total >> 20), "MiB");
   }
-  if (prog) prog->finish();
+  report(progress, int64_t(done >> 20), int64_t(total >> 20), "MiB", "", true);
 }
 
 std::string SafetensorsWriter::to_bytes() const {
   std::string out;
-  emit([&](const void* p, size_t n) { out.append(static_cast<const char*>(p), n); }, "");
+  emit([&](const void* p, size_t n) { out.append(static_cast<const char*>(p), n); }, {});
   return out;
 }
 
-void SafetensorsWriter::write(const std::string& path, const std::string& progress_label) const {
+void SafetensorsWriter::write(const std::string& path, const ProgressFn& progress) const {
   AtomicFile f(path);
-  emit([&](const void* p, size_t n) { f.write(p, n); }, progress_label);
+  emit([&](const void* p, size_t n) { f.write(p, n); }, progress);
   f.commit();
 }
 

@@ -11,6 +11,7 @@
 
 #include "io/mapped_file.h"
 #include "tensor/tensor.h"
+#include "util/progress.h"
 
 namespace calq {
 
@@ -57,8 +58,8 @@ class SafetensorsWriter {
   void add(const std::string& name, const Tensor& t);
   void add_lazy(const std::string& name, DType dtype, Shape shape, Producer make);
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
-  // `progress_label` non-empty: a progress bar in MiB written.
-  void write(const std::string& path, const std::string& progress_label = "") const;
+  // `progress`: MiB written so far.
+  void write(const std::string& path, const ProgressFn& progress = {}) const;
   // The file image as bytes (small files and tests).
   std::string to_bytes() const;
 
@@ -73,7 +74,7 @@ class SafetensorsWriter {
   };
   std::string header_json() const;
   // Calls `sink(data, n)` with the whole file image, in order.
-  void emit(const std::function<void(const void*, size_t)>& sink, const std::string& progress_label) const;
+  void emit(const std::function<void(const void*, size_t)>& sink, const ProgressFn& progress) const;
   std::vector<Entry> entries_;
   std::map<std::string, std::string> metadata_;
 };

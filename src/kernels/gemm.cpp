@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kernels/profile.h"
+#include "kernels/threads.h"
 #include "kernels/vec.h"
 #include "util/error.h"
 
@@ -178,16 +179,11 @@ class PrimitiveCache {
   CachedPrim get(const PrimKey& key, const dnnl::memory::desc& wmd) {
     CachedPrim prim = find(key);
     if (prim.prim) return prim;
-    // oneDNN takes the thread count from omp_get_max_threads() when the primitive is created.
-    const int saved = omp_get_max_threads();
-    if (key.threads != saved) omp_set_num_threads(key.threads);
-    try {
+    {
+      // oneDNN takes the thread count from omp_get_max_threads() when the primitive is created.
+      const ThreadScope threads(key.threads);
       prim = create(key, wmd);
-    } catch (...) {
-      if (key.threads != saved) omp_set_num_threads(saved);
-      throw;
     }
-    if (key.threads != saved) omp_set_num_threads(saved);
     std::lock_guard<std::mutex> lock(mu_);
     auto it = map_.find(key);
     if (it != map_.end()) return it->second->second;

@@ -1,5 +1,7 @@
 #include "kernels/linalg.h"
 
+#include <cblas.h>
+
 #include <cmath>
 #include <cstddef>
 #include <stdexcept>
@@ -83,6 +85,12 @@ std::vector<double> cholesky_inverse_upper_ref(const std::vector<double>& a, int
     }
   }
   return u;
+}
+
+void syrk_upper_xtx(int64_t n, int64_t rows, float alpha, const float* x, float beta, float* c) {
+  if (n > int64_t(1) << 30 || rows > int64_t(1) << 30) throw ArgError("syrk_upper_xtx: matrix too large");
+  // Row-major upper triangle of C = beta·C + alpha·XᵀX.
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, int(n), int(rows), alpha, x, int(n), beta, c, int(n));
 }
 
 }  // namespace calq

@@ -1,4 +1,5 @@
-// Dense symmetric linear algebra for GPTQ, on LAPACK (OpenBLAS).
+// Dense symmetric linear algebra on BLAS/LAPACK (OpenBLAS): GPTQ's inverse Hessian factor and the
+// Hessian accumulation. BLAS and LAPACK are called from kernels/ only (cmake/layers.txt).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -17,5 +18,9 @@ bool cholesky_inverse_upper(double* a, int64_t n);
 
 // Scalar reference for tests: the same result computed with plain double loops (O(n³), small n).
 std::vector<double> cholesky_inverse_upper_ref(const std::vector<double>& a, int64_t n);
+
+// C = beta·C + alpha·XᵀX on the upper triangle of the row-major C [n, n] (the strictly lower part
+// is not touched), X [rows, n] row-major: BLAS ssyrk.
+void syrk_upper_xtx(int64_t n, int64_t rows, float alpha, const float* x, float beta, float* c);
 
 }  // namespace calq

@@ -29,10 +29,4 @@ void f32_to_bf16_n(const float* src, uint16_t* dst, int64_t n) {
   }
 }
 
-void f32_to_bf16_rows(const float* src, int64_t rows, int64_t cols, int64_t lds, uint16_t* dst) {
-  if (lds == cols) return f32_to_bf16_n(src, dst, rows * cols);
-#pragma omp parallel for schedule(static) if (rows * cols > (1 << 16))
-  for (int64_t r = 0; r < rows; ++r) cvt_span(src + r * lds, dst + r * cols, cols);
-}
-
 }  // namespace calq

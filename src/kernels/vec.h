@@ -12,8 +12,6 @@ namespace calq {
 
 // dst[i] = bf16(src[i]) (round to nearest even), n elements. Multi-threaded when n is large.
 void f32_to_bf16_n(const float* src, uint16_t* dst, int64_t n);
-// Same on rows: src [rows, cols] with leading dimension lds, dst dense [rows, cols].
-void f32_to_bf16_rows(const float* src, int64_t rows, int64_t cols, int64_t lds, uint16_t* dst);
 
 #if defined(__AVX512F__)
 // exp(x) for 16 floats: 2^n · p(r) with n = round(x·log2 e), |r| <= ln2/2, a degree-6 minimax

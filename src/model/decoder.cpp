@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/threads.h"
 #include "kernels/vec.h"
 #include "util/error.h"
 
@@ -114,11 +115,7 @@ Norm Decoder::load_norm(const std::string& name, int64_t n, bool bias) const {
 void Decoder::build(std::shared_ptr<const TensorSource> src) {
   src_ = std::move(src);
   const ModelConfig& c = cfg_;
-  std::string root = "model";
-  if (c.family == Family::OPT)
-    root = src_->has("decoder.embed_tokens.weight") && !src_->has("model.decoder.embed_tokens.weight")
-               ? "decoder" : "model.decoder";
-  names_ = ModuleNames::for_config(c, root);
+  names_ = ModuleNames::for_checkpoint(c, [&](const std::string& n) { return src_->has(n); });
   const int64_t H = c.hidden_size, E = c.family == Family::OPT ? c.word_embed_proj_dim : H;
 
   embed_tokens_ = src_->get(names_.embed_tokens + ".weight");
@@ -460,6 +457,7 @@ Tensor Decoder::lm_logits(const Tensor& fh, Observer* obs) const {
 
 ForwardOutput Decoder::forward(const int32_t* ids, int64_t batch, int64_t seq, const ForwardOptions& opt) const {
   if (batch <= 0 || seq <= 0) throw ArgError("forward: empty batch");
+  const ThreadScope threads(opt.threads);
   ForwardOutput out;
   const int64_t H = cfg_.hidden_size;
   if (opt.observer) opt.observer->on_batch(ids, batch, seq);

@@ -59,6 +59,7 @@ struct ForwardOptions {
   Logits logits = Logits::All;
   bool hidden_states = false;   // fill ForwardOutput::hidden_states and last_hidden_state
   Observer* observer = nullptr;
+  int threads = 0;              // worker threads of this call (kernels/threads.h; 0: the caller's)
 };
 
 struct ForwardOutput {

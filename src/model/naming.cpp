@@ -23,4 +23,13 @@ ModuleNames ModuleNames::for_config(const ModelConfig& c, const std::string& roo
   return n;
 }
 
+std::string ModuleNames::root_for(const ModelConfig& c, const std::function<bool(const std::string&)>& has) {
+  if (c.family != Family::OPT) return "model";
+  return has("decoder.embed_tokens.weight") && !has("model.decoder.embed_tokens.weight") ? "decoder" : "model.decoder";
+}
+
+ModuleNames ModuleNames::for_checkpoint(const ModelConfig& c, const std::function<bool(const std::string&)>& has) {
+  return for_config(c, root_for(c, has));
+}
+
 }  // namespace calq

@@ -1,6 +1,7 @@
 // Hugging Face module names per family. These names are the one address of a tensor or
 // observer point everywhere in calq (stats files, logs, exports).
 #pragma once
+#include <functional>
 #include <string>
 
 #include "model/config.h"
@@ -26,6 +27,11 @@ struct ModuleNames {
   // `root` is "model" (or "model.decoder" for OPT); OPT hub files without the "model." prefix
   // pass root "decoder".
   static ModuleNames for_config(const ModelConfig& c, const std::string& root);
+  // The root a checkpoint uses: "model"; for OPT "model.decoder", or "decoder" when the file has
+  // "decoder.embed_tokens.weight" but not "model.decoder.embed_tokens.weight" (`has` asks the file).
+  static std::string root_for(const ModelConfig& c, const std::function<bool(const std::string&)>& has);
+  // for_config(c, root_for(c, has)).
+  static ModuleNames for_checkpoint(const ModelConfig& c, const std::function<bool(const std::string&)>& has);
 };
 
 }  // namespace calq

@@ -1,8 +1,9 @@
-// The one hook through which every statistic is collected (activation ranges, Hessians,
-// outlier counts, layer inputs). The decoder calls it with float32 row-major matrices whose
-// rows are the tokens of the current batch (row r = sequence r / T, position r % T).
-// Modules are addressed by Hugging Face names: "model.layers.3.self_attn.q_proj" for a
-// linear layer's input, "model.layers.3" for the residual stream after decoder layer 3.
+// The decoder's hook: the one interface through which every statistic is collected (activation
+// ranges, Hessians, outlier counts, layer inputs). It lives with the decoder that calls it (model/);
+// the collectors that implement it live above, in observe/. The decoder calls it with float32
+// row-major matrices whose rows are the tokens of the current batch (row r = sequence r / T,
+// position r % T). Modules are addressed by Hugging Face names: "model.layers.3.self_attn.q_proj"
+// for a linear layer's input, "model.layers.3" for the residual stream after decoder layer 3.
 // Observers must not modify what they see; collecting must not change outputs.
 #pragma once
 #include <cstdint>

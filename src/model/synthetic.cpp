@@ -14,7 +14,6 @@
 
 #include "io/checkpoint.h"
 #include "util/error.h"
-#include "util/progress.h"
 
 namespace calq {
 
@@ -74,15 +73,11 @@ struct FillRule {
 
 FillRule rule_for(const SynthTensorSpec& s) {
   const std::string& n = s.name;
-  auto ends_with = [&](const char* suf) {
-    const size_t l = std::strlen(suf);
-    return n.size() >= l && n.compare(n.size() - l, l, suf) == 0;
-  };
   if (s.shape.size() == 2 && (n.find("embed_tokens") != std::string::npos || n.find("embed_positions") != std::string::npos))
     return {Fill::Normal, 1.0};
   if (s.shape.size() == 2) return {Fill::Normal, 1.0 / std::sqrt(double(s.shape[1]))};  // linear [out, in]
   const bool norm = n.find("norm") != std::string::npos || n.find("layer_norm") != std::string::npos;
-  if (norm) return {ends_with(".bias") ? Fill::Zeros : Fill::Ones, 0.0};
+  if (norm) return {n.ends_with(".bias") ? Fill::Zeros : Fill::Ones, 0.0};
   return {Fill::Normal, 0.02};  // linear biases
 }
 
@@ -378,7 +373,7 @@ void write_synth_model(const Json& config, const SynthOptions& o, const std::str
   w.set_metadata("calq_synthetic_seed", std::to_string(o.seed));
   for (const auto& s : synth_tensor_specs(cfg))
     w.add_lazy(s.name, o.dtype, s.shape, [s, o] { return synth_tensor(s, o); });
-  w.write(path_join(dir, "model.safetensors"), "synth " + dir);
+  w.write(path_join(dir, "model.safetensors"), o.progress);
 }
 
 }  // namespace calq

@@ -13,6 +13,7 @@
 
 #include "model/decoder.h"
 #include "util/json.h"
+#include "util/progress.h"
 
 namespace calq {
 
@@ -30,6 +31,7 @@ ModelConfig synth_config(const std::string& preset, int layers = 0);
 struct SynthOptions {
   uint64_t seed = 0;
   DType dtype = DType::F32;  // F32, BF16 or F16 storage
+  ProgressFn progress;       // write_synth_model: MiB written
 };
 
 struct SynthTensorSpec {
@@ -48,7 +50,7 @@ std::unique_ptr<Decoder> synth_decoder(const ModelConfig& cfg, const SynthOption
 
 // Writes a Hugging Face folder: config.json + model.safetensors, generating one tensor at a time
 // and streaming it to disk (peak memory: the largest tensor). The safetensors write is atomic
-// (temp name, then rename). Shows progress.
+// (temp name, then rename). Reports progress through o.progress.
 void write_synth_model(const Json& config, const SynthOptions& o, const std::string& dir);
 
 }  // namespace calq

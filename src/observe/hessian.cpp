@@ -1,9 +1,8 @@
 #include "observe/hessian.h"
 
-#include <cblas.h>
-
 #include <chrono>
 
+#include "kernels/linalg.h"
 #include "util/error.h"
 
 namespace calq {
@@ -14,8 +13,7 @@ void Hessian::accumulate(const float* x, int64_t rows) {
   nsamples += rows;
   const float beta = float(old_n / double(nsamples));
   const float alpha = float(2.0 / double(nsamples));
-  // Row-major upper triangle of H = beta·H + alpha·XᵀX (X [rows, n]).
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, int(n), int(rows), alpha, x, int(n), beta, h.data(), int(n));
+  syrk_upper_xtx(n, rows, alpha, x, beta, h.data());  // upper triangle of H = beta·H + alpha·XᵀX
 }
 
 void Hessian::accumulate_ref(const float* x, int64_t rows) {

@@ -4,8 +4,8 @@
 #include <filesystem>
 
 #include "io/checkpoint.h"
+#include "kernels/threads.h"
 #include "util/error.h"
-#include "util/progress.h"
 #include "util/sha256.h"
 
 namespace calq {
@@ -45,6 +45,7 @@ void check_set_fits(const Decoder& model, const CalibSet& set, bool check_tokeni
 
 ActStats collect_stats(const Decoder& model, const CalibSet& set, const StatsRunOptions& opt, const ActStats* resume,
                        const std::function<void(const ActStats&)>& on_checkpoint) {
+  const ThreadScope threads(opt.threads);
   validate_calib_set(set, "");
   const int64_t begin = opt.begin, end = opt.end < 0 ? set.nsamples() : opt.end;
   if (begin < 0 || end > set.nsamples() || begin >= end)
@@ -85,7 +86,6 @@ ActStats collect_stats(const Decoder& model, const CalibSet& set, const StatsRun
     m.meta["sources"] = Json::array({stats_source(set, begin, upto, m.meta["tokens"].get<double>())});
     return m;
   };
-  Progress prog("stats", end - start, "samples");
   int64_t batches = 0;
   for (int64_t s = start; s < end; s += opt.batch) {
     const int64_t b = std::min(opt.batch, end - s);
@@ -96,12 +96,12 @@ ActStats collect_stats(const Decoder& model, const CalibSet& set, const StatsRun
       col.snapshot(s + b - start);
       while (next_snap <= since_begin) next_snap *= 2;
     }
-    if (opt.progress) prog.add(b);
+    report(opt.progress, s + b - start, end - start, "samples");
     ++batches;
     if (on_checkpoint && opt.checkpoint_every > 0 && batches % opt.checkpoint_every == 0 && s + b < end)
       on_checkpoint(current(s + b));
   }
-  if (opt.progress) prog.finish();
+  report(opt.progress, end - start, end - start, "samples", "", true);
   return current(end);
 }
 

@@ -6,6 +6,7 @@
 #include "calib/calib_set.h"
 #include "model/decoder.h"
 #include "observe/stats_collector.h"
+#include "util/progress.h"
 
 namespace calq {
 
@@ -15,7 +16,8 @@ struct StatsRunOptions {
   int64_t begin = 0, end = -1;    // sample range [begin, end) of the set; -1 = to the end
   int64_t checkpoint_every = 0;   // batches between on_checkpoint calls (0 = never)
   bool check_tokenizer = true;    // refuse a set whose tokenizer hash differs from the model's
-  bool progress = true;
+  ProgressFn progress;            // samples done
+  int threads = 0;                // worker threads (kernels/threads.h; 0: the caller's)
 };
 
 // The statistics of samples [begin, end). With `resume` (a checkpoint of the same set, range and

@@ -43,47 +43,4 @@ std::string PerTensorStaticActQuant::describe() const {
   return "a" + std::to_string(bits_) + " per-tensor static (scale " + std::to_string(scale_) + ")";
 }
 
-int apply_calq_quant_config(Decoder& model, const std::string& what) {
-  const Checkpoint* ck = model.checkpoint();
-  if (!ck) return 0;
-  const Json& cfg = ck->config();
-  auto cq = cfg.find("calq_quant");
-  if (cq == cfg.end() || cq->is_null()) return 0;
-  const std::string where = what + "/config.json: calq_quant";
-  if (!cq->is_object()) throw ConfigError(where + ": expected an object");
-  auto act = cq->find("activation");
-  if (act == cq->end() || act->is_null()) return 0;
-  if (!act->is_object()) throw ConfigError(where + ".activation: expected an object");
-  const int bits = json_get<int>(*act, "bits", where + ".activation");
-  if (bits < 2 || bits > 8) throw ConfigError(where + ".activation: bits must be in 2..8");
-  const ActGranularity g = [&] {
-    try {
-      return parse_act_granularity(json_get<std::string>(*act, "granularity", where + ".activation"));
-    } catch (const ArgError& e) {
-      throw ConfigError(where + ".activation: " + e.what());
-    }
-  }();
-  const auto modules = json_get<std::vector<std::string>>(*act, "modules", where + ".activation");
-  int n = 0;
-  for (const auto& m : modules) {
-    Linear* l = model.find_linear(m);
-    if (!l) throw ConfigError(where + ".activation: no linear layer named '" + m + "'");
-    if (g == ActGranularity::PerToken) {
-      l->input_transform = std::make_shared<PerTokenActQuant>(bits);
-    } else if (g == ActGranularity::PerTensorStatic) {
-      const std::string name = m + ".input_scale";
-      if (!ck->has(name)) throw FormatError(what + ": missing tensor '" + name + "' (per_tensor_static activations)");
-      const Tensor t = ck->get(name).to(DType::F32);
-      if (t.numel() != 1) throw FormatError(what + ": tensor '" + name + "' must have one element");
-      const float s = t.f32()[0];
-      if (!(s > 0.0f) || !std::isfinite(s)) throw FormatError(what + ": tensor '" + name + "' is not a positive scale");
-      l->input_transform = std::make_shared<PerTensorStaticActQuant>(bits, s);
-    } else {
-      continue;
-    }
-    ++n;
-  }
-  return n;
-}
-
 }  // namespace calq

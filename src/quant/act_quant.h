@@ -1,7 +1,8 @@
 // W8A8 activation fake-quantization at run time: InputTransforms that quantize a linear layer's
 // input before the product (SmoothQuant fake_quant.py W8A8Linear: act_quant "per_token"; and the
 // per-tensor static variant with a calibrated scale, SmoothQuant's O3 setting), and how a
-// fake-quant checkpoint carries them so that loading it re-applies activation quantization.
+// fake-quant checkpoint carries them so that loading it re-applies activation quantization
+// (formats/fakequant.h apply_calq_quant_config).
 //
 // config.json of a fake-quant checkpoint written by `calq quantize`:
 //   "calq_quant": {"method": ..., "settings": {...},
@@ -14,7 +15,6 @@
 #include <string>
 #include <vector>
 
-#include "model/decoder.h"
 #include "model/linear.h"
 #include "util/json.h"
 
@@ -46,10 +46,5 @@ class PerTensorStaticActQuant final : public InputTransform {
   int bits_;
   float scale_;
 };
-
-// Installs the activation quantization described by config.json's "calq_quant" block (if any) on
-// the model's linears. `what` names the checkpoint in errors. Returns the number of linears touched.
-// Called by load_model() for Hugging Face folders.
-int apply_calq_quant_config(Decoder& model, const std::string& what);
 
 }  // namespace calq

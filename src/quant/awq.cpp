@@ -4,6 +4,9 @@
 #include <cmath>
 #include <limits>
 
+#include "observe/capture.h"
+#include "quant/layer_state.h"
+#include "quant/metrics.h"
 #include "util/error.h"
 
 namespace calq {
@@ -167,7 +170,7 @@ std::vector<float> awq_search_clip(const float* w, int64_t rows, int64_t cols, c
                                    const std::vector<uint8_t>* valid) {
   const QuantScheme sch = cfg.scheme();
   const int maxq = sch.maxq();
-  const int64_t G = cfg.group_size > 0 ? cfg.group_size : cols, ng = (cols + G - 1) / G;
+  const int64_t G = cfg.group_size > 0 ? cfg.group_size : cols, ng = QuantizedWeight::groups_for(cols, cfg.group_size);
   std::vector<int64_t> real;
   for (int64_t t = 0; t < x.dim(0); ++t)
     if (!valid || (*valid)[size_t(t)]) real.push_back(t);
@@ -228,7 +231,7 @@ std::vector<float> awq_search_clip(const float* w, int64_t rows, int64_t cols, c
 }
 
 void awq_apply_clip(float* w, int64_t rows, int64_t cols, const std::vector<float>& max_val, const AwqConfig& cfg) {
-  const int64_t G = cfg.group_size > 0 ? cfg.group_size : cols, ng = (cols + G - 1) / G;
+  const int64_t G = cfg.group_size > 0 ? cfg.group_size : cols, ng = QuantizedWeight::groups_for(cols, cfg.group_size);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) {
       const float mv = max_val[size_t(r * ng + c / G)];

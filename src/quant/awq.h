@@ -1,7 +1,7 @@
 // AWQ (Lin et al. 2023, "AWQ: Activation-aware Weight Quantization for LLM Compression and
 // Acceleration"), mirroring mit-han-lab/llm-awq `auto_scale.py` / `auto_clip.py` and AutoAWQ
 // `quantize/quantizer.py`:
-//  1. §3.2 search of per-input-channel scales for each scale group (layer_ops.h awq_scale_groups):
+//  1. §3.2 search of per-input-channel scales for each scale group (scale_groups.h awq_scale_groups):
 //     s = mean_t|x_t|^α (llm-awq get_act_scale; with duo_scaling: / (w_mean^(1-α) + 1e-4)),
 //     clamped to >= 1e-4 and normalized by sqrt(max(s)·min(s)), α on the grid {0, 1/20, ..., 19/20};
 //     the loss is the mean squared difference of the group's block output (attention block for
@@ -22,8 +22,10 @@
 #include <string>
 #include <vector>
 
-#include "quant/layer_ops.h"
+#include "quant/layer_run.h"
+#include "quant/qstate.h"
 #include "quant/quantizer.h"
+#include "quant/scale_groups.h"
 
 namespace calq {
 

@@ -16,7 +16,8 @@
 #include <cstdint>
 
 #include "observe/hessian.h"
-#include "quant/layer_ops.h"
+#include "quant/layer_run.h"
+#include "quant/qstate.h"
 #include "quant/quantizer.h"
 
 namespace calq {

@@ -1,4 +1,6 @@
 #include "quant/gptq.h"
+#include "quant/layer_state.h"
+#include "quant/scale_groups.h"
 
 namespace calq {
 

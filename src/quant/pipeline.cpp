@@ -5,63 +5,48 @@
 #include <sstream>
 
 #include "io/mapped_file.h"
+#include "kernels/threads.h"
+#include "quant/layer_state.h"
+#include "quant/metrics.h"
 #include "util/error.h"
-#include "util/progress.h"
 #include "util/sha256.h"
 
 namespace calq {
 
 // ---- options -----------------------------------------------------------------------------
 
-Method parse_method(const std::string& s) {
-  if (s == "rtn") return Method::Rtn;
-  if (s == "gptq") return Method::Gptq;
-  if (s == "awq") return Method::Awq;
-  if (s == "smoothquant" || s == "sq") return Method::SmoothQuant;
-  if (s == "naive-w8a8" || s == "w8a8") return Method::NaiveW8A8;
+MethodConfig parse_method(const std::string& s) {
+  if (s == "rtn") return RtnConfig{};
+  if (s == "gptq") return GptqConfig{};
+  if (s == "awq") return AwqConfig{};
+  if (s == "smoothquant" || s == "sq") return SmoothQuantConfig{};
+  if (s == "naive-w8a8" || s == "w8a8") {
+    SmoothQuantConfig c;
+    c.smooth = false;
+    return c;
+  }
   throw ArgError("unknown method '" + s + "' (expected rtn, gptq, awq, smoothquant or naive-w8a8)");
 }
 
-const char* method_name(Method m) {
-  switch (m) {
-    case Method::Rtn: return "rtn";
-    case Method::Gptq: return "gptq";
-    case Method::Awq: return "awq";
-    case Method::SmoothQuant: return "smoothquant";
-    case Method::NaiveW8A8: return "naive-w8a8";
-  }
-  return "?";
+std::string method_name(const MethodConfig& m) {
+  if (std::holds_alternative<RtnConfig>(m)) return "rtn";
+  if (std::holds_alternative<GptqConfig>(m)) return "gptq";
+  if (std::holds_alternative<AwqConfig>(m)) return "awq";
+  return std::get<SmoothQuantConfig>(m).smooth ? "smoothquant" : "naive-w8a8";
 }
 
 void QuantizeOptions::validate() const {
-  switch (method) {
-    case Method::Rtn: rtn.validate(); break;
-    case Method::Gptq: gptq.validate(); break;
-    case Method::Awq: awq.validate(); break;
-    case Method::SmoothQuant:
-    case Method::NaiveW8A8: sq.validate(); break;
-  }
+  std::visit([](const auto& c) { c.validate(); }, method);
   if (batch < 1) throw ArgError("batch must be >= 1 sequence");
 }
 
 Json QuantizeOptions::settings() const {
-  switch (method) {
-    case Method::Rtn: return rtn.to_json();
-    case Method::Gptq: return gptq.to_json();
-    case Method::Awq: return awq.to_json();
-    case Method::SmoothQuant:
-    case Method::NaiveW8A8: {
-      Json j = sq.to_json();
-      j["smooth"] = method == Method::SmoothQuant;
-      return j;
-    }
-  }
-  return nullptr;
+  return std::visit([](const auto& c) { return c.to_json(); }, method);
 }
 
 Json QuantizeOptions::activation() const {
-  if (method != Method::SmoothQuant && method != Method::NaiveW8A8) return nullptr;
-  return sq.activation_json();
+  const auto* sq = std::get_if<SmoothQuantConfig>(&method);
+  return sq ? sq->activation_json() : Json();
 }
 
 // ---- identity ----------------------------------------------------------------------------
@@ -94,13 +79,7 @@ LayerResult rtn_layer(Decoder& m, int i, const QuantScheme& s) {
   for (Linear* l : m.layer(i).linears()) {
     const Tensor w = l->weight_f32();
     QuantizedWeight qw = quantize_rtn(w.f32(), l->out, l->in, s);
-    const Tensor dq = qw.dequantize();
-    double e = 0, ref = 0;
-    for (int64_t k = 0; k < w.numel(); ++k) {
-      e += double(w.f32()[k] - dq.f32()[k]) * double(w.f32()[k] - dq.f32()[k]);
-      ref += double(w.f32()[k]) * w.f32()[k];
-    }
-    rep[l->name] = {{"rel_weight_error", ref > 0 ? e / ref : 0.0}};
+    rep[l->name] = {{"rel_weight_error", relative_weight_error(w, qw.dequantize())}};
     r.weights[l->name] = std::move(qw);
   }
   r.report = {{"linears", rep}};
@@ -147,17 +126,19 @@ void check_existing(const QuantState& qs, const Json& want, const std::string& d
 QuantizeSummary quantize_model(Decoder& model, const CalibSet* calib, const QuantizeOptions& o,
                                const std::string& state_dir) {
   const auto t_start = std::chrono::steady_clock::now();
+  const ThreadScope threads(o.threads);
   o.validate();
+  const std::string method = method_name(o.method);
   const int L = model.num_layers();
   const ModelConfig& cfg = model.config();
   // Everything that can fail on the request is checked before a file is written.
-  if (o.method == Method::Awq)
+  if (std::holds_alternative<AwqConfig>(o.method))
     for (int i = 0; i < L; ++i) awq_scale_groups(model, i);
-  if (o.method == Method::SmoothQuant)
+  if (const auto* sq = std::get_if<SmoothQuantConfig>(&o.method); sq && sq->smooth)
     for (int i = 0; i < L; ++i) smoothquant_groups(model, i);
   if (o.needs_calibration()) {
     if (!calib || calib->nsamples() <= 0 || calib->seqlen() <= 0)
-      throw ArgError(std::string(method_name(o.method)) + " needs calibration tokens (--calib)");
+      throw ArgError(method + " needs calibration tokens (--calib)");
     validate_calib_set(*calib, "calibration set");
     const int32_t* ids = calib->ids.data<int32_t>();
     for (int64_t k = 0; k < calib->ids.numel(); ++k)
@@ -171,7 +152,7 @@ QuantizeSummary quantize_model(Decoder& model, const CalibSet* calib, const Quan
 
   Json info = {{"source_model", model.checkpoint() ? model.checkpoint()->dir() : std::string("<synthetic>")},
                {"source_sha256", source_fingerprint(model)},
-               {"method", method_name(o.method)},
+               {"method", method},
                {"settings", o.settings()},
                {"num_layers", L},
                {"model_type", cfg.model_type}};
@@ -209,15 +190,11 @@ QuantizeSummary quantize_model(Decoder& model, const CalibSet* calib, const Quan
   if (o.log && sum.layers_resumed > 0)
     o.log("resuming " + state_dir + ": layers done " + std::to_string(sum.layers_resumed) + "/" + std::to_string(L));
 
-  std::unique_ptr<Progress> prog;
-  if (o.progress) prog = std::make_unique<Progress>(std::string("quantize ") + method_name(o.method), int64_t(todo.size()), "layer");
+  const int64_t n_todo = int64_t(todo.size());
   auto finish_layer = [&](const LayerResult& r, double secs) {
     qs.write_layer(r);
     ++sum.layers_quantized;
-    if (prog) {
-      prog->set_note("layer " + std::to_string(r.layer));
-      prog->add(1);
-    }
+    report(o.progress, sum.layers_quantized, n_todo, "layer", "layer " + std::to_string(r.layer));
     if (o.log) {
       char b[64];
       std::snprintf(b, sizeof b, " (%.1f s)", secs);
@@ -225,10 +202,10 @@ QuantizeSummary quantize_model(Decoder& model, const CalibSet* calib, const Quan
     }
   };
 
-  if (o.method == Method::Rtn) {
+  if (const auto* rtn = std::get_if<RtnConfig>(&o.method)) {
     for (int i : todo) {
       const auto t0 = std::chrono::steady_clock::now();
-      LayerResult r = rtn_layer(model, i, o.rtn);
+      LayerResult r = rtn_layer(model, i, rtn->scheme);
       finish_layer(r, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
   } else {
@@ -252,26 +229,22 @@ QuantizeSummary quantize_model(Decoder& model, const CalibSet* calib, const Quan
         next = run_layer_chunked(model, i, in);
         snap.restore();
       } else {
-        LayerResult r;
-        switch (o.method) {
-          case Method::Gptq: r = gptq_quantize_layer(model, i, in, o.gptq, &next); break;
-          case Method::Awq: r = awq_quantize_layer(model, i, in, o.awq, &next); break;
-          case Method::SmoothQuant:
-          case Method::NaiveW8A8: {
-            SmoothQuantConfig sq = o.sq;
-            sq.smooth = o.method == Method::SmoothQuant;
-            r = smoothquant_quantize_layer(model, i, in, sq, &next);
-            break;
-          }
-          case Method::Rtn: break;
-        }
+        const LayerResult r = std::visit(
+            [&](const auto& c) -> LayerResult {
+              using C = std::decay_t<decltype(c)>;
+              if constexpr (std::is_same_v<C, GptqConfig>) return gptq_quantize_layer(model, i, in, c, &next);
+              if constexpr (std::is_same_v<C, AwqConfig>) return awq_quantize_layer(model, i, in, c, &next);
+              if constexpr (std::is_same_v<C, SmoothQuantConfig>) return smoothquant_quantize_layer(model, i, in, c, &next);
+              throw Error("quantize: rtn needs no calibration pass");  // handled above
+            },
+            o.method);
         finish_layer(r, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       }
       for (Linear* l : model.layer(i).linears()) l->release_packed();
       in.x = next;
     }
   }
-  if (prog) prog->finish();
+  report(o.progress, sum.layers_quantized, n_todo, "layer", "", true);
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return sum;
 }

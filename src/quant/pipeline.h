@@ -11,6 +11,7 @@
 #pragma once
 #include <functional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "calib/calib_set.h"
@@ -19,28 +20,39 @@
 #include "quant/gptq.h"
 #include "quant/qstate.h"
 #include "quant/smoothquant.h"
+#include "util/progress.h"
 
 namespace calq {
 
-enum class Method { Rtn, Gptq, Awq, SmoothQuant, NaiveW8A8 };
-Method parse_method(const std::string& s);  // ArgError listing the choices
-const char* method_name(Method m);
+// Round to nearest: one QuantScheme for every linear.
+struct RtnConfig {
+  QuantScheme scheme;
+  void validate() const { scheme.validate(); }
+  Json to_json() const { return scheme.to_json(); }
+};
+
+// The method of a run and all its settings, as one value. SmoothQuantConfig covers both W8A8
+// methods: smooth = true is SmoothQuant, smooth = false the naive W8A8 baseline.
+using MethodConfig = std::variant<RtnConfig, GptqConfig, AwqConfig, SmoothQuantConfig>;
+
+// The default settings of the method named `s`: "rtn", "gptq", "awq", "smoothquant" (or "sq"),
+// "naive-w8a8" (or "w8a8"). ArgError listing the choices.
+MethodConfig parse_method(const std::string& s);
+// "rtn", "gptq", "awq", "smoothquant" or "naive-w8a8": what state.json's "method" records.
+std::string method_name(const MethodConfig& m);
 
 struct QuantizeOptions {
-  Method method = Method::Gptq;
-  QuantScheme rtn;
-  GptqConfig gptq;
-  AwqConfig awq;
-  SmoothQuantConfig sq;
+  MethodConfig method = GptqConfig{};
   int64_t batch = 8;    // calibration sequences per forward chunk
   bool resume = true;   // continue a matching existing state (false: refuse to touch one)
   std::function<void(const std::string&)> log;  // one line per finished layer (may be empty)
-  bool progress = true;
+  ProgressFn progress;  // layers done
+  int threads = 0;      // worker threads (kernels/threads.h; 0: the caller's)
 
   void validate() const;
   Json settings() const;     // what a resumed state must match
-  bool needs_calibration() const { return method != Method::Rtn; }
-  bool sequential() const { return method == Method::Gptq; }
+  bool needs_calibration() const { return !std::holds_alternative<RtnConfig>(method); }
+  bool sequential() const { return std::holds_alternative<GptqConfig>(method); }
   Json activation() const;   // W8A8 activation block, or null
 };
 

@@ -30,31 +30,8 @@ int layer_of_name(const std::string& name) {
   return std::stoi(name.substr(p, e - p));
 }
 
-std::string check_quantized_weight(const QuantizedWeight& qw) {
-  if (qw.bits < 2 || qw.bits > 8) return "bits " + std::to_string(qw.bits) + " outside 2..8";
-  if (qw.rows <= 0 || qw.cols <= 0) return "empty shape";
-  if (qw.group_size == 0 || qw.group_size < -1) return "group_size " + std::to_string(qw.group_size);
-  const int64_t want_g = qw.group_size == -1 ? 1 : (qw.cols + qw.group_size - 1) / qw.group_size;
-  if (int64_t(qw.q.size()) != qw.rows * qw.cols) return "codes do not match [out, in]";
-  if (int64_t(qw.scale.size()) != qw.rows * want_g || qw.zero.size() != qw.scale.size())
-    return "scale/zero are not [out, " + std::to_string(want_g) + "]";
-  if (int64_t(qw.g_idx.size()) != qw.cols) return "g_idx is not [in]";
-  const int maxq = (1 << qw.bits) - 1;
-  for (uint8_t c : qw.q)
-    if (c > maxq) return "code " + std::to_string(c) + " exceeds 2^bits - 1";
-  for (size_t i = 0; i < qw.scale.size(); ++i) {
-    if (!std::isfinite(qw.scale[i]) || qw.scale[i] == 0.0f) return "scale is zero or not finite";
-    const float z = qw.zero[i];
-    if (!(z >= 0.0f && z <= float(maxq)) || z != std::floor(z)) return "zero point not an integer in [0, 2^bits - 1]";
-  }
-  for (int32_t g : qw.g_idx)
-    if (g < 0 || g >= want_g) return "g_idx entry " + std::to_string(g) + " out of range";
-  return "";
-}
-
 void add_quantized_weight(SafetensorsWriter& w, const std::string& m, const QuantizedWeight& qw) {
-  const std::string bad = check_quantized_weight(qw);
-  if (!bad.empty()) throw ArgError("quantized weight '" + m + "': " + bad);
+  qw.validate("quantized weight '" + m + "'");
   const int64_t G = qw.n_groups();
   Tensor q = Tensor::empty(DType::U8, {qw.rows, qw.cols});
   std::memcpy(q.raw_mut(), qw.q.data(), qw.q.size());
@@ -93,6 +70,19 @@ Tensor need(const SafetensorsFile& f, const std::string& name, DType dt, const S
   return f.get(name);
 }
 
+// The suffixes of a quantized module's tensors in a layer file ("<m>.q", "<m>.scale", ...).
+constexpr const char* kCodeSuffixes[] = {".q", ".scale", ".zero", ".g_idx", ".input_scale"};
+
+// The module whose codes tensor `name` belongs to ("" for a replaced float tensor).
+std::string coded_module(const SafetensorsFile& f, const std::string& name) {
+  for (const char* sfx : kCodeSuffixes)
+    if (name.ends_with(sfx)) {
+      const std::string m = name.substr(0, name.size() - std::strlen(sfx));
+      if (!m.empty() && f.find(m + ".q")) return m;
+    }
+  return "";
+}
+
 }  // namespace
 
 QuantizedWeight read_quantized_weight(const SafetensorsFile& f, const std::string& m) {
@@ -110,7 +100,7 @@ QuantizedWeight read_quantized_weight(const SafetensorsFile& f, const std::strin
   qw.cols = qi->shape[1];
   if (qw.group_size == 0 || qw.group_size < -1 || qw.rows <= 0 || qw.cols <= 0)
     throw FormatError(f.path() + ": '" + m + "' has group_size " + std::to_string(qw.group_size) + " / empty shape");
-  const int64_t G = qw.group_size == -1 ? 1 : (qw.cols + qw.group_size - 1) / qw.group_size;
+  const int64_t G = qw.n_groups();
   const Tensor q = need(f, m + ".q", DType::U8, {qw.rows, qw.cols});
   const Tensor s = need(f, m + ".scale", DType::F32, {qw.rows, G});
   const Tensor z = need(f, m + ".zero", DType::F32, {qw.rows, G});
@@ -119,7 +109,7 @@ QuantizedWeight read_quantized_weight(const SafetensorsFile& f, const std::strin
   qw.scale.assign(s.f32(), s.f32() + s.numel());
   qw.zero.assign(z.f32(), z.f32() + z.numel());
   qw.g_idx.assign(g.data<int32_t>(), g.data<int32_t>() + g.numel());
-  const std::string bad = check_quantized_weight(qw);
+  const std::string bad = qw.problem();
   if (!bad.empty()) throw FormatError(f.path() + ": quantized weight '" + m + "': " + bad);
   return qw;
 }
@@ -206,6 +196,45 @@ bool QuantState::layer_done(int i) const {
 
 bool QuantState::complete() const { return int(layers_done().size()) == num_layers(); }
 
+void QuantState::require_complete() const {
+  if (!complete())
+    throw FormatError(path_join(dir_, "state.json") + ": the quantization run is incomplete (" +
+                      std::to_string(layers_done().size()) + " of " + std::to_string(num_layers()) +
+                      " layers done); run `calq quantize` again to resume it");
+}
+
+std::string QuantState::source_model() const {
+  const std::string m = json_get<std::string>(info_, "source_model", path_join(dir_, "state.json"));
+  if (!file_exists(m) && file_exists(path_join(dir_, m))) return path_join(dir_, m);
+  return m;
+}
+
+std::vector<std::shared_ptr<SafetensorsFile>> QuantState::finished_files() const {
+  std::vector<std::shared_ptr<SafetensorsFile>> r;
+  for (int i : layers_done())
+    if (auto f = file_for(i)) r.push_back(f);
+  if (auto f = file_for(-1)) r.push_back(f);
+  return r;
+}
+
+std::vector<std::string> QuantState::quantized_modules() const {
+  std::vector<std::string> r;
+  for (const auto& f : finished_files())
+    for (const auto& ti : f->tensors())
+      if (ti.name.ends_with(".q")) r.push_back(ti.name.substr(0, ti.name.size() - 2));
+  std::sort(r.begin(), r.end());
+  return r;
+}
+
+std::vector<std::string> QuantState::replaced_tensors() const {
+  std::vector<std::string> r;
+  for (const auto& f : finished_files())
+    for (const auto& ti : f->tensors())
+      if (coded_module(*f, ti.name).empty()) r.push_back(ti.name);
+  std::sort(r.begin(), r.end());
+  return r;
+}
+
 std::shared_ptr<SafetensorsFile> QuantState::file_for(int layer) const {
   std::lock_guard<std::mutex> lock(files_->mu);
   auto it = files_->open.find(layer);
@@ -248,27 +277,17 @@ LayerResult QuantState::layer(int i) const {
   LayerResult r;
   r.layer = i;
   std::set<std::string> modules;
-  const std::vector<std::string> sfx = {".q", ".scale", ".zero", ".g_idx", ".input_scale"};
   for (const auto& ti : f->tensors()) {
-    bool coded = false;
-    for (const auto& s : sfx)
-      if (ti.name.size() > s.size() && ti.name.compare(ti.name.size() - s.size(), s.size(), s) == 0) {
-        if (s == ".q") modules.insert(ti.name.substr(0, ti.name.size() - 2));
-        coded = true;
-      }
-    if (!coded) {
-      auto t = replaced(ti.name);
-      if (t) r.replaced[ti.name] = *t;
-    }
-  }
-  for (const auto& m : modules) r.weights[m] = read_quantized_weight(*f, m);
-  for (const auto& ti : f->tensors()) {
-    const std::string s = ".input_scale";
-    if (ti.name.size() > s.size() && ti.name.compare(ti.name.size() - s.size(), s.size(), s) == 0) {
-      const std::string m = ti.name.substr(0, ti.name.size() - s.size());
+    const std::string m = coded_module(*f, ti.name);
+    if (m.empty()) {
+      if (auto t = replaced(ti.name)) r.replaced[ti.name] = *t;
+    } else if (ti.name == m + ".q") {
+      modules.insert(m);
+    } else if (ti.name == m + ".input_scale") {
       r.input_scales[m] = *input_scale(m);
     }
   }
+  for (const auto& m : modules) r.weights[m] = read_quantized_weight(*f, m);
   auto rep = info_.find("reports");
   if (rep != info_.end() && rep->is_object() && rep->contains(std::to_string(i))) r.report = (*rep)[std::to_string(i)];
   return r;

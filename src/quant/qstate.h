@@ -2,7 +2,7 @@
 // `calq quantize` (a killed run restarts after the last finished layer) and the input of every
 // exporter (fake-quant safetensors, GPTQ, AWQ, GGUF), which stream it layer by layer.
 //
-// Layout of DIR (written by quant/, read by export/):
+// Layout of DIR (written by quant/, read by formats/):
 //   DIR/state.json             {"format": "calq-qstate", "version": 1, "source_model", "source_sha256",
 //                               "method", "settings": {...}, "calib": {manifest}, "num_layers",
 //                               "layers_done": [0, 1, ...], "quantized": [module names]}
@@ -20,6 +20,8 @@
 //                              plus "<m>.input_scale" F32 [1] for a static per-tensor activation
 //                              scale (W8A8 per_tensor_static only).
 //   DIR/extra.safetensors      changed tensors outside the decoder layers (e.g. lm_head), optional.
+// Writers (formats/) take a QuantState and ask it for names and tensors; only this file knows the
+// file names and suffixes above.
 // Each file is written to a temporary name and renamed, so a file that exists is complete;
 // state.json is rewritten (atomically) only after the layer file it lists is in place.
 //
@@ -67,6 +69,17 @@ class QuantState {
   std::vector<int> layers_done() const;
   bool layer_done(int i) const;
   bool complete() const;
+  // FormatError naming state.json unless every layer is done (what every writer of formats/ needs).
+  void require_complete() const;
+  // The float model the run started from (state.json "source_model"; a relative path that does not
+  // exist from the working directory is taken relative to DIR).
+  std::string source_model() const;
+
+  // Every quantized linear (HF module names) and every float tensor the run replaced (HF tensor
+  // names) in the finished layers and extra.safetensors, sorted. The codes and tensors are read
+  // only when asked for (weight(), replaced()).
+  std::vector<std::string> quantized_modules() const;
+  std::vector<std::string> replaced_tensors() const;
 
   // Quantized linear weight of `module` (HF module name), if this run quantized it.
   std::optional<QuantizedWeight> weight(const std::string& module) const;
@@ -89,6 +102,8 @@ class QuantState {
   };
   std::shared_ptr<SafetensorsFile> file_for(int layer) const;  // null when absent
   std::string layer_path(int layer) const;
+  // The files of the finished layers, then extra.safetensors when present.
+  std::vector<std::shared_ptr<SafetensorsFile>> finished_files() const;
   void write_info() const;
 
   std::string dir_;
@@ -103,7 +118,5 @@ int layer_of_name(const std::string& name);
 QuantizedWeight read_quantized_weight(const SafetensorsFile& f, const std::string& module);
 // Adds "<m>.q/.scale/.zero/.g_idx" + metadata for `qw` to a writer (validates qw: ArgError).
 void add_quantized_weight(SafetensorsWriter& w, const std::string& module, const QuantizedWeight& qw);
-// Consistency checks of a QuantizedWeight; returns "" when fine, else the problem.
-std::string check_quantized_weight(const QuantizedWeight& qw);
 
 }  // namespace calq

@@ -41,10 +41,7 @@ void QuantScheme::validate() const {
     throw ArgError("quantizer: group size must be >= 1 (or -1 for per-channel), got " + std::to_string(group_size));
 }
 
-int64_t QuantScheme::n_groups(int64_t cols) const {
-  if (block != BlockShape::PerGroup) return 1;
-  return (cols + group_size - 1) / group_size;
-}
+int64_t QuantScheme::n_groups(int64_t cols) const { return QuantizedWeight::groups_for(cols, stored_group_size()); }
 
 std::string QuantScheme::describe() const {
   std::string s = std::to_string(bits) + "-bit " + (sym ? "sym" : "asym") + " ";

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "observe/stats_collector.h"
+#include "quant/layer_state.h"
+#include "quant/metrics.h"
 #include "util/error.h"
 
 namespace calq {
@@ -49,6 +52,24 @@ std::vector<float> smoothquant_scales(const ScaleGroup& g, const std::vector<flo
   return s;
 }
 
+std::map<std::string, std::vector<float>> smoothquant_act_absmax(Decoder& m, int i, const LayerInputs& x,
+                                                                  Tensor* next) {
+  ActStatsOptions so;
+  for (const Linear* l : m.layer(i).linears()) so.modules.push_back(l->name);
+  so.topn = 0;
+  ActStatsCollector col(m, so);
+  Tensor y = run_layer_chunked(m, i, x, &col);
+  if (next) *next = y;
+  const ActStats st = col.result();
+  std::map<std::string, std::vector<float>> r;
+  for (const auto& name : so.modules) {
+    const TensorStats* t = st.find(name);
+    if (!t || t->count <= 0) throw ArgError("smoothquant: no input was observed for '" + name + "'");
+    r[name] = t->absmax_vec();
+  }
+  return r;
+}
+
 LayerResult smoothquant_quantize_layer(Decoder& m, int i, const LayerInputs& x, const SmoothQuantConfig& cfg,
                                        Tensor* next) {
   cfg.validate();
@@ -56,16 +77,10 @@ LayerResult smoothquant_quantize_layer(Decoder& m, int i, const LayerInputs& x, 
   if (cfg.smooth) groups = smoothquant_groups(m, i);
   DecoderLayer& L = m.layer(i);
   LayerSnapshot snap(m, i);
-  std::vector<std::string> mods;
-  for (Linear* l : L.linears()) mods.push_back(l->name);
-  AbsMaxCapture cap(mods);
-  Tensor y = run_layer_chunked(m, i, x, &cap);
-  if (next) *next = y;
+  std::map<std::string, std::vector<float>> absmax = smoothquant_act_absmax(m, i, x, next);
 
   LayerResult res;
   res.layer = i;
-  std::map<std::string, std::vector<float>> absmax;
-  for (const auto& name : mods) absmax[name] = cap.absmax(name);
   std::set<std::string> changed;
   Json sreport = Json::array();
   for (ScaleGroup& g : groups) {
@@ -86,13 +101,7 @@ LayerResult smoothquant_quantize_layer(Decoder& m, int i, const LayerInputs& x, 
     double amean = 0;  // with input_absmax: how far the largest channel stands out
     for (float v : am) amean += v;
     amean /= double(std::max<size_t>(am.size(), 1));
-    const Tensor dq = qw.dequantize();
-    double e = 0, r = 0;
-    for (int64_t k = 0; k < w.numel(); ++k) {
-      e += double(w.f32()[k] - dq.f32()[k]) * double(w.f32()[k] - dq.f32()[k]);
-      r += double(w.f32()[k]) * w.f32()[k];
-    }
-    lreport[l->name] = {{"rel_weight_error", r > 0 ? e / r : 0.0}, {"input_absmax", xmax},
+    lreport[l->name] = {{"rel_weight_error", relative_weight_error(w, qw.dequantize())}, {"input_absmax", xmax},
                         {"input_absmax_mean", amean}};
     if (cfg.act == ActGranularity::PerTensorStatic) res.input_scales[l->name] = static_scale_for_absmax(xmax, cfg.a_bits);
     res.weights[l->name] = std::move(qw);

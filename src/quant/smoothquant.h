@@ -20,8 +20,10 @@
 #include <vector>
 
 #include "quant/act_quant.h"
-#include "quant/layer_ops.h"
+#include "quant/layer_run.h"
+#include "quant/qstate.h"
 #include "quant/quantizer.h"
+#include "quant/scale_groups.h"
 
 namespace calq {
 
@@ -38,6 +40,12 @@ struct SmoothQuantConfig {
   // {"bits", "granularity"} for state.json / config.json (modules filled in by the pipeline).
   Json activation_json() const;
 };
+
+// Per-channel max |x| of the inputs of layer i's linears over `x` (get_act_scales), by module name:
+// the per-channel ranges ActStatsCollector keeps (observe/stats_collector.h). `next` (optional)
+// receives the float layer output.
+std::map<std::string, std::vector<float>> smoothquant_act_absmax(Decoder& m, int i, const LayerInputs& x,
+                                                                  Tensor* next = nullptr);
 
 // Smoothing factors of one group from its input's per-channel max |x|.
 std::vector<float> smoothquant_scales(const ScaleGroup& g, const std::vector<float>& act_absmax, double alpha);

@@ -111,4 +111,6 @@ Tensor Tensor::to(DType dtype) const {
   return t;
 }
 
+Tensor f32_copy(const Tensor& t) { return t.dtype() == DType::F32 ? t.clone() : t.to(DType::F32).clone(); }
+
 }  // namespace calq

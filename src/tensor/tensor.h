@@ -65,4 +65,7 @@ class Tensor {
   bool readonly_ = false;
 };
 
+// A writable float32 copy (a fresh owned buffer) of any float tensor.
+Tensor f32_copy(const Tensor& t);
+
 }  // namespace calq

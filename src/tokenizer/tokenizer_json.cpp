@@ -1,9 +1,9 @@
 // Loading tokenizer.json: the Tokenizer factories and the HfTokenizer constructor.
 #include <sys/stat.h>
 
-#include "io/checkpoint.h"
-#include "io/mapped_file.h"
 #include "tokenizer/hf_tokenizer.h"
+#include "util/fs.h"
+#include "util/json.h"
 #include "util/sha256.h"
 
 namespace calq {

@@ -1,6 +1,6 @@
 #include "util/json.h"
 
-#include "io/mapped_file.h"
+#include "util/fs.h"
 
 namespace calq {
 

@@ -1,31 +1,27 @@
-// A progress bar for long work: done/total, rate (units/s) and ETA on stderr, redrawn at most
-// ~10 times a second. Quiet when stderr is not a terminal unless CALQ_PROGRESS=1 (then one line
-// per update, for logs); CALQ_PROGRESS=0 silences it.
+// Progress of long library work (quantizing layers, collecting statistics, packing and writing
+// tensors) is reported one way: through a ProgressFn the caller puts into the call's options. The
+// library never draws and never reads the environment; the command line turns the events into
+// progress bars (tools/calq/progress_bar.h), tests and other callers pass nothing.
 #pragma once
-#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace calq {
 
-class Progress {
- public:
-  Progress(std::string label, int64_t total, std::string unit = "it");
-  ~Progress();
-  void add(int64_t n = 1) { update(done_ + n); }
-  void update(int64_t done);
-  // Extra text shown after the bar (e.g. "ppl 12.3 ± 0.4").
-  void set_note(std::string note) { note_ = std::move(note); }
-  void finish();
-  double elapsed_s() const;
-
- private:
-  void draw(bool final_line);
-  std::string label_, unit_, note_;
-  int64_t total_, done_ = 0;
-  std::chrono::steady_clock::time_point start_, last_draw_;
-  int mode_;  // 0 off, 1 terminal redraw, 2 plain lines
-  bool finished_ = false;
+struct ProgressEvent {
+  int64_t done = 0, total = 0;  // in `unit`s
+  const char* unit = "it";
+  std::string note;             // e.g. "layer 3"
+  bool finished = false;        // the last event of this piece of work
 };
+
+using ProgressFn = std::function<void(const ProgressEvent&)>;
+
+// Calls `fn` (when set) with one event.
+inline void report(const ProgressFn& fn, int64_t done, int64_t total, const char* unit, std::string note = "",
+                   bool finished = false) {
+  if (fn) fn(ProgressEvent{done, total, unit, std::move(note), finished});
+}
 
 }  // namespace calq

@@ -1,8 +1,13 @@
 #include "util/sha256.h"
 
-#include <cstring>
+#include <sys/stat.h>
 
-#include "io/mapped_file.h"
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+#include "util/error.h"
 
 namespace calq {
 
@@ -86,8 +91,19 @@ std::string sha256_hex(const void* data, size_t n) {
 }
 
 std::string sha256_file(const std::string& path) {
-  auto f = MappedFile::open(path);
-  return sha256_hex(f->data(), f->size());
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw IoError(path + ": cannot open: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw IoError(path + ": not a regular file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(path + ": cannot open: " + std::strerror(errno));
+  Sha256 h;
+  std::vector<char> buf(size_t(1) << 20);
+  while (in) {
+    in.read(buf.data(), std::streamsize(buf.size()));
+    h.update(buf.data(), size_t(in.gcount()));
+  }
+  if (in.bad()) throw IoError(path + ": read error");
+  return h.hex();
 }
 
 }  // namespace calq

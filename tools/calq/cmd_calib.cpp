@@ -9,7 +9,7 @@
 #include "calib/builders.h"
 #include "cmd_stats_common.h"
 #include "command.h"
-#include "util/paths.h"
+#include "data_root.h"
 
 namespace calq::cli {
 namespace {
@@ -48,7 +48,7 @@ int build(BuildOpts& o) {
     throw ArgError("calib " + s.builder + ": --tokenizer MODEL_DIR|tokenizer.json is required");
   const CalibSet set = build_calib_set(s, tok.get());
   save_calib_set(set, o.out);
-  write_json_file(sidecar_json(o.out), set.manifest);
+  write_json_atomic(sidecar_json(o.out), set.manifest, 2);
   print_set(set, o.out);
   info("wrote " + o.out + " and " + sidecar_json(o.out));
   return 0;

@@ -45,7 +45,7 @@ int run(CompareOpts& o) {
       out["convergence"][o.labels[i]] = {{"curve", convergence_json(curve)}, {"converged_at", converged_at(curve, o.tol)}};
     }
   if (!o.json.empty()) {
-    write_json_file(o.json, out);
+    write_json_atomic(o.json, out, 2);
     info("wrote " + o.json);
   }
   return 0;

@@ -9,6 +9,7 @@
 #include "formats/hf_quant_export.h"
 #include "io/checkpoint.h"
 #include "io/ggml_quants.h"
+#include "progress_bar.h"
 #include "util/error.h"
 
 namespace calq::cli {
@@ -30,24 +31,28 @@ int run(const Opts& o) {
   const bool is_qstate = file_exists(path_join(o.input, "state.json"));
   if (!is_qstate && !file_exists(path_join(o.input, "config.json")))
     throw IoError(o.input + ": neither a QuantState directory (state.json) nor a Hugging Face model folder (config.json)");
-  std::unique_ptr<QuantSource> q;
-  if (is_qstate) q = open_quant_state(o.input);
+  std::unique_ptr<QuantState> q;
+  if (is_qstate) q = std::make_unique<QuantState>(QuantState::open(o.input));
   ExportReport rep;
   if (o.format == "gguf") {
     GgufExportOptions g;
     g.type = parse_type(o.type, "--type");
     if (!o.output_type.empty()) g.output_type = parse_type(o.output_type, "--output-type");
     g.pure = o.pure;
+    g.progress = bar("gguf " + ggml::type_name(g.type));
     rep = q ? export_gguf(*q, o.out, g) : export_gguf(o.input, o.out, g);
   } else {
     if (!q)
       throw ArgError(o.input + ": --format " + o.format + " needs a QuantState directory (integer codes from `calq quantize`), "
                      "not a float model");
+    HfExportOptions h;
+    h.progress = bar(o.format + " pack");
     if (o.format == "gptq") {
       if (o.gptq_format != "v1" && o.gptq_format != "v2") throw ArgError("--gptq-format must be v1 or v2");
-      rep = export_gptq(*q, o.out, o.gptq_format == "v1" ? GptqZeroFormat::V1 : GptqZeroFormat::V2);
+      h.zeros = o.gptq_format == "v1" ? GptqZeroFormat::V1 : GptqZeroFormat::V2;
+      rep = export_gptq(*q, o.out, h);
     } else {
-      rep = export_awq(*q, o.out);
+      rep = export_awq(*q, o.out, h);
     }
   }
   for (const auto& w : rep.warnings) info("warning: " + w);

@@ -25,6 +25,7 @@ int run(const Opts& o) {
   const size_t prompt_len = ids.size();
   ForwardOptions fo;
   fo.logits = ForwardOptions::Logits::Last;
+  fo.threads = threads();
   for (int s = 0; s < o.n; ++s) {
     const ForwardOutput out = model->forward(ids.data(), 1, int64_t(ids.size()), fo);
     const float* l = out.logits.f32();

@@ -44,6 +44,7 @@ int run(const Opts& o) {
   const auto ids = read_ids(o.ids, &B, &T);
   ForwardOptions fo;
   fo.hidden_states = o.hidden;
+  fo.threads = threads();
   const ForwardOutput out = model->forward(ids.data(), B, T, fo);
   SafetensorsWriter w;
   w.add("logits", out.logits);

@@ -53,7 +53,7 @@ int run(const OutlierOpts& o) {
   const OutlierReport r = analyze_outliers(s, o.cfg);
   std::printf("%s", format_outlier_report(r, text).c_str());
   if (!o.json.empty()) {
-    write_json_file(o.json, outlier_report_json(r, text));
+    write_json_atomic(o.json, outlier_report_json(r, text), 2);
     info("wrote " + o.json);
   }
   return 0;

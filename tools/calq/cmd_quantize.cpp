@@ -1,20 +1,21 @@
 // calq quantize MODEL --method rtn|gptq|awq|smoothquant|naive-w8a8 [--bits 4] [--group-size 128]
 //                     --calib SET -o OUT [method options] [--format fake|gptq|awq|gguf]
 // Layer-wise quantization (src/quant/pipeline.h). OUT/qstate/ holds the resumable state; OUT/ gets
-// the fake-quantized float checkpoint (src/quant/fakequant.h). A killed run resumes from the last
+// the fake-quantized float checkpoint (src/formats/fakequant.h). A killed run resumes from the last
 // finished layer when started again with the same arguments. --format also writes an export of the
-// state (branch export's writers).
+// state (the writers of src/formats/, as `calq export` runs them).
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <set>
 
-#include "command.h"
 #include "calib/calib_set.h"
+#include "command.h"
+#include "formats/fakequant.h"
 #include "formats/gguf_model.h"
 #include "formats/hf_quant_export.h"
 #include "formats/loader.h"
-#include "formats/fakequant.h"
+#include "progress_bar.h"
 #include "quant/pipeline.h"
 #include "util/error.h"
 
@@ -31,36 +32,29 @@ struct Opts {
   int awq_grid = 20;
 };
 
-// The exporters of branch `export` (GPTQ / AWQ safetensors layouts, GGUF), with their default
-// options (`calq export` has them all). Each receives the finished state and OUT: the GPTQ/AWQ
-// folders go to OUT/gptq, OUT/awq, the GGUF file to OUT/model-q8_0.gguf.
-using Exporter = void (*)(const std::string& state_dir, const std::string& out);
+// The exporters with their default options (`calq export` has them all). Each receives the finished
+// state and OUT: the GPTQ/AWQ folders go to OUT/gptq, OUT/awq, the GGUF file to OUT/model-q8_0.gguf.
 void print_report(const ExportReport& r) {
   for (const auto& w : r.warnings) info("warning: " + w);
   info("wrote " + r.out + ": " + std::to_string(r.quantized) + " quantized weights, " + std::to_string(r.replaced) +
        " replaced tensors, " + std::to_string(r.copied) + " copied");
 }
-const std::map<std::string, Exporter>& exporters() {
-  static const std::map<std::string, Exporter> table = {
-      {"gptq", [](const std::string& st, const std::string& out) {
-         print_report(export_gptq(*open_quant_state(st), path_join(out, "gptq")));
-       }},
-      {"awq", [](const std::string& st, const std::string& out) {
-         print_report(export_awq(*open_quant_state(st), path_join(out, "awq")));
-       }},
-      {"gguf", [](const std::string& st, const std::string& out) {
-         print_report(export_gguf(*open_quant_state(st), path_join(out, "model-q8_0.gguf")));
-       }},
-  };
-  return table;
+
+void export_state(const std::string& format, const QuantState& qs, const std::string& out) {
+  if (format == "gguf") {
+    GgufExportOptions g;
+    g.progress = bar("gguf q8_0");
+    print_report(export_gguf(qs, path_join(out, "model-q8_0.gguf"), g));
+    return;
+  }
+  HfExportOptions h;
+  h.progress = bar(format + " pack");
+  print_report(format == "gptq" ? export_gptq(qs, path_join(out, "gptq"), h) : export_awq(qs, path_join(out, "awq"), h));
 }
 
 void check_format(const std::string& f) {
-  if (f == "fake") return;
-  if (f != "gptq" && f != "awq" && f != "gguf")
+  if (f != "fake" && f != "gptq" && f != "awq" && f != "gguf")
     throw ArgError("unknown --format '" + f + "' (expected fake, gptq, awq or gguf)");
-  if (!exporters().count(f))
-    throw UnsupportedError("--format " + f + ": no exporter for this format in this build");
 }
 
 QuantizeOptions to_options(const Opts& o) {
@@ -68,53 +62,50 @@ QuantizeOptions to_options(const Opts& o) {
   q.method = parse_method(o.method);
   q.batch = o.batch;
   q.resume = !o.no_resume;
+  q.threads = threads();
   if (o.sym && o.asym) throw ArgError("--sym and --asym exclude each other");
   const bool f16 = o.scale_dtype.empty() ? true : o.scale_dtype == "f16";
   if (!o.scale_dtype.empty() && o.scale_dtype != "f16" && o.scale_dtype != "f32")
     throw ArgError("--scale-dtype must be f16 or f32");
-  const int bits = o.bits ? o.bits : (q.method == Method::SmoothQuant || q.method == Method::NaiveW8A8 ? 8 : 4);
+  const bool w8a8 = std::holds_alternative<SmoothQuantConfig>(q.method);
+  const int bits = o.bits ? o.bits : (w8a8 ? 8 : 4);
   if (o.group_size == 0 || o.group_size < -1)
     throw ArgError("--group-size must be -1 (per output channel) or >= 1, got " + std::to_string(o.group_size));
-  switch (q.method) {
-    case Method::Rtn:
-      q.rtn.bits = bits;
-      q.rtn.sym = o.sym;
-      q.rtn.block = o.per_tensor ? BlockShape::PerTensor
-                                 : (o.group_size == -1 ? BlockShape::PerChannel : BlockShape::PerGroup);
-      q.rtn.group_size = o.group_size;
-      q.rtn.f16_scales = f16;
-      break;
-    case Method::Gptq:
-      q.gptq.bits = bits;
-      q.gptq.group_size = o.group_size;
-      q.gptq.sym = o.sym;
-      q.gptq.percdamp = o.percdamp;
-      q.gptq.block_size = o.block_size;
-      q.gptq.desc_act = o.desc_act;
-      q.gptq.static_groups = o.static_groups;
-      q.gptq.true_sequential = !o.no_true_seq;
-      q.gptq.f16_scales = f16;
-      break;
-    case Method::Awq:
-      q.awq.bits = bits;
-      q.awq.group_size = o.group_size;
-      q.awq.zero_point = !o.sym;
-      q.awq.clip = !o.awq_no_clip;
-      q.awq.duo_scaling = o.awq_duo;
-      q.awq.n_grid = o.awq_grid;
-      q.awq.f16_scales = f16;
-      break;
-    case Method::SmoothQuant:
-    case Method::NaiveW8A8:
-      q.sq.w_bits = bits;
-      q.sq.a_bits = 8;
-      q.sq.alpha = o.alpha;
-      q.sq.per_tensor_weights = o.per_tensor;
-      q.sq.act = parse_act_granularity(o.act);
-      q.sq.smooth = q.method == Method::SmoothQuant;
-      break;
+  if (auto* c = std::get_if<RtnConfig>(&q.method)) {
+    QuantScheme& r = c->scheme;
+    r.bits = bits;
+    r.sym = o.sym;
+    r.block = o.per_tensor ? BlockShape::PerTensor : (o.group_size == -1 ? BlockShape::PerChannel : BlockShape::PerGroup);
+    r.group_size = o.group_size;
+    r.f16_scales = f16;
+  } else if (auto* g = std::get_if<GptqConfig>(&q.method)) {
+    g->bits = bits;
+    g->group_size = o.group_size;
+    g->sym = o.sym;
+    g->percdamp = o.percdamp;
+    g->block_size = o.block_size;
+    g->desc_act = o.desc_act;
+    g->static_groups = o.static_groups;
+    g->true_sequential = !o.no_true_seq;
+    g->f16_scales = f16;
+  } else if (auto* a = std::get_if<AwqConfig>(&q.method)) {
+    a->bits = bits;
+    a->group_size = o.group_size;
+    a->zero_point = !o.sym;
+    a->clip = !o.awq_no_clip;
+    a->duo_scaling = o.awq_duo;
+    a->n_grid = o.awq_grid;
+    a->f16_scales = f16;
+  } else {
+    auto& sq = std::get<SmoothQuantConfig>(q.method);  // smooth: set by the method name
+    sq.w_bits = bits;
+    sq.a_bits = 8;
+    sq.alpha = o.alpha;
+    sq.per_tensor_weights = o.per_tensor;
+    sq.act = parse_act_granularity(o.act);
   }
   q.log = [](const std::string& s) { info(s); };
+  q.progress = bar("quantize " + method_name(q.method));
   return q;
 }
 
@@ -122,9 +113,10 @@ QuantizeOptions to_options(const Opts& o) {
 // g_idx = c / G convention). Said once, with the widths concerned.
 void note_partial_groups(Decoder& m, const QuantizeOptions& q) {
   int g = 0;
-  if (q.method == Method::Gptq) g = q.gptq.group_size;
-  if (q.method == Method::Awq) g = q.awq.group_size;
-  if (q.method == Method::Rtn && q.rtn.block == BlockShape::PerGroup) g = q.rtn.group_size;
+  if (const auto* c = std::get_if<GptqConfig>(&q.method)) g = c->group_size;
+  if (const auto* c = std::get_if<AwqConfig>(&q.method)) g = c->group_size;
+  if (const auto* c = std::get_if<RtnConfig>(&q.method); c && c->scheme.block == BlockShape::PerGroup)
+    g = c->scheme.group_size;
   if (g <= 0) return;
   std::set<int64_t> widths;
   for (Linear* l : m.all_linears(false))
@@ -157,11 +149,11 @@ int run(const Opts& o) {
   const std::string state_dir = path_join(o.out, "qstate");
   const QuantizeSummary s = quantize_model(*model, calib.get(), q, state_dir);
   const QuantState qs = QuantState::open(state_dir);
-  if (!o.no_fake) write_fake_quant_checkpoint(*model->checkpoint(), qs, o.out);
-  if (o.format != "fake") exporters().at(o.format)(state_dir, o.out);
+  if (!o.no_fake) write_fake_quant_checkpoint(qs, o.out);
+  if (o.format != "fake") export_state(o.format, qs, o.out);
   std::printf("{\"method\": \"%s\", \"layers\": %d, \"quantized\": %d, \"resumed\": %d, \"seconds\": %.2f, "
               "\"state\": \"%s\", \"fake_quant\": \"%s\"}\n",
-              method_name(q.method), s.layers_total, s.layers_quantized, s.layers_resumed, s.seconds, state_dir.c_str(),
+              method_name(q.method).c_str(), s.layers_total, s.layers_quantized, s.layers_resumed, s.seconds, state_dir.c_str(),
               o.no_fake ? "" : o.out.c_str());
   return 0;
 }

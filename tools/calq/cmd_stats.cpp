@@ -13,6 +13,7 @@
 #include "command.h"
 #include "formats/loader.h"
 #include "observe/stats_runner.h"
+#include "progress_bar.h"
 
 namespace calq::cli {
 namespace {
@@ -39,7 +40,7 @@ void parse_range(const std::string& r, int64_t* b, int64_t* e) {
 
 void finish(const ActStats& s, const std::string& out, bool quiet) {
   save_stats(s, out);
-  write_json_file(sidecar_json(out), stats_summary_json(s));
+  write_json_atomic(sidecar_json(out), stats_summary_json(s), 2);
   if (!quiet) std::printf("%s", format_stats_summary(s).c_str());
   info("wrote " + out + " (" + std::to_string(s.tensors.size()) + " tensors, " +
        std::to_string(s.meta.value("samples", int64_t(0))) + " samples, " +
@@ -52,6 +53,8 @@ int run_stats(StatsOpts& o) {
   o.run.collect.thresholds[0] = o.t0;
   o.run.collect.thresholds[1] = o.t1;
   o.run.check_tokenizer = !o.allow_tok;
+  o.run.progress = bar("stats");
+  o.run.threads = threads();
   if (!o.range.empty()) parse_range(o.range, &o.run.begin, &o.run.end);
   const CalibSet set = load_calib_set(o.calib);
   auto model = load_model(o.model);

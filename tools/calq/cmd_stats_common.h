@@ -1,11 +1,10 @@
 // Small helpers shared by the calib/stats/outliers/compare/imatrix subcommands.
 #pragma once
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 
+#include "io/mapped_file.h"  // write_json_atomic
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -15,23 +14,8 @@ namespace calq::cli {
 // "<stem>.json" beside a ".safetensors" path (or "<path>.json").
 inline std::string sidecar_json(const std::string& path) {
   const std::string ext = ".safetensors";
-  if (path.size() > ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0)
-    return path.substr(0, path.size() - ext.size()) + ".json";
+  if (path.size() > ext.size() && path.ends_with(ext)) return path.substr(0, path.size() - ext.size()) + ".json";
   return path + ".json";
-}
-
-// Writes `j` (indented) through a temporary file and a rename.
-inline void write_json_file(const std::string& path, const Json& j) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw IoError(path + ": cannot write");
-    out << j.dump(2) << "\n";
-    if (!out) throw IoError(path + ": write failed");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw IoError(path + ": " + ec.message());
 }
 
 // The tokenizer of a model folder / tokenizer.json, or null when `path` is empty or (with

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "command.h"
+#include "progress_bar.h"
 #include "model/synthetic.h"
 #include "util/error.h"
 
@@ -33,6 +34,7 @@ int run(const Opts& o) {
   SynthOptions so;
   so.seed = o.seed;
   so.dtype = parse_dtype(o.dtype);
+  so.progress = bar("synth " + o.out);
   const Json cfg = synth_config_json(o.preset, o.layers);
   write_synth_model(cfg, so, o.out);
   const ModelConfig mc = synth_config(o.preset, o.layers);

@@ -32,4 +32,9 @@ inline int register_command(CommandSpec s) {
 // Prints a progress/info line on stderr (stdout stays machine-readable).
 void info(const std::string& line);
 
+// The global -t/--threads option (0: the OpenMP default, every core). There is no process-wide
+// setting: each command passes it into the options of the library calls it makes
+// (kernels/threads.h).
+int threads();
+
 }  // namespace calq::cli

@@ -1,7 +1,5 @@
 // calq command line: builds the subcommand tree from the registry (see command.h), runs the
 // chosen one, and turns any calq::Error into one line on stderr with a non-zero exit code.
-#include <omp.h>
-
 #include <cstdio>
 #include <map>
 
@@ -17,6 +15,11 @@ std::vector<CommandSpec>& registry() {
 
 void info(const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); }
 
+namespace {
+int g_threads = 0;
+}
+int threads() { return g_threads; }
+
 }  // namespace calq::cli
 
 int main(int argc, char** argv) {
@@ -24,8 +27,7 @@ int main(int argc, char** argv) {
   CLI::App app{"calq: post-training quantization and calibration-set analysis for LLMs (v" CALQ_VERSION ")"};
   app.require_subcommand(1);
   app.set_version_flag("--version", CALQ_VERSION);
-  int threads = 0;
-  app.add_option("-t,--threads", threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("-t,--threads", g_threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
 
   std::map<std::string, CLI::App*> nodes;  // "eval" -> its CLI::App, for nested commands
   std::vector<std::pair<CLI::App*, Runner>> runners;
@@ -48,7 +50,6 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (threads > 0) omp_set_num_threads(threads);
   try {
     for (auto& [sub, run] : runners)
       if (sub->parsed()) return run();

@@ -1,11 +1,12 @@
-#include "util/progress.h"
+#include "progress_bar.h"
 
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 
-namespace calq {
+namespace calq::cli {
 
 namespace {
 std::string fmt_time(double s) {
@@ -20,7 +21,7 @@ std::string fmt_time(double s) {
 }
 }  // namespace
 
-Progress::Progress(std::string label, int64_t total, std::string unit)
+ProgressBar::ProgressBar(std::string label, int64_t total, std::string unit)
     : label_(std::move(label)), unit_(std::move(unit)), total_(total) {
   start_ = last_draw_ = std::chrono::steady_clock::now();
   const char* env = std::getenv("CALQ_PROGRESS");
@@ -32,15 +33,15 @@ Progress::Progress(std::string label, int64_t total, std::string unit)
     mode_ = isatty(STDERR_FILENO) ? 1 : 0;
 }
 
-Progress::~Progress() {
+ProgressBar::~ProgressBar() {
   if (!finished_) finish();
 }
 
-double Progress::elapsed_s() const {
+double ProgressBar::elapsed_s() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
-void Progress::update(int64_t done) {
+void ProgressBar::update(int64_t done) {
   done_ = done;
   const auto now = std::chrono::steady_clock::now();
   const double since = std::chrono::duration<double>(now - last_draw_).count();
@@ -49,7 +50,7 @@ void Progress::update(int64_t done) {
   draw(false);
 }
 
-void Progress::draw(bool final_line) {
+void ProgressBar::draw(bool final_line) {
   const double el = elapsed_s();
   const double rate = el > 0 ? double(done_) / el : 0;
   const double eta = rate > 0 && total_ > 0 ? double(total_ - done_) / rate : -1;
@@ -65,9 +66,20 @@ void Progress::draw(bool final_line) {
   std::fflush(stderr);
 }
 
-void Progress::finish() {
+void ProgressBar::finish() {
   finished_ = true;
   if (mode_ != 0) draw(true);
 }
 
-}  // namespace calq
+ProgressFn bar(const std::string& label, std::function<std::string()> note) {
+  auto b = std::make_shared<std::unique_ptr<ProgressBar>>();
+  return [b, label, note](const ProgressEvent& e) {
+    if (!*b) *b = std::make_unique<ProgressBar>(label, e.total, e.unit);
+    if (note) (*b)->set_note(note());
+    else if (!e.note.empty()) (*b)->set_note(e.note);
+    (*b)->update(e.done);
+    if (e.finished) b->reset();  // finishes the bar; a later event starts a new one
+  };
+}
+
+}  // namespace calq::cli

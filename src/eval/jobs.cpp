@@ -1,0 +1,160 @@
+#include "eval/jobs.h"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+
+#include "eval/resume.h"
+#include "eval/session.h"
+#include "eval/text_data.h"
+#include "kernels/threads.h"
+#include "util/error.h"
+
+namespace calq::eval {
+
+namespace {
+
+class Stopwatch {
+ public:
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
+
+ private:
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+};
+
+void log(const JobHooks& h, const std::string& line) {
+  if (h.log) h.log(line);
+}
+
+}  // namespace
+
+int64_t window_length(int64_t ctx, int64_t max_position) {
+  if (ctx > 0) return ctx;
+  return max_position > 0 ? std::min<int64_t>(2048, max_position) : 2048;
+}
+
+// ---- perplexity -------------------------------------------------------------------------------
+
+PplRun run_ppl(const PplJob& job) {
+  const ThreadScope threads(job.hooks.threads);
+  const TextMode mode = parse_text_mode(job.w.text_mode);
+  const Protocol proto = parse_protocol(job.w.protocol);
+  const Stopwatch timer;
+  EvalSession s = open_session(job.model, job.tokenizer, true, job.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  const EvalText text = load_eval_text(job.w.data, mode, job.w.field);
+  const std::vector<int32_t> stream = token_stream(*s.tokenizer, text.text);
+  PplRun run;
+  run.ctx = window_length(job.w.ctx, s.model->config().max_position);
+  run.stream_tokens = int64_t(stream.size());
+  run.protocol = protocol_name(proto);
+  run.text_mode = text_mode_name(text.mode);
+  const auto windows = make_windows(stream, run.ctx, proto, s.tokenizer->bos_id(), job.w.chunks);
+  log(job.hooks, "ppl: " + std::to_string(stream.size()) + " tokens, " + std::to_string(windows.size()) +
+                     " windows of " + std::to_string(run.ctx) + " (" + run.protocol + ", text mode " + run.text_mode + ")");
+
+  DecoderLogits src(*s.model);
+  const Stopwatch scoring;
+  PplOptions po;
+  po.batch = job.w.batch;
+  std::unique_ptr<ResumeLog> resume;
+  if (!job.resume.empty()) {
+    resume = std::make_unique<ResumeLog>(
+        job.resume, run_key({{"eval", "ppl"}, {"model", s.info.hash}, {"tokenizer", s.info.tokenizer_sha256},
+                             {"data", text.file_sha256}, {"text_mode", run.text_mode}, {"field", job.w.field},
+                             {"protocol", run.protocol}, {"ctx", run.ctx}, {"compute", job.bf16 ? "bf16" : "f32"}}));
+    if (resume->restored())
+      log(job.hooks, "resuming: " + std::to_string(resume->restored()) + " windows already in " + job.resume);
+    po.resume = resume.get();
+  }
+  const int64_t total = int64_t(windows.size()) * run.ctx;
+  run.result = perplexity(src, windows, po, [&](const PplProgress& p) {
+    if (job.on_window) job.on_window(p);
+    report(job.hooks.progress, p.tokens_done, total, "tok");
+  });
+  report(job.hooks.progress, total, total, "tok", "", true);
+  const PplResult& r = run.result;
+  run.scoring_seconds = scoring.seconds();
+  run.seconds = timer.seconds();
+  run.tokens_per_s = double(r.windows * run.ctx) / std::max(run.scoring_seconds, 1e-9);
+
+  const Json data = {{"path", job.w.data}, {"sha256", text.file_sha256}, {"text_mode", run.text_mode},
+                     {"documents", text.documents}, {"stream_tokens", stream.size()}};
+  const Json settings = {{"protocol", run.protocol},          {"ctx", run.ctx},
+                         {"chunks", job.w.chunks},            {"windows", r.windows},
+                         {"batch", job.w.batch},              {"compute", job.bf16 ? "bf16" : "f32"},
+                         {"bos_id", s.tokenizer->bos_id()},   {"jsonl_field", job.w.field}};
+  const Json metrics = {{"ppl", r.ppl}, {"ppl_stderr", r.ppl_stderr}, {"nll_mean", r.nll_mean},
+                        {"nll_sum", r.nll_sum}, {"tokens", r.predictions}};
+  run.results = make_results("ppl", s.info, data, settings, metrics, run.seconds,
+                             {{"window_nll_sum", r.window_nll_sum}, {"scoring_s", run.scoring_seconds},
+                              {"tokens_per_s", run.tokens_per_s}});
+  return run;
+}
+
+// ---- zero-shot tasks --------------------------------------------------------------------------
+
+TasksRun run_tasks(const TasksJob& job) {
+  const ThreadScope threads(job.hooks.threads);
+  const Stopwatch timer;
+  if (job.tasks.empty()) throw ArgError("tasks: no task named");
+  std::vector<std::string> names;
+  for (const auto& t : job.tasks) names.push_back(canonical_task_name(t));
+  std::vector<TaskData> tasks;
+  for (const auto& n : names) tasks.push_back(load_task(n, job.task_dir, job.limit));  // validate every file first
+  EvalSession s = open_session(job.model, job.tokenizer, true, job.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  DecoderLogits src(*s.model);
+  TaskOptions topt = job.options;
+  std::unique_ptr<ResumeLog> resume;
+  if (!job.resume.empty()) {
+    Json files_id = Json::object();
+    for (const TaskData& td : tasks) files_id[td.name] = td.file_sha256;
+    resume = std::make_unique<ResumeLog>(
+        job.resume, run_key({{"eval", "tasks"}, {"model", s.info.hash}, {"tokenizer", s.info.tokenizer_sha256},
+                             {"files", files_id}, {"add_bos", topt.add_bos}, {"max_length", topt.max_length},
+                             {"compute", job.bf16 ? "bf16" : "f32"}}));
+    if (resume->restored())
+      log(job.hooks, "resuming: " + std::to_string(resume->restored()) + " documents already in " + job.resume);
+    topt.resume = resume.get();
+  }
+  TasksRun run;
+  Json metrics = Json::object(), files = Json::object(), details = Json::object();
+  for (const TaskData& td : tasks) {
+    const int64_t n = int64_t(td.docs.size());
+    TaskResult r = evaluate_task(src, *s.tokenizer, td, topt,
+                                 [&](int64_t done, int64_t) { report(job.hooks.progress, done, n, "doc", td.name); });
+    report(job.hooks.progress, n, n, "doc", td.name, true);
+    metrics[td.name + ".acc"] = r.acc;
+    metrics[td.name + ".acc_stderr"] = r.acc_stderr;
+    if (td.kind == TaskKind::MultipleChoice) {
+      metrics[td.name + ".acc_norm"] = r.acc_norm;
+      metrics[td.name + ".acc_norm_stderr"] = r.acc_norm_stderr;
+    }
+    if (td.kind == TaskKind::LastWord) {
+      metrics[td.name + ".ppl"] = r.ppl;
+      metrics[td.name + ".ppl_stderr"] = r.ppl_stderr;
+    }
+    metrics[td.name + ".samples"] = r.samples;
+    files[td.name] = {{"path", td.file}, {"sha256", td.file_sha256}};
+    Json lls = Json::array();
+    for (const auto& doc : r.per_doc) {
+      Json d = Json::array();
+      for (const auto& c : doc) d.push_back(c.logprob);
+      lls.push_back(d);
+    }
+    details[td.name] = {{"loglikelihoods", lls}};
+    if (job.on_task) job.on_task(td, r);
+    run.results.push_back(std::move(r));
+  }
+  run.seconds = timer.seconds();
+  const Json settings = {{"tasks", names},
+                         {"limit", job.limit},
+                         {"add_bos", topt.add_bos},
+                         {"batch_size", topt.batch_size},
+                         {"max_length", topt.max_length > 0 ? topt.max_length : src.max_length()},
+                         {"num_fewshot", 0},
+                         {"compute", job.bf16 ? "bf16" : "f32"}};
+  run.results_file = make_results("tasks", s.info, files, settings, metrics, run.seconds, details);
+  return run;
+}
+
+}  // namespace calq::eval
