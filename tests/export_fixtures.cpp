@@ -67,17 +67,17 @@ QuantizedWeight rtn_quantize(const Tensor& wt, const RtnSpec& s, uint32_t seed) 
   return q;
 }
 
-std::vector<std::string> MemoryRun::quantized_modules() const {
+namespace {
+template <class Map>
+std::vector<std::string> keys(const Map& m) {
   std::vector<std::string> r;
-  for (const auto& [n, _] : weights) r.push_back(n);
+  for (const auto& kv : m) r.push_back(kv.first);
   return r;
 }
+}  // namespace
 
-std::vector<std::string> MemoryRun::replaced_tensors() const {
-  std::vector<std::string> r;
-  for (const auto& [n, _] : tensors) r.push_back(n);
-  return r;
-}
+std::vector<std::string> MemoryRun::quantized_modules() const { return keys(weights); }
+std::vector<std::string> MemoryRun::replaced_tensors() const { return keys(tensors); }
 
 MemoryRun rtn_quantize_model(const std::string& model_dir, const RtnSpec& s) {
   auto model = Decoder::load(model_dir);

@@ -7,6 +7,8 @@
 #include <random>
 
 #include "formats/packing.h"
+#include "io/safetensors.h"
+#include "quant/qstate.h"
 #include "tensor/dtype.h"
 #include "util/error.h"
 
@@ -216,6 +218,52 @@ TEST(ExportPacking, RefusesWhatTheFormatsCannotHold) {
   Tensor gi = t.g_idx.clone();
   gi.data_mut<int32_t>()[3] = 99;
   EXPECT_THROW(gptq_unpack(t.qweight, t.qzeros, t.scales, gi, 4, 32, false, GptqZeroFormat::V1, "m"), FormatError);
+}
+
+// One rule set for QuantizedWeight, whoever checks it: the state files, both packings and
+// dequantize() accept and refuse the same weights.
+TEST(QuantizedWeightRules, OneRuleSetForStatePackingAndDequantize) {
+  QuantizedWeight ok;
+  ok.bits = 4;
+  ok.group_size = 32;
+  ok.rows = 8;
+  ok.cols = 64;
+  ok.q.assign(8 * 64, 3);
+  ok.scale.assign(8 * 2, 0.5f);
+  ok.zero.assign(8 * 2, 8.0f);
+  for (int64_t c = 0; c < 64; ++c) ok.g_idx.push_back(int32_t(c / 32));
+  EXPECT_EQ(ok.n_groups(), 2);
+  EXPECT_EQ(QuantizedWeight::groups_for(65, 32), 3);  // a partial last group
+  EXPECT_EQ(QuantizedWeight::groups_for(65, -1), 1);  // per output channel
+  ASSERT_EQ(ok.problem(), "");
+  auto refused_everywhere = [](const QuantizedWeight& w, const std::string& why) {
+    EXPECT_NE(w.problem().find(why), std::string::npos) << w.problem();
+    EXPECT_THROW(w.validate("w"), ArgError) << why;
+    EXPECT_THROW(w.dequantize(), ArgError) << why;
+    EXPECT_THROW(gptq_pack(w, GptqZeroFormat::V1, "w"), ArgError) << why;
+    EXPECT_THROW(awq_pack(w, "w"), ArgError) << why;
+    SafetensorsWriter sw;
+    EXPECT_THROW(add_quantized_weight(sw, "w", w), ArgError) << why;
+  };
+  QuantizedWeight w = ok;
+  w.bits = 1;
+  w.q.assign(w.q.size(), 1);
+  w.zero.assign(w.zero.size(), 1.0f);
+  refused_everywhere(w, "bits");
+  w = ok;
+  w.scale[3] = 0.0f;  // the packings used to accept a zero scale, the state files did not
+  refused_everywhere(w, "scale");
+  w = ok;
+  w.scale.resize(8 * 3);  // three groups do not fit group_size 32 over 64 columns
+  w.zero.resize(8 * 3, 8.0f);
+  refused_everywhere(w, "scale/zero");
+  w = ok;
+  w.sym = true;
+  w.zero[0] = 7.0f;
+  refused_everywhere(w, "sym");
+  w = ok;
+  w.g_idx[5] = 2;
+  refused_everywhere(w, "g_idx");
 }
 
 }  // namespace

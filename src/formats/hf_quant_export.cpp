@@ -1,6 +1,5 @@
 #include "formats/hf_quant_export.h"
 
-#include <filesystem>
 #include <map>
 #include <set>
 

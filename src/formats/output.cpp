@@ -27,14 +27,25 @@ bool holds_kept_entry(const std::string& out, const std::vector<std::string>& ke
   return false;
 }
 
+// Weight files of an earlier output in the run's own folder: replaced, or removed when the new
+// output has fewer shards.
+bool is_weight_file(const std::string& name) {
+  return name == "model.safetensors.index.json" || (name.starts_with("model") && name.ends_with(".safetensors"));
+}
+
 }  // namespace
+
+void check_output_dir(const std::string& out, const std::vector<std::string>& keep) {
+  std::error_code ec;
+  if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && (fs::is_empty(out, ec) || holds_kept_entry(out, keep))))
+    throw ArgError(out + ": already exists (calq never overwrites an output it did not write; remove it or pick "
+                         "another name)");
+}
 
 OutputDir::OutputDir(std::string out, std::vector<std::string> keep)
     : out_(std::move(out)), tmp_(out_ + ".calq-tmp"), keep_(std::move(keep)) {
+  check_output_dir(out_, keep_);
   std::error_code ec;
-  if (fs::exists(out_, ec) && !(fs::is_directory(out_, ec) && (fs::is_empty(out_, ec) || holds_kept_entry(out_, keep_))))
-    throw ArgError(out_ + ": already exists (calq never overwrites an output it did not write; remove it or pick "
-                          "another name)");
   fs::remove_all(tmp_, ec);
   if (!fs::create_directories(tmp_, ec) || ec) throw IoError(tmp_ + ": cannot create directory: " + ec.message());
 }
@@ -56,12 +67,13 @@ void OutputDir::commit() {
     committed_ = true;
     return;
   }
-  // The run's own folder: drop its previous output (everything but the kept entries), move the new
-  // files in, config.json last, so that a folder with a config.json is never half written.
+  // The run's own folder: drop the weight files of its previous output that the new one does not
+  // replace, move the new files in, config.json last, so that a folder with a config.json is never
+  // half written. Nothing else in the folder is touched.
   const std::vector<std::string> fresh = entries(tmp_);
   const std::set<std::string> kept(keep_.begin(), keep_.end()), incoming(fresh.begin(), fresh.end());
   for (const auto& e : entries(out_))
-    if (!kept.count(e) && !incoming.count(e)) fs::remove_all(path_join(out_, e), ec);
+    if (!kept.count(e) && !incoming.count(e) && is_weight_file(e)) fs::remove(path_join(out_, e), ec);
   std::vector<std::string> order = fresh;
   std::stable_partition(order.begin(), order.end(), [](const std::string& n) { return n != "config.json"; });
   for (const auto& e : order) {

@@ -7,8 +7,9 @@
 //    is complete. Single files go through io's AtomicFile ("<out>.tmp", then a rename).
 //  * One overwrite rule: calq replaces nothing it did not write for this run. The target must not
 //    exist, or be an empty folder — unless it is the folder of the run itself, i.e. it holds one
-//    of the `keep` entries (the QuantState of `calq quantize -o OUT` lives in OUT/qstate): then the
-//    kept entries stay, the run's previous output is replaced file by file, config.json last.
+//    of the `keep` entries (the QuantState of `calq quantize -o OUT` lives in OUT/qstate): then
+//    the written files replace their namesakes and the previous weight files (model*.safetensors,
+//    the shard index), config.json last; nothing else in the folder is touched.
 //  * One list of side files copied from the source model: kSideFiles (the tokenizer and the
 //    generation config; model cards, weights and anything else are not copied).
 #pragma once
@@ -42,6 +43,8 @@ class OutputDir {
   bool committed_ = false;
 };
 
+// The overwrite rule for a folder, checked before long work starts (OutputDir checks it again).
+void check_output_dir(const std::string& out, const std::vector<std::string>& keep = {});
 // The overwrite rule for a single-file output: ArgError when `path` exists.
 void check_new_output_file(const std::string& path);
 

@@ -5,7 +5,6 @@
 // finished layer when started again with the same arguments. --format also writes an export of the
 // state (the writers of src/formats/, as `calq export` runs them).
 #include <cstdio>
-#include <map>
 #include <memory>
 #include <set>
 
@@ -137,6 +136,7 @@ int run(const Opts& o) {
   if (model->checkpoint()->config().contains("calq_quant"))
     throw ArgError(o.model + ": is already a calq fake-quantized checkpoint; quantize the float source");
   note_partial_groups(*model, q);
+  if (!o.no_fake) check_output_dir(o.out, {"qstate"});  // before the run: OUT must be new or this run's
   std::unique_ptr<CalibSet> calib;
   if (q.needs_calibration()) {
     if (o.calib.empty()) throw ArgError(o.method + " needs calibration data: --calib SET (calq calib build)");
