@@ -98,6 +98,16 @@ std::map<std::string, MethodStyle> method_styles(std::vector<std::pair<std::stri
   return out;
 }
 
+// Panel title of an evaluation: "ppl:wikitext2" -> "perplexity, wikitext2".
+std::string eval_title(const std::string& eval) {
+  const auto [metric, data] = split_eval(eval);
+  const std::string m = metric == "ppl"   ? "perplexity"
+                        : metric == "kld" ? "KL divergence to float"
+                        : metric == "acc" ? "accuracy"
+                                          : metric;
+  return m + ", " + data;
+}
+
 std::string settings_cell(int v) { return v > 0 ? std::to_string(v) : ""; }
 
 std::vector<std::string> row_csv(const ResultRow& r, double f, double d) {
@@ -158,7 +168,7 @@ std::optional<Figure> group_figure(const ReportInput& in, const std::string& mod
   for (const auto& eval : evals) {
     const auto [metric, data] = split_eval(eval);
     Panel p;
-    p.title = eval;
+    p.title = eval_title(eval);
     p.x.label = "calibration set";
     p.x.categories = sets;
     p.y.label = metric_axis_label(metric);
@@ -231,7 +241,7 @@ std::optional<Figure> robustness_figure(const ReportInput& in) {
   for (const auto& eval : evals) {
     const auto [metric, data] = split_eval(eval);
     Panel p;
-    p.title = eval;
+    p.title = eval_title(eval);
     p.x.label = "model";
     p.x.categories = shown_models;
     const double n = double(keys.size()), width = std::min(0.18, 0.72 / n);
@@ -312,7 +322,7 @@ std::optional<Figure> bits_figure(const ReportInput& in, const std::string& mode
   for (const auto& eval : evals) {
     const auto [metric, data] = split_eval(eval);
     Panel p;
-    p.title = eval;
+    p.title = eval_title(eval);
     p.x.label = axis_name + " bits";
     p.y.label = metric_axis_label(metric);
     const double fv = float_value(in, model, eval);

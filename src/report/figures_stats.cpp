@@ -180,6 +180,10 @@ Figure depth_figure(const ModelStats& ms, const FigureOptions& opt) {
     if (layers <= 16) p->x.step = 1;
   }
   pout.y.min = 0;
+  double most = 1;
+  for (const auto& s : pout.series)
+    for (double y : s.y) most = std::max(most, y);
+  pout.y.max = most * 1.15;  // headroom: counts at the maximum stay off the frame
   f.panels = {std::move(pmax), std::move(pkurt), std::move(pout)};
   return f;
 }

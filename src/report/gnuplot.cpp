@@ -134,12 +134,16 @@ void axis_settings(std::ostream& o, const char* ax, const Axis& a, bool heat_num
   if (heat_numeric) o << "set " << ax << "tics out\n";
 }
 
-// Explicit tics at 1, 1.5, 2, 3, 5 and 7 × 10^k inside [lo, hi], for a log axis spanning less than two
-// decades (gnuplot would label only the decades, maybe none).
+// Explicit tics at "nice" multiples of 10^k inside [lo, hi], for a log axis spanning less than two
+// decades (gnuplot would label only the decades, maybe none): coarser steps for wider spans.
 std::string nice_log_tics(double lo, double hi) {
+  const double span = hi / lo;
+  const std::vector<double> steps = span >= 10  ? std::vector<double>{1, 2, 5}
+                                    : span >= 3 ? std::vector<double>{1, 1.5, 2, 3, 5, 7}
+                                                : std::vector<double>{1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8};
   std::vector<double> v;
   for (int k = int(std::floor(std::log10(lo))); k <= int(std::ceil(std::log10(hi))); ++k)
-    for (double m : {1.0, 1.5, 2.0, 3.0, 5.0, 7.0}) {
+    for (double m : steps) {
       const double x = m * std::pow(10.0, k);
       if (x >= lo * 0.999 && x <= hi * 1.001) v.push_back(x);
     }
@@ -235,7 +239,12 @@ void series_panel(std::ostream& o, const Panel& p, size_t pi) {
   axis_settings(o, "x", p.x, false);
   axis_settings(o, "y", p.y, false);
   const auto [lo, hi] = y_span(p);
-  if (p.y.log && hi > 0 && hi / lo < 100) o << "set format y \"%g\"\nset ytics " << nice_log_tics(lo, hi) << "\n";
+  if (p.y.log && hi > 0 && hi / lo < 100) {
+    // Labelled tics inside the data's span, and the range fitted to the data (plus a margin)
+    // instead of stretched to whole decades.
+    o << "set format y \"%g\"\nset ytics " << nice_log_tics(lo, hi) << "\n";
+    if (std::isnan(p.y.min) && std::isnan(p.y.max)) o << "set autoscale yfix\nset offsets 0, 0, graph 0.06, graph 0.06\n";
+  }
   o << "set grid xtics ytics lc rgb \"#dddddd\" lw 1 dt 1\n";
   std::vector<std::string> parts;
   for (size_t si = 0; si < p.series.size(); ++si) {

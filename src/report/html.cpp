@@ -66,10 +66,10 @@ svg.plot image { image-rendering: pixelated; }
 figcaption { font-size: 0.92em; color: #333; margin-top: 0.4em; }
 figcaption .files a, .files a { color: #0072B2; margin-right: 0.6em; }
 p.omitted { color: #666; font-style: italic; margin: 0.3em 0; }
-table { border-collapse: collapse; font-size: 0.88em; margin: 0.5em 0 1.6em; }
+table { border-collapse: collapse; font-size: 0.82em; margin: 0.5em 0 1.6em; }
 caption { text-align: left; font-size: 0.95em; padding-bottom: 0.3em; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; }
-td { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td { text-align: right; font-variant-numeric: tabular-nums; }
 td:first-child, th:first-child { text-align: left; }
 tr.float td { font-weight: bold; }
 code { font-size: 0.9em; }
