@@ -145,6 +145,28 @@ TEST(ReportRender, CliOnTinyOptWritesTheStatisticsAsCsv) {
   fs::remove_all(dir);
 }
 
+TEST(ReportRender, FiguresWithoutDataBecomeNotes) {
+  if (!have_gnuplot()) GTEST_SKIP() << "gnuplot is not installed (Debian gnuplot-nox; scripts/deps.sh): not drawn";
+  const std::string dir = test::temp_path("report_render", "partial");
+  fs::create_directories(dir);
+  std::string out;
+  const std::string calq = "CALQ_PROGRESS=0 '" + test::cli() + "' ";
+  ASSERT_EQ(test::run_command(calq + "calib build random-tokens --vocab 128 -n 4 -T 16 -o " + dir + "/r.safetensors", &out), 0) << out;
+  // Only the MLP down-projection inputs: no attention or MLP inputs for the histograms and heat map.
+  ASSERT_EQ(test::run_command(calq + "stats '" + test::data("models/tiny/opt") + "' --calib " + dir +
+                                  "/r.safetensors --modules 'model.decoder.layers.*.fc2' -q -o " + dir + "/r.stats.safetensors",
+                              &out),
+            0)
+      << out;
+  ASSERT_EQ(test::run_command(calq + "report -o " + dir + "/rep --stats opt:r=" + dir + "/r.stats.safetensors", &out), 0) << out;
+  const std::string html = read_file(dir + "/rep/index.html");
+  EXPECT_FALSE(fs::exists(dir + "/rep/heatmap-opt.svg"));
+  EXPECT_NE(html.find("Not drawn: opt: per-channel absmax, layer × channel (calibration set r) — no data for any of its panels"),
+            std::string::npos);
+  EXPECT_TRUE(fs::exists(dir + "/rep/depth-opt.svg"));  // max |x| and kurtosis of the fc2 inputs
+  fs::remove_all(dir);
+}
+
 TEST(ReportRender, PageIsSelfContainedWithUniqueIds) {
   if (!have_gnuplot()) GTEST_SKIP() << "gnuplot is not installed (Debian gnuplot-nox; scripts/deps.sh): not drawn";
   const std::string dir = test::temp_path("report_render", "page");

@@ -23,6 +23,19 @@ std::vector<Section> report_sections(const ReportInput& in, const FigureOptions&
   std::vector<Section> out;
   for (const char* id : {"calibration", "robustness", "histograms", "depth", "heatmaps", "similarity", "bits", "tables"})
     if (auto it = by_id.find(id); it != by_id.end()) out.push_back(std::move(it->second));
+  // A panel without anything to draw (statistics collected without attention inputs, say) is left
+  // out, and a figure left without panels becomes a note.
+  for (auto& s : out) {
+    std::vector<Figure> kept;
+    for (auto& f : s.figures) {
+      std::erase_if(f.panels, [](const Panel& p) {
+        return p.heat ? p.heat->z.empty() || p.heat->z[0].empty() : p.series.empty();
+      });
+      if (f.panels.empty()) s.omitted.push_back({f.title, "no data for any of its panels"});
+      else kept.push_back(std::move(f));
+    }
+    s.figures = std::move(kept);
+  }
   // Labels that slug alike ("a.b", "a_b") would give one file name to two figures.
   std::set<std::string> ids;
   for (auto& s : out) {
