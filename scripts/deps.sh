@@ -15,6 +15,9 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev
   nlohmann-json3-dev libonig-dev libutf8proc-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # calq report draws with gnuplot (svg, pngcairo) in DejaVu Sans; its test opens the page in
+  # headless Chromium (docs/report.md).
+  gnuplot-nox fonts-dejavu-core chromium
 )
 
 if [ "${1:-}" = "--list" ]; then echo "${packages[@]}"; exit 0; fi

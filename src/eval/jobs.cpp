@@ -69,9 +69,9 @@ PplRun run_ppl(const PplJob& job) {
   const int64_t total = int64_t(windows.size()) * run.ctx;
   run.result = perplexity(src, windows, po, [&](const PplProgress& p) {
     if (job.on_window) job.on_window(p);
-    report(job.hooks.progress, p.tokens_done, total, "tok");
+    report_progress(job.hooks.progress, p.tokens_done, total, "tok");
   });
-  report(job.hooks.progress, total, total, "tok", "", true);
+  report_progress(job.hooks.progress, total, total, "tok", "", true);
   const PplResult& r = run.result;
   run.scoring_seconds = scoring.seconds();
   run.seconds = timer.seconds();
@@ -121,8 +121,8 @@ TasksRun run_tasks(const TasksJob& job) {
   for (const TaskData& td : tasks) {
     const int64_t n = int64_t(td.docs.size());
     TaskResult r = evaluate_task(src, *s.tokenizer, td, topt,
-                                 [&](int64_t done, int64_t) { report(job.hooks.progress, done, n, "doc", td.name); });
-    report(job.hooks.progress, n, n, "doc", td.name, true);
+                                 [&](int64_t done, int64_t) { report_progress(job.hooks.progress, done, n, "doc", td.name); });
+    report_progress(job.hooks.progress, n, n, "doc", td.name, true);
     metrics[td.name + ".acc"] = r.acc;
     metrics[td.name + ".acc_stderr"] = r.acc_stderr;
     if (td.kind == TaskKind::MultipleChoice) {

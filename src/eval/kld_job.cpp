@@ -41,7 +41,7 @@ std::unique_ptr<ResumeLog> open_log(const KldJob& job, const EvalSession& s, con
 std::function<void(int64_t, int64_t, double)> window_hook(const KldJob& job, int64_t ctx) {
   return [&job, ctx](int64_t done, int64_t total, double running) {
     if (job.on_window) job.on_window(done, total, running);
-    report(job.hooks.progress, done * ctx, total * ctx, "tok");
+    report_progress(job.hooks.progress, done * ctx, total * ctx, "tok");
   };
 }
 
@@ -69,7 +69,7 @@ KldStats score_exact(const KldJob& job, const EvalSession& s, Json* data, Json* 
            {"reference_model", job.ref_model}, {"reference_model_hash", p.info.hash}};
   *settings = {{"protocol", protocol_name(proto)}, {"ctx", ctx},           {"k", "full"},
                {"windows", windows.size()},       {"batch", job.w.batch}, {"compute", compute_name(job.bf16)}};
-  report(job.hooks.progress, int64_t(windows.size()) * ctx, int64_t(windows.size()) * ctx, "tok", "", true);
+  report_progress(job.hooks.progress, int64_t(windows.size()) * ctx, int64_t(windows.size()) * ctx, "tok", "", true);
   return k;
 }
 
@@ -120,9 +120,9 @@ KldRefRun run_kld_reference(const KldRefJob& job) {
   DecoderLogits src(*s.model);
   const int64_t total = int64_t(windows.size()) * ctx;
   KldReference ref = build_kld_reference(src, windows, job.k, job.w.batch, [&](int64_t done, int64_t) {
-    report(job.hooks.progress, done * ctx, total, "tok");
+    report_progress(job.hooks.progress, done * ctx, total, "tok");
   });
-  report(job.hooks.progress, total, total, "tok", "", true);
+  report_progress(job.hooks.progress, total, total, "tok", "", true);
   KldRefMeta& m = ref.meta;
   m.model = job.model;
   m.model_hash = s.info.hash;
@@ -162,7 +162,7 @@ KldRun run_kld(const KldJob& job) {
     const std::string ref_sha = sha256_file(job.ref);
     const auto resume = open_log(job, s, ref_sha);
     run.stats = score_kld(src, ref, job.w.batch, window_hook(job, m.ctx), resume.get());
-    report(job.hooks.progress, ref.windows * m.ctx, ref.windows * m.ctx, "tok", "", true);
+    report_progress(job.hooks.progress, ref.windows * m.ctx, ref.windows * m.ctx, "tok", "", true);
     data = {{"reference", job.ref},     {"reference_sha256", ref_sha},
             {"path", m.data},           {"sha256", m.data_sha256},
             {"text_mode", m.text_mode}, {"reference_model", m.model},

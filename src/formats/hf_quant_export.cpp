@@ -124,7 +124,7 @@ ExportReport fill_and_write(const QuantState& q, const Checkpoint& ck, const std
   const std::vector<std::string> names = ck.names();
   int64_t done = 0;
   for (const auto& name : names) {
-    report(o.progress, ++done, int64_t(names.size()), "tensors");
+    report_progress(o.progress, ++done, int64_t(names.size()), "tensors");
     const std::string module = name.ends_with(".weight") ? name.substr(0, name.size() - 7) : "";
     if (!module.empty() && quantized.count(module)) {
       const QuantizedWeight qw = *q.weight(module);
@@ -157,7 +157,7 @@ ExportReport fill_and_write(const QuantState& q, const Checkpoint& ck, const std
       ++rep.copied;
     }
   }
-  report(o.progress, done, int64_t(names.size()), "tensors", "", true);
+  report_progress(o.progress, done, int64_t(names.size()), "tensors", "", true);
   if (rep.stats.scales_rounded)
     rep.warnings.push_back(std::to_string(rep.stats.scales_rounded) +
                            " scales were not fp16 values and were rounded: the export is not bitwise the fake-quant model "

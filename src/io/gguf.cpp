@@ -563,9 +563,9 @@ void Writer::emit(Sink& sink, const ProgressFn& progress) const {
                      ggml::type_name(p.info.type) + " shape needs " + std::to_string(p.info.nbytes));
     sink(bytes.data(), bytes.size());
     sink(pad.data(), size_t(align_up(bytes.size(), alignment_) - bytes.size()));
-    report(progress, ++done, int64_t(tensors_.size()), "tensors");
+    report_progress(progress, ++done, int64_t(tensors_.size()), "tensors");
   }
-  report(progress, done, int64_t(tensors_.size()), "tensors", "", true);
+  report_progress(progress, done, int64_t(tensors_.size()), "tensors", "", true);
 }
 
 std::string Writer::to_bytes() const {

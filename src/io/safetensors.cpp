@@ -151,9 +151,9 @@ void SafetensorsWriter::emit(const std::function<void(const void*, size_t)>& sin
                      shape_str(e.shape) + " but produced " + dtype_name(t.dtype()) + " " + shape_str(t.shape()));
     sink(t.raw(), t.nbytes());
     done += t.nbytes();
-    report(progress, int64_t(done >> 20), int64_t(total >> 20), "MiB");
+    report_progress(progress, int64_t(done >> 20), int64_t(total >> 20), "MiB");
   }
-  report(progress, int64_t(done >> 20), int64_t(total >> 20), "MiB", "", true);
+  report_progress(progress, int64_t(done >> 20), int64_t(total >> 20), "MiB", "", true);
 }
 
 std::string SafetensorsWriter::to_bytes() const {

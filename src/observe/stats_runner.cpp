@@ -96,12 +96,12 @@ ActStats collect_stats(const Decoder& model, const CalibSet& set, const StatsRun
       col.snapshot(s + b - start);
       while (next_snap <= since_begin) next_snap *= 2;
     }
-    report(opt.progress, s + b - start, end - start, "samples");
+    report_progress(opt.progress, s + b - start, end - start, "samples");
     ++batches;
     if (on_checkpoint && opt.checkpoint_every > 0 && batches % opt.checkpoint_every == 0 && s + b < end)
       on_checkpoint(current(s + b));
   }
-  report(opt.progress, end - start, end - start, "samples", "", true);
+  report_progress(opt.progress, end - start, end - start, "samples", "", true);
   return current(end);
 }
 

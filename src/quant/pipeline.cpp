@@ -194,7 +194,7 @@ QuantizeSummary quantize_model(Decoder& model, const CalibSet* calib, const Quan
   auto finish_layer = [&](const LayerResult& r, double secs) {
     qs.write_layer(r);
     ++sum.layers_quantized;
-    report(o.progress, sum.layers_quantized, n_todo, "layer", "layer " + std::to_string(r.layer));
+    report_progress(o.progress, sum.layers_quantized, n_todo, "layer", "layer " + std::to_string(r.layer));
     if (o.log) {
       char b[64];
       std::snprintf(b, sizeof b, " (%.1f s)", secs);
@@ -244,7 +244,7 @@ QuantizeSummary quantize_model(Decoder& model, const CalibSet* calib, const Quan
       in.x = next;
     }
   }
-  report(o.progress, sum.layers_quantized, n_todo, "layer", "", true);
+  report_progress(o.progress, sum.layers_quantized, n_todo, "layer", "", true);
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return sum;
 }

@@ -19,7 +19,7 @@ struct ProgressEvent {
 using ProgressFn = std::function<void(const ProgressEvent&)>;
 
 // Calls `fn` (when set) with one event.
-inline void report(const ProgressFn& fn, int64_t done, int64_t total, const char* unit, std::string note = "",
+inline void report_progress(const ProgressFn& fn, int64_t done, int64_t total, const char* unit, std::string note = "",
                    bool finished = false) {
   if (fn) fn(ProgressEvent{done, total, unit, std::move(note), finished});
 }
