@@ -6,6 +6,7 @@
 #include <map>
 
 #include "command.h"
+#include "kernels/isa.h"
 #include "util/error.h"
 
 namespace calq::cli {
@@ -26,6 +27,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", CALQ_VERSION);
   int threads = 0;
   app.add_option("-t,--threads", threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  std::string isa;
+  app.add_option("--isa", isa, "cap calq's kernels at this instruction set (default: the best the CPU runs)")
+      ->check(CLI::IsMember({"avx512", "avx2", "scalar"}));
 
   std::map<std::string, CLI::App*> nodes;  // "eval" -> its CLI::App, for nested commands
   std::vector<std::pair<CLI::App*, Runner>> runners;
@@ -49,6 +53,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (threads > 0) omp_set_num_threads(threads);
+  if (calq::Isa i; !isa.empty() && calq::isa_from_name(isa, &i)) calq::set_max_isa(i);
   try {
     for (auto& [sub, run] : runners)
       if (sub->parsed()) return run();
