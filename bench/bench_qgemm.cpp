@@ -9,6 +9,9 @@
 // threads costs tens of µs per product, a large share of a decode step.
 //  * W8A8 against oneDNN's int8 matmul (s8 × s8, per-channel output scales, per-row scales as a
 //    binary post-op, activation quantization included in both).
+// Formats: f32, bf16 (oneDNN); w4g128 (GPTQ layout, bf16 compute), w4g128-f32 (f32 compute);
+// q4_0, q4_1, q5_0, q5_1, q8_0 (GGUF blocks, bf16 compute); "-a8" suffix (w4g128-a8, q4_0-a8,
+// q4_1-a8): int8 activations (W4A8); w8a8 (per-token).
 // Usage: bench_qgemm [--threads 1,2] [--reps 5] [--isa avx2|avx512|scalar] [--formats f32,bf16,...]
 #include <cstdlib>
 #include <map>
@@ -74,7 +77,7 @@ std::vector<uint8_t> random_blocks(ggml::Type t, int64_t n, int64_t k, uint32_t 
 }
 
 // A GPTQ-style W4 g128 asymmetric weight (f16 scales, integer zero points): random codes.
-std::shared_ptr<PackedWeight> make_w4(int64_t n, int64_t k, uint32_t seed, ComputeType c) {
+std::shared_ptr<PackedWeight> make_w4(int64_t n, int64_t k, uint32_t seed, ComputeType c, QActs acts = QActs::Float) {
   std::mt19937 g(seed);
   const int64_t groups = k / 128;
   std::vector<uint8_t> q(size_t(n * k));
@@ -90,7 +93,7 @@ std::shared_ptr<PackedWeight> make_w4(int64_t n, int64_t k, uint32_t seed, Compu
   v.zero = zero.data();
   v.groups = groups;
   v.group_size = 128;
-  return pack_quantized(v, c);
+  return pack_quantized(v, c, "w4", acts);
 }
 
 std::shared_ptr<PackedWeight> make_w8a8(int64_t n, int64_t k, uint32_t seed) {
@@ -106,16 +109,20 @@ std::shared_ptr<PackedWeight> make_weight(const std::string& fmt, int64_t n, int
     const auto w = random_vec(size_t(n * k), seed);
     return pack_weight(w.data(), n, k, fmt == "f32" ? ComputeType::F32 : ComputeType::BF16);
   }
-  if (fmt == "w4g128") return make_w4(n, k, seed, ComputeType::BF16);
+  // "-a8": int8 activations (QActs::Int8, W4A8).
+  const bool a8 = fmt.size() > 3 && fmt.compare(fmt.size() - 3, 3, "-a8") == 0;
+  const std::string base = a8 ? fmt.substr(0, fmt.size() - 3) : fmt;
+  const QActs acts = a8 ? QActs::Int8 : QActs::Float;
+  if (base == "w4g128") return make_w4(n, k, seed, ComputeType::BF16, acts);
   if (fmt == "w4g128-f32") return make_w4(n, k, seed, ComputeType::F32);
   if (fmt == "w8a8") return make_w8a8(n, k, seed);
   ggml::Type t;
-  if (!ggml::type_from_name(fmt, &t)) {
+  if (!ggml::type_from_name(base, &t)) {
     std::fprintf(stderr, "unknown format %s\n", fmt.c_str());
     std::exit(2);
   }
   const auto b = random_blocks(t, n, k, seed);
-  return pack_ggml(t, b.data(), n, k, ComputeType::BF16);
+  return pack_ggml(t, b.data(), n, k, ComputeType::BF16, "w", acts);
 }
 
 size_t weight_bytes(const std::string& fmt, const PackedWeight& w) {
@@ -227,7 +234,8 @@ std::vector<std::string> split(const std::string& s) {
 int main(int argc, char** argv) {
   std::vector<int> threads = {1, 2};
   int reps = 5;
-  std::vector<std::string> formats = {"f32", "bf16", "w4g128", "q4_0", "q8_0", "w8a8", "w4g128-f32", "q4_1", "q5_0"};
+  std::vector<std::string> formats = {"f32",  "bf16",      "w4g128",  "q4_0",       "q8_0",
+                                      "w8a8", "w4g128-a8", "q4_0-a8", "w4g128-f32", "q4_1", "q5_0"};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--reps") reps = std::atoi(v.c_str());

@@ -16,6 +16,7 @@
 
 #include "kernels/gemm.h"
 #include "kernels/ops.h"
+#include "kernels/qkern.h"
 #include "kernels/vec.h"
 #include "qkernels_test_util.h"
 #include "util/error.h"
@@ -38,14 +39,17 @@ std::vector<float> dequantized(const QPacked& p) {
 
 const std::vector<int64_t> kRowCounts = {1, 2, 3, 4, 5, 13, 30};
 
-// Every ISA × compute type × row count: kernel vs reference.
-void check_kernels(const std::function<QPacked()>& make, const std::string& name, uint32_t seed) {
+// Every ISA × compute type × row count: kernel vs reference. QActs::Int8: the reference quantizes
+// the activations the same way; decode kernels (rows <= 4, AVX2/AVX-512) multiply the exact
+// d_b·q, the others d_b·q rounded to bf16 under BF16.
+void check_kernels(const std::function<QPacked()>& make, const std::string& name, uint32_t seed,
+                   QActs acts = QActs::Float) {
   const QPacked ref = make();
   const int64_t n = ref.n, k = ref.k;
   const auto wf = dequantized(ref);
   for (ComputeType c : {ComputeType::F32, ComputeType::BF16}) {
     const bool bf = c == ComputeType::BF16;
-    auto pw = pack_quantized(make(), c);
+    auto pw = pack_quantized(make(), c, acts);
     EXPECT_EQ(pw->n(), n);
     EXPECT_EQ(pw->k(), k);
     EXPECT_EQ(pw->compute(), c);
@@ -57,10 +61,12 @@ void check_kernels(const std::function<QPacked()>& make, const std::string& name
         const auto bias = randn(size_t(n), seed++);
         const float* b = rows % 2 ? bias.data() : nullptr;
         const bool w_rounded = bf && rows > 4 && isa != Isa::Scalar;
+        const bool a8_decode = acts == QActs::Int8 && rows <= 4 && isa != Isa::Scalar;
         std::vector<float> want(size_t(rows * n)), got(size_t(rows * n), -7.0f);
-        qgemm_ref(x.data(), rows, ref, c, b, want.data(), w_rounded);
+        qgemm_ref(x.data(), rows, ref, c, b, want.data(), w_rounded, acts, a8_decode);
         gemm_packed(x.data(), rows, *pw, b, got.data());
-        const double rel = (bf && rows <= 4 && isa == Isa::Avx512 && ref.storage != 8 ? 4e-6 : 1e-6) * std::sqrt(double(k));
+        const bool bf16_decode = bf && rows <= 4 && isa == Isa::Avx512 && ref.storage != 8 && acts == QActs::Float;
+        const double rel = (bf16_decode ? 4e-6 : 1e-6) * std::sqrt(double(k));
         test::expect_close(got, want, bf ? rounded(x) : x, w_rounded ? rounded(wf) : wf, rows, n, k, rel, 1e-6, what);
       }
     }
@@ -138,6 +144,63 @@ TEST(QGemm, GgmlMatchesReferenceOnEveryIsa) {
                     ggml::type_name(t) + " " + std::to_string(n) + "x" + std::to_string(k), seed);
       seed += 1000;
     }
+}
+
+TEST(QGemm, Int8ActivationsMatchReferenceOnEveryIsa) {
+  uint32_t seed = 9000;
+  for (const test::QSpec& s : std::vector<test::QSpec>{
+           {4, 70, 256, 128, true, false, true},   // act-order
+           {4, 33, 100, 32, false, false, true},   // k tail: last group padded to 32
+           {4, 31, 50, 20, false, false, true},    // groups of 20 padded to 32
+           {3, 17, 96, -1, false, true, false},    // per channel, f32 scales
+           {2, 40, 64, 64, false, false, true}}) {
+    const QuantizedWeight qw = test::random_qweight(s, seed);
+    check_kernels([&] { return qpack_codes(test::codes_view(qw), "w", 32); }, test::spec_name(s) + " a8", seed, QActs::Int8);
+    seed += 1000;
+  }
+  for (ggml::Type t : {ggml::Type::Q4_0, ggml::Type::Q4_1}) {
+    const auto blocks = test::random_ggml(t, 45, 320, seed);
+    check_kernels([&] { return qpack_ggml(t, blocks.data(), 45, 320); }, ggml::type_name(t) + " a8", seed, QActs::Int8);
+    seed += 1000;
+  }
+  // Only codes of <= 4 bits, groups of whole 32-blocks; activations finite.
+  const QuantizedWeight w8 = test::random_qweight({8, 8, 64, 32, false, false, true}, 1);
+  EXPECT_THROW(pack_quantized(test::codes_view(w8), ComputeType::F32, "w", QActs::Int8), UnsupportedError);
+  const auto q5 = test::random_ggml(ggml::Type::Q5_0, 4, 64, 2);
+  EXPECT_THROW(pack_ggml(ggml::Type::Q5_0, q5.data(), 4, 64, ComputeType::F32, "w", QActs::Int8), UnsupportedError);
+  const QuantizedWeight w4 = test::random_qweight({4, 8, 64, 16, false, false, true}, 3);
+  EXPECT_THROW(pack_quantized(qpack_codes(test::codes_view(w4)), ComputeType::F32, QActs::Int8), UnsupportedError);
+  auto q = pack_quantized(test::codes_view(w4), ComputeType::F32, "w", QActs::Int8);
+  std::vector<float> x(64, 1.0f), y(8);
+  x[7] = std::nanf("");
+  for (Isa isa : test::test_isas()) {
+    test::IsaScope scope(isa);
+    EXPECT_THROW(gemm_packed(x.data(), 1, *q, nullptr, y.data()), ArgError) << isa_name(isa);
+  }
+}
+
+// The block quantizer of every ISA against the scalar definition, bitwise: ties (x / d = m + 0.5),
+// an all-zero block, a block with one non-zero value.
+TEST(QGemm, Int8BlockQuantizerIsBitwiseTheReference) {
+  const int64_t kp = 256;
+  auto x = randn(size_t(kp), 5, 3.0f);
+  for (int i = 0; i < 32; ++i) x[size_t(32 + i)] = 0.0f;
+  for (int i = 0; i < 32; ++i) x[size_t(64 + i)] = i == 9 ? -2.5f : 0.0f;
+  for (int i = 0; i < 32; ++i) x[size_t(96 + i)] = float(i - 16) * 0.5f + (i == 0 ? 127.0f * 0.5f : 0.0f);
+  std::vector<int8_t> qr(static_cast<size_t>(kp)), qk(static_cast<size_t>(kp));
+  std::vector<float> dr(kp / 32), dk(kp / 32);
+  std::vector<int32_t> sr(kp / 32), sk(kp / 32);
+  ASSERT_TRUE(quantize_blocks_int8_ref(x.data(), kp, qr.data(), dr.data(), sr.data()));
+  EXPECT_EQ(dr[1], 0.0f);
+  EXPECT_EQ(qr[size_t(64 + 9)], -127);
+  for (Isa isa : test::test_isas()) {
+    if (isa == Isa::Scalar) continue;
+    const auto& kernel = isa == Isa::Avx512 ? qk::kernels_avx512() : qk::kernels_avx2();
+    ASSERT_TRUE(kernel.quant_blocks(x.data(), kp, qk.data(), dk.data(), sk.data()));
+    EXPECT_EQ(qk, qr) << isa_name(isa);
+    EXPECT_EQ(dk, dr) << isa_name(isa);
+    EXPECT_EQ(sk, sr) << isa_name(isa);
+  }
 }
 
 // The fake-quant float path (dequantize, then the float GEMM of gemm.h) against the kernels.

@@ -34,7 +34,7 @@ namespace {
 constexpr int kGemvRows = 4;          // up to this many rows run the streaming (decode) kernels
 constexpr double kParallelFlops = 4e6;  // smaller products run on one thread (as gemm.cpp)
 
-enum Slot { kActs, kBlockOut, kPanel, kSums, kRaw, kEpilogue, kQuantActs, kActScales, kSlots };
+enum Slot { kActs, kBlockOut, kPanel, kSums, kRaw, kEpilogue, kQuantActs, kActScales, kBlockSums, kFakeActs, kSlots };
 
 // Per-thread scratch that only grows, 64-byte aligned.
 template <class T>
@@ -201,14 +201,20 @@ std::string group_text(const QPacked& p) {
 
 class QGemmWeight final : public QuantPackedWeight {
  public:
-  QGemmWeight(QPacked p, ComputeType c) : p_(std::move(p)), c_(c) {}
+  QGemmWeight(QPacked p, ComputeType c, QActs acts) : p_(std::move(p)), c_(c), acts_(acts) {
+    if (acts == QActs::Int8 && p_.storage != 4)
+      throw UnsupportedError("int8 activations need codes of at most 4 bits (this weight has " + std::to_string(p_.bits) + ")");
+    if (acts == QActs::Int8 && !p_.blocks32_aligned())
+      throw UnsupportedError("int8 activations need groups of whole 32-input blocks (pack with group alignment 32)");
+  }
   int64_t n() const override { return p_.n; }
   int64_t k() const override { return p_.k; }
   ComputeType compute() const override { return c_; }
   size_t bytes() const override { return p_.bytes(); }
   std::string describe() const override {
     return "w" + std::to_string(p_.bits) + " " + group_text(p_) + (p_.min_form ? " min" : p_.zero_const ? " sym" : " asym") +
-           (p_.scale_f16 ? " f16-scales" : " f32-scales") + " (" + compute_type_name(c_) + ")";
+           (p_.scale_f16 ? " f16-scales" : " f32-scales") + " (" + compute_type_name(c_) +
+           (acts_ == QActs::Int8 ? ", int8 activations)" : ")");
   }
 
   void run(const float* x, const uint16_t* xb, int64_t rows, const float* bias, const GemmEpilogue& e, float* y,
@@ -218,12 +224,72 @@ class QGemmWeight final : public QuantPackedWeight {
     KernelTimer timer(KernelKind::Gemm, 2 * rows * p_.n * p_.k);
     const Isa isa = active_isa();
     const bool serial = serial_product(rows, p_.n, p_.k);
+    if (acts_ == QActs::Int8) {
+      if (isa != Isa::Scalar && rows <= kGemvRows) return run_gemv_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
+      x = int8_activations(isa, x, xb, rows, serial);  // x' = d·q, then the float-activation paths
+      xb = nullptr;
+    }
     if (isa == Isa::Scalar) return run_scalar(x, xb, rows, bias, e, y, yb, serial);
     if (rows <= kGemvRows) return run_gemv(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
     run_gemm(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
   }
 
  private:
+  // QActs::Int8: packed activations -> int8 blocks xq [rows][kp], scales d and sums qsum [rows][kp/32].
+  void quantize_blocks(Isa isa, const float* a, int64_t rows, int8_t* xq, float* d, int32_t* qsum, bool serial) const {
+    const int64_t nblk = p_.kp / 32;
+    const qk::QuantBlocksFn quant = isa == Isa::Scalar ? quantize_blocks_int8_ref : kernels_for(isa).quant_blocks;
+    bool finite = true;
+#pragma omp parallel for schedule(static) reduction(&& : finite) if (!serial && rows > 1)
+    for (int64_t r = 0; r < rows; ++r)
+      finite = quant(a + r * p_.kp, p_.kp, xq + r * p_.kp, d + r * nblk, qsum + r * nblk) && finite;
+    if (!finite) throw ArgError("quantized gemm: non-finite activation (int8 activations)");
+  }
+
+  // x' = d_b·q_b in the original input order, [rows][k] f32.
+  const float* int8_activations(Isa isa, const float* x, const uint16_t* xb, int64_t rows, bool serial) const {
+    const int64_t kp = p_.kp, nblk = kp / 32;
+    float* a = scratch<float>(kActs, size_t(rows * kp));
+    gather_f32(p_, x, xb, rows, false, a, kp, serial);
+    int8_t* xq = scratch<int8_t>(kQuantActs, size_t(rows * kp));
+    float* d = scratch<float>(kActScales, size_t(rows * nblk));
+    int32_t* qsum = scratch<int32_t>(kBlockSums, size_t(rows * nblk));
+    quantize_blocks(isa, a, rows, xq, d, qsum, serial);
+    float* out = scratch<float>(kFakeActs, size_t(rows * p_.k));
+#pragma omp parallel for schedule(static) if (!serial && rows > 1)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < kp; ++i) {
+        const int64_t c = source_col(p_, i);
+        if (c >= 0) out[r * p_.k + c] = d[r * nblk + i / 32] * float(xq[r * kp + i]);
+      }
+    return out;
+  }
+
+  void run_gemv_a8(const qk::Kernels& K, const float* x, const uint16_t* xb, int64_t rows, const float* bias,
+                   const GemmEpilogue& e, float* y, uint16_t* yb, bool serial) const {
+    const qk::QW w = view(p_);
+    const int64_t kp = p_.kp, nblk = kp / 32;
+    float* a = scratch<float>(kActs, size_t(rows * kp));
+    gather_f32(p_, x, xb, rows, false, a, kp, true);
+    int8_t* xq = scratch<int8_t>(kQuantActs, size_t(rows * kp));
+    float* d = scratch<float>(kActScales, size_t(rows * nblk));
+    int32_t* qsum = scratch<int32_t>(kBlockSums, size_t(rows * nblk));
+    quantize_blocks(active_isa(), a, rows, xq, d, qsum, true);
+    const int64_t ldr = p_.tiles * kQTileN;
+    float* raw = scratch<float>(kRaw, size_t(rows * ldr));
+    const int64_t pairs = p_.tiles / 2;
+#pragma omp parallel if (!serial)
+    {
+      const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
+      const int64_t p0 = pairs * tid / nth, p1 = pairs * (tid + 1) / nth;
+      if (p0 < p1) {
+        K.gemv_a8(w, xq, kp, d, qsum, nblk, int(rows), 2 * p0, 2 * p1, raw, ldr);
+        const int64_t col0 = 32 * p0, width = std::min(p_.n, 32 * p1) - col0;
+        if (width > 0) epilogue(raw + col0, ldr, rows, col0, width, bias, e, y, yb, p_.n);
+      }
+    }
+  }
+
   void run_gemm(const qk::Kernels& K, const float* x, const uint16_t* xb, int64_t rows, const float* bias,
                 const GemmEpilogue& e, float* y, uint16_t* yb, bool serial) const {
     const qk::QW w = view(p_);
@@ -306,6 +372,7 @@ class QGemmWeight final : public QuantPackedWeight {
 
   QPacked p_;
   ComputeType c_;
+  QActs acts_;
 };
 
 // ---- W8A8 -----------------------------------------------------------------------------------------
@@ -370,17 +437,37 @@ class W8A8Weight final : public QuantPackedWeight {
 
 }  // namespace
 
-std::shared_ptr<QuantPackedWeight> pack_quantized(QPacked p, ComputeType c) {
-  return std::make_shared<QGemmWeight>(std::move(p), c);
+std::shared_ptr<QuantPackedWeight> pack_quantized(QPacked p, ComputeType c, QActs acts) {
+  return std::make_shared<QGemmWeight>(std::move(p), c, acts);
 }
 
-std::shared_ptr<QuantPackedWeight> pack_quantized(const QuantCodesView& w, ComputeType c, const char* what) {
-  return pack_quantized(qpack_codes(w, what), c);
+std::shared_ptr<QuantPackedWeight> pack_quantized(const QuantCodesView& w, ComputeType c, const char* what, QActs acts) {
+  return pack_quantized(qpack_codes(w, what, acts == QActs::Int8 ? 32 : kQChunkK), c, acts);
 }
 
 std::shared_ptr<QuantPackedWeight> pack_ggml(ggml::Type t, const void* data, int64_t n, int64_t k, ComputeType c,
-                                             const char* what) {
-  return pack_quantized(qpack_ggml(t, data, n, k, what), c);
+                                             const char* what, QActs acts) {
+  return pack_quantized(qpack_ggml(t, data, n, k, what), c, acts);
+}
+
+bool quantize_blocks_int8_ref(const float* x, int64_t kp, int8_t* q, float* d, int32_t* qsum) {
+  bool finite = true;
+  for (int64_t b = 0; b < kp / 32; ++b) {
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) {
+      finite = finite && std::isfinite(x[32 * b + i]);
+      amax = std::max(amax, std::fabs(x[32 * b + i]));
+    }
+    d[b] = amax / 127.0f;
+    int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      const float v = amax > 0.0f ? std::clamp(std::nearbyint(x[32 * b + i] / d[b]), -127.0f, 127.0f) : 0.0f;
+      q[32 * b + i] = int8_t(std::isfinite(v) ? v : 0.0f);
+      sum += q[32 * b + i];
+    }
+    qsum[b] = sum;
+  }
+  return finite;
 }
 
 std::shared_ptr<QuantPackedWeight> pack_w8a8(W8A8Packed p, const W8A8Options& o, ComputeType c) {
@@ -421,13 +508,28 @@ void quantize_act_int8(const float* x, int64_t rows, int64_t k, const W8A8Option
   if (!finite) throw ArgError("W8A8: non-finite activation");
 }
 
-void qgemm_ref(const float* x, int64_t rows, const QPacked& w, ComputeType c, const float* bias, float* y, bool bf16_weights) {
+void qgemm_ref(const float* x, int64_t rows, const QPacked& w, ComputeType c, const float* bias, float* y, bool bf16_weights,
+               QActs acts, bool exact_int8_acts) {
   std::vector<float> wf(size_t(w.n * w.k));
   qpacked_dequantize(w, wf.data());
   if (bf16_weights)
     for (auto& v : wf) v = round_bf16(v);
   std::vector<float> xr(x, x + rows * w.k);
-  if (c == ComputeType::BF16)
+  if (acts == QActs::Int8) {  // x' = d_b·q in the packed order, back in the original one
+    if (w.kp % 32) throw ArgError("qgemm_ref: int8 activations need kp a multiple of 32");
+    const int64_t nblk = w.kp / 32;
+    std::vector<float> xp(static_cast<size_t>(w.kp)), d(static_cast<size_t>(nblk));
+    std::vector<int8_t> q(size_t(w.kp));
+    std::vector<int32_t> qs(static_cast<size_t>(nblk));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t i = 0; i < w.kp; ++i) xp[size_t(i)] = source_col(w, i) < 0 ? 0.0f : x[r * w.k + source_col(w, i)];
+      if (!quantize_blocks_int8_ref(xp.data(), w.kp, q.data(), d.data(), qs.data()))
+        throw ArgError("qgemm_ref: non-finite activation");
+      for (int64_t i = 0; i < w.kp; ++i)
+        if (source_col(w, i) >= 0) xr[size_t(r * w.k + source_col(w, i))] = d[size_t(i / 32)] * float(q[size_t(i)]);
+    }
+  }
+  if (c == ComputeType::BF16 && !(acts == QActs::Int8 && exact_int8_acts))
     for (auto& v : xr) v = round_bf16(v);
   gemm_xwt_ref(xr.data(), rows, w.k, wf.data(), w.n, bias, y);
 }

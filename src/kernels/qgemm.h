@@ -38,11 +38,25 @@ class QuantPackedWeight : public PackedWeight {
   virtual std::string describe() const = 0;
 };
 
+// Activations of the group-quantized kinds.
+//  Float: f32, or bf16 (ComputeType::BF16), as above.
+//  Int8 (W4A8; opt-in; codes of <= 4 bits): each row's activations are quantized in blocks of 32
+//    packed inputs (groups are padded to multiples of 32): d_b = absmax_b / 127, q = round-half-
+//    even(x / d_b), and the product is x'·Wᵀ with x' = d_b·q — llama.cpp's arithmetic for Q4
+//    weights (Q8_0 activations; it stores d_b in f16 and rounds halves away from zero). Decode
+//    multiplies the int8 activations with the 4-bit codes exactly (vpdpbusd: twice the products
+//    per instruction of vdpbf16ps, and half the instructions per byte of weights); prefill runs the
+//    W4A16 kernels on x'.
+enum class QActs { Float, Int8 };
+
 // W4A16 / W8A16 from codes (calq's QuantizedWeight, GPTQ/AWQ after unpacking) or GGUF blocks.
-std::shared_ptr<QuantPackedWeight> pack_quantized(const QuantCodesView& w, ComputeType c, const char* what = "weight");
-std::shared_ptr<QuantPackedWeight> pack_quantized(QPacked p, ComputeType c);
+// UnsupportedError for QActs::Int8 with codes of more than 4 bits (or a QPacked whose groups do not
+// span whole blocks of 32: build it with qpack_codes(..., 32)).
+std::shared_ptr<QuantPackedWeight> pack_quantized(const QuantCodesView& w, ComputeType c, const char* what = "weight",
+                                                  QActs acts = QActs::Float);
+std::shared_ptr<QuantPackedWeight> pack_quantized(QPacked p, ComputeType c, QActs acts = QActs::Float);
 std::shared_ptr<QuantPackedWeight> pack_ggml(ggml::Type t, const void* data, int64_t n, int64_t k, ComputeType c,
-                                             const char* what = "weight");
+                                             const char* what = "weight", QActs acts = QActs::Float);
 
 // W8A8 activation quantization.
 enum class W8A8Act { PerToken, PerTensorStatic };
@@ -61,11 +75,18 @@ void quantize_act_int8(const float* x, int64_t rows, int64_t k, const W8A8Option
 void quantize_act_int8_ref(const float* x, int64_t rows, int64_t k, const W8A8Options& o, int8_t* xq, int64_t ldq,
                            float* sx);
 
+// One row of QActs::Int8 activations, kp (a multiple of 32) packed inputs: per block of 32,
+// d = absmax / 127 (0 for an all-zero block, with q = 0), q = clamp(round-half-even(x / d), ±127),
+// qsum = Σ q. Returns false when a value is not finite.
+bool quantize_blocks_int8_ref(const float* x, int64_t kp, int8_t* q, float* d, int32_t* qsum);
+
 // ---- scalar references (double accumulation) ---------------------------------------------------
 // y = x' · Wᵀ + bias, W = qpacked_dequantize(w), x' = x (F32) or bf16(x) (BF16); with
-// bf16_weights, W rounded to bf16 too (what the BF16 prefill kernel multiplies).
+// bf16_weights, W rounded to bf16 too (what the BF16 prefill kernel multiplies). QActs::Int8: x
+// replaced by d_b·q first (then rounded to bf16 for BF16 unless exact_int8_acts: what the decode
+// kernels multiply).
 void qgemm_ref(const float* x, int64_t rows, const QPacked& w, ComputeType c, const float* bias, float* y,
-               bool bf16_weights = false);
+               bool bf16_weights = false, QActs acts = QActs::Float, bool exact_int8_acts = false);
 // y = (float(Σ xq·w) · sx) · sw + bias, xq and sx from quantize_act_int8.
 void w8a8_gemm_ref(const float* x, int64_t rows, const W8A8Packed& w, const W8A8Options& o, const float* bias, float* y);
 

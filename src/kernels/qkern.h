@@ -62,6 +62,19 @@ using W8GemmFn = void (*)(const W8& w, const int8_t* xq, int64_t ldq, const floa
 // quantize_act_int8_ref (qgemm.h). Returns false when a value is not finite.
 using QuantActFn = bool (*)(const float* x, int64_t k, float static_scale, int8_t* q, int64_t kq, float* scale);
 
+// W4A8 (QActs::Int8, qgemm.h): activations in blocks of 32 packed inputs. quant_blocks quantizes one
+// row (kp a multiple of 32): d_b = absmax_b / 127 (0 for an all-zero block), q = clamp(round-half-
+// even(x / d_b), -127, 127), qsum_b = Σ q; bitwise quantize_blocks_int8_ref (qgemm.h). Returns
+// false on a non-finite value.
+using QuantBlocksFn = bool (*)(const float* x, int64_t kp, int8_t* xq, float* d, int32_t* qsum);
+// Decode with 4-bit codes: a slot pair's dword holds an output's 8 codes of a chunk, so
+// v & 0x0f0f0f0f are its inputs 0 4 1 5 and (v >> 4) & 0x0f0f0f0f inputs 2 6 3 7 as u8; the
+// activations are shuffled to match and multiplied as s8 (vpdpbusd / vpmaddubsw): exact int32
+// Σ_{i∈b} q_i·c_i per block, then y += (s·d_b)·(Σ q c − z·qsum_b), or d_b·(d·Σ q c + m·qsum_b) for
+// min-form groups. xq [row][kp] natural order; d, qsum [row][nblk]; tiles [t0, t1), rows <= 4.
+using GemvA8Fn = void (*)(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum,
+                          int64_t nblk, int rows, int64_t t0, int64_t t1, float* y, int64_t ldy);
+
 struct Kernels {
   GemmBf16Fn gemm_bf16;
   GemmF32Fn gemm_f32;
@@ -69,6 +82,8 @@ struct Kernels {
   GemvF32Fn gemv_f32;
   W8GemmFn w8a8;
   QuantActFn quant_act;
+  QuantBlocksFn quant_blocks;
+  GemvA8Fn gemv_a8;
 };
 const Kernels& kernels_avx512();
 const Kernels& kernels_avx2();

@@ -362,6 +362,114 @@ bool quant_act(const float* x, int64_t k, float static_scale, int8_t* q, int64_t
   return finite;
 }
 
+// ---- W4A8: 4-bit codes × int8 activations ------------------------------------------------------
+
+inline int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+bool quant_blocks(const float* x, int64_t kp, int8_t* xq, float* d, int32_t* qsum) {
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), inf = _mm256_set1_ps(__builtin_inff());
+  const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+  // The two packs leave the 4-byte groups in the order 0 2 4 6 1 3 5 7.
+  const __m256i unpack = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  __m256 bad = _mm256_setzero_ps();
+  for (int64_t b = 0; b < kp / 32; ++b) {
+    __m256 v[4], m = _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j) {
+      v[j] = _mm256_loadu_ps(x + 32 * b + 8 * j);
+      const __m256 a = _mm256_and_ps(v[j], absmask);
+      bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, inf, _CMP_NLT_UQ));
+      m = _mm256_max_ps(m, a);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, m);
+    float amax = 0.0f;
+    for (float l : lanes) amax = amax > l ? amax : l;
+    const float db = amax / 127.0f;
+    d[b] = db;
+    if (!(amax > 0.0f)) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xq + 32 * b), _mm256_setzero_si256());
+      qsum[b] = 0;
+      continue;
+    }
+    const __m256 vd = _mm256_set1_ps(db);
+    __m256i q[4];
+    for (int j = 0; j < 4; ++j) q[j] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_div_ps(v[j], vd), lo), hi));
+    qsum[b] = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xq + 32 * b), _mm256_permutevar8x32_epi32(bytes, unpack));
+  }
+  return _mm256_movemask_ps(bad) == 0;
+}
+
+// Outputs 8h..8h+7 of TB tiles: vpmaddubsw (u8 codes <= 15 × s8: |pair sums| <= 3810) summed in
+// int16 over the block's 4 chunks (<= 30480 < 2^15), then vpmaddwd by 1 into int32 per output.
+template <int R, int TB>
+void gemv_a8_tiles(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk,
+                   int64_t tile0, float* y, int64_t ldy) {
+  alignas(32) float ya[R][TB * 16] = {};
+  const __m256i m0f = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+  for (int64_t blk = 0; blk < nblk; ++blk) {
+    const int32_t g = w.chunk_group[4 * blk];
+#pragma GCC unroll 8
+    for (int t = 0; t < TB; ++t)
+#pragma GCC unroll 8
+      for (int h = 0; h < 2; ++h) {
+        __m256i acc[R];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int cc = 0; cc < 4; ++cc) {
+          const int64_t c = 4 * blk + cc;
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.codes + ((tile0 + t) * w.chunks + c) * 64 + 32 * h));
+          const __m256i lo = _mm256_and_si256(v, m0f), hi = _mm256_and_si256(_mm256_srli_epi32(v, 4), m0f);
+#pragma GCC unroll 8
+          for (int r = 0; r < R; ++r) {
+            // The chunk's 8 activations in every qword, then inputs 0 4 1 5 / 2 6 3 7 in every dword.
+            int64_t x8;
+            std::memcpy(&x8, xq + r * ldq + c * 8, 8);
+            const __m256i xx = _mm256_set1_epi64x(x8);
+            const __m256i xa = _mm256_shuffle_epi8(xx, _mm256_set1_epi32(0x05010400));
+            const __m256i xb = _mm256_shuffle_epi8(xx, _mm256_set1_epi32(0x07030602));
+            acc[r] = _mm256_add_epi16(acc[r], _mm256_maddubs_epi16(lo, xa));
+            acc[r] = _mm256_add_epi16(acc[r], _mm256_maddubs_epi16(hi, xb));
+          }
+        }
+        const __m256 s = load_scales8(w, tile0 + t, g, h), z = load_zeros8(w, tile0 + t, g, h);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+          const __m256 db = _mm256_set1_ps(d[r * nblk + blk]), qb = _mm256_set1_ps(float(qsum[r * nblk + blk]));
+          const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[r], ones));
+          float* yp = &ya[r][t * 16 + 8 * h];
+          const __m256 prev = _mm256_load_ps(yp);
+          _mm256_store_ps(yp, w.min_form ? _mm256_fmadd_ps(db, _mm256_fmadd_ps(s, f, _mm256_mul_ps(z, qb)), prev)
+                                         : _mm256_fmadd_ps(_mm256_mul_ps(s, db), _mm256_fnmadd_ps(z, qb, f), prev));
+        }
+      }
+  }
+  for (int r = 0; r < R; ++r) std::memcpy(y + r * ldy + tile0 * 16, ya[r], sizeof(ya[r]));
+}
+
+template <int R>
+void gemv_a8_r(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int64_t t0,
+               int64_t t1, float* y, int64_t ldy) {
+  for (int64_t t = t0; t < t1; t += 2) gemv_a8_tiles<R, 2>(w, xq, ldq, d, qsum, nblk, t, y, ldy);
+}
+
+void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int rows,
+             int64_t t0, int64_t t1, float* y, int64_t ldy) {
+  switch (rows) {
+    case 1: return gemv_a8_r<1>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
+    case 2: return gemv_a8_r<2>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
+    case 3: return gemv_a8_r<3>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
+    default: return gemv_a8_r<4>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
+  }
+}
+
 }  // namespace
 }  // namespace calq::qk
 
@@ -373,7 +481,7 @@ bool quant_act(const float* x, int64_t k, float static_scale, int8_t* q, int64_t
 
 namespace calq::qk {
 const Kernels& kernels_avx2() {
-  static const Kernels k{nullptr, gemm_f32, nullptr, gemv_f32, w8a8, quant_act};
+  static const Kernels k{nullptr, gemm_f32, nullptr, gemv_f32, w8a8, quant_act, quant_blocks, gemv_a8};
   return k;
 }
 }  // namespace calq::qk

@@ -479,6 +479,103 @@ void w8a8(const W8& w, const int8_t* xq, int64_t ldq, const float* sx, int64_t r
   });
 }
 
+// ---- W4A8: 4-bit codes × int8 activations ------------------------------------------------------
+
+bool quant_blocks(const float* x, int64_t kp, int8_t* xq, float* d, int32_t* qsum) {
+  const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
+  const __m512 inf = _mm512_set1_ps(__builtin_inff()), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  __mmask16 bad = 0;
+  for (int64_t b = 0; b < kp / 32; ++b) {
+    const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
+    const __m512 a0 = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x0), absmask));
+    const __m512 a1 = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x1), absmask));
+    bad |= _mm512_cmp_ps_mask(a0, inf, _CMP_NLT_UQ) | _mm512_cmp_ps_mask(a1, inf, _CMP_NLT_UQ);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
+    const float db = amax / 127.0f;
+    d[b] = db;
+    if (!(amax > 0.0f)) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xq + 32 * b), _mm256_setzero_si256());
+      qsum[b] = 0;
+      continue;
+    }
+    const __m512 vd = _mm512_set1_ps(db);
+    const __m512i q0 = _mm512_cvt_roundps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_div_ps(x0, vd), lo), hi),
+                                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512i q1 = _mm512_cvt_roundps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_div_ps(x1, vd), lo), hi),
+                                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    qsum[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    const __m256i bytes = _mm256_set_m128i(_mm512_cvtsepi32_epi8(q1), _mm512_cvtsepi32_epi8(q0));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xq + 32 * b), bytes);
+  }
+  return bad == 0;
+}
+
+template <int R, int TB>
+void gemv_a8_tiles(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk,
+                   int64_t tile0, float* y, int64_t ldy) {
+  __m512 ya[R][TB];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < TB; ++t) ya[r][t] = _mm512_setzero_ps();
+  const __m512i m0f = _mm512_set1_epi8(0x0f);
+  for (int64_t blk = 0; blk < nblk; ++blk) {
+    __m512i acc[R][TB][2];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < TB; ++t) acc[r][t][0] = acc[r][t][1] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int cc = 0; cc < 4; ++cc) {
+      const int64_t c = 4 * blk + cc;
+      __m512i lo[TB], hi[TB];
+      for (int t = 0; t < TB; ++t) {
+        const __m512i v = _mm512_loadu_si512(w.codes + ((tile0 + t) * w.chunks + c) * 64);
+        lo[t] = _mm512_and_si512(v, m0f);                         // inputs 0 4 1 5 of each output
+        hi[t] = _mm512_and_si512(_mm512_srli_epi32(v, 4), m0f);   // inputs 2 6 3 7
+      }
+      for (int r = 0; r < R; ++r) {
+        // The chunk's 8 activations in every qword, then inputs 0 4 1 5 / 2 6 3 7 in every dword.
+        int64_t x8;
+        std::memcpy(&x8, xq + r * ldq + c * 8, 8);
+        const __m512i xx = _mm512_set1_epi64(x8);
+        const __m512i xa = _mm512_shuffle_epi8(xx, _mm512_set1_epi32(0x05010400));
+        const __m512i xb = _mm512_shuffle_epi8(xx, _mm512_set1_epi32(0x07030602));
+        for (int t = 0; t < TB; ++t) {
+          acc[r][t][0] = dpbusd(acc[r][t][0], lo[t], xa);
+          acc[r][t][1] = dpbusd(acc[r][t][1], hi[t], xb);
+        }
+      }
+    }
+    const int32_t g = w.chunk_group[4 * blk];
+    for (int t = 0; t < TB; ++t) {
+      const __m512 s = load_scales(w, tile0 + t, g), z = load_zeros(w, tile0 + t, g);
+      for (int r = 0; r < R; ++r) {
+        const __m512 db = _mm512_set1_ps(d[r * nblk + blk]), qb = _mm512_set1_ps(float(qsum[r * nblk + blk]));
+        const __m512 f = _mm512_cvtepi32_ps(_mm512_add_epi32(acc[r][t][0], acc[r][t][1]));
+        ya[r][t] = w.min_form ? _mm512_fmadd_ps(db, _mm512_fmadd_ps(s, f, _mm512_mul_ps(z, qb)), ya[r][t])
+                              : _mm512_fmadd_ps(_mm512_mul_ps(s, db), _mm512_fnmadd_ps(z, qb, f), ya[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < TB; ++t) _mm512_storeu_ps(y + r * ldy + (tile0 + t) * 16, ya[r][t]);
+}
+
+template <int R>
+void gemv_a8_r(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int64_t t0,
+               int64_t t1, float* y, int64_t ldy) {
+  over_tiles(t0, t1, [&](int64_t t) { gemv_a8_tiles<R, (R <= 2 ? 4 : 2)>(w, xq, ldq, d, qsum, nblk, t, y, ldy);
+                                      if (R > 2) gemv_a8_tiles<R, 2>(w, xq, ldq, d, qsum, nblk, t + 2, y, ldy); },
+             [&](int64_t t) { gemv_a8_tiles<R, 2>(w, xq, ldq, d, qsum, nblk, t, y, ldy); });
+}
+
+void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int rows,
+             int64_t t0, int64_t t1, float* y, int64_t ldy) {
+  switch (rows) {
+    case 1: return gemv_a8_r<1>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
+    case 2: return gemv_a8_r<2>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
+    case 3: return gemv_a8_r<3>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
+    default: return gemv_a8_r<4>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
+  }
+}
+
 }  // namespace
 }  // namespace calq::qk
 
@@ -491,7 +588,7 @@ void w8a8(const W8& w, const int8_t* xq, int64_t ldq, const float* sx, int64_t r
 namespace calq::qk {
 // Compiled for the build's baseline ISA: the dispatcher may call it on any CPU.
 const Kernels& kernels_avx512() {
-  static const Kernels k{gemm_bf16, gemm_f32, gemv_bf16, gemv_f32, w8a8, quant_act};
+  static const Kernels k{gemm_bf16, gemm_f32, gemv_bf16, gemv_f32, w8a8, quant_act, quant_blocks, gemv_a8};
   return k;
 }
 }  // namespace calq::qk

@@ -31,8 +31,9 @@ int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 std::string shape_str(int64_t n, int64_t k) { return "[" + std::to_string(n) + ", " + std::to_string(k) + "]"; }
 
 // Input order of the packed weight: groups contiguous (stable by source column), each padded to a
-// multiple of kQChunkK. Leaves perm empty when it is the identity (plus padding at the end).
-void build_input_order(QPacked& p, const std::vector<int32_t>& gid) {
+// multiple of `align` (kQChunkK, or 32 for int8 activation blocks). Leaves perm empty when it is the
+// identity (plus padding at the end).
+void build_input_order(QPacked& p, const std::vector<int32_t>& gid, int64_t align) {
   const int64_t k = int64_t(gid.size());
   std::vector<int64_t> count(size_t(p.groups) + 1, 0);
   for (int32_t g : gid) ++count[size_t(g) + 1];
@@ -48,8 +49,8 @@ void build_input_order(QPacked& p, const std::vector<int32_t>& gid) {
     const int64_t b = count[size_t(g)], e = count[size_t(g) + 1];
     if (b == e) continue;
     for (int64_t i = b; i < e; ++i) p.perm.push_back(sorted[size_t(i)]);
-    while (p.perm.size() % kQChunkK) p.perm.push_back(-1);
-    for (int64_t c = 0; c < round_up(e - b, kQChunkK) / kQChunkK; ++c) p.chunk_group.push_back(int32_t(g));
+    while (p.perm.size() % size_t(align)) p.perm.push_back(-1);
+    for (int64_t c = 0; c < round_up(e - b, align) / kQChunkK; ++c) p.chunk_group.push_back(int32_t(g));
   }
   p.kp = int64_t(p.perm.size());
   bool identity = true;
@@ -121,6 +122,14 @@ uint32_t QPacked::code(int64_t o, int64_t i) const {
   return q;
 }
 
+bool QPacked::blocks32_aligned() const {
+  if (kp % 32) return false;
+  for (size_t c = 0; c < chunk_group.size(); c += 4)
+    for (size_t j = 1; j < 4; ++j)
+      if (chunk_group[c + j] != chunk_group[c]) return false;
+  return true;
+}
+
 float QPacked::scale(int64_t o, int64_t g) const {
   const size_t idx = size_t((o / kQTileN * groups + g) * kQTileN + o % kQTileN);
   return scale_f16 ? f16_to_f32(reinterpret_cast<const uint16_t*>(scales.data())[idx])
@@ -138,7 +147,7 @@ float QPacked::weight(int64_t o, int64_t i) const {
   return min_form ? q * s + z : s * (q - z);
 }
 
-QPacked qpack_codes(const QuantCodesView& w, const char* what) {
+QPacked qpack_codes(const QuantCodesView& w, const char* what, int group_align) {
   const std::string name = what;
   if (w.rows <= 0 || w.cols <= 0) throw ArgError(name + ": empty quantized weight " + shape_str(w.rows, w.cols));
   if (w.bits < 2 || w.bits > 8) throw ArgError(name + ": bits must be in 2..8, got " + std::to_string(w.bits));
@@ -158,7 +167,8 @@ QPacked qpack_codes(const QuantCodesView& w, const char* what) {
                      std::to_string(w.groups) + ")");
     gid[size_t(c)] = int32_t(g);
   }
-  build_input_order(p, gid);
+  if (group_align != kQChunkK && group_align != 32) throw ArgError(name + ": group alignment must be 8 or 32");
+  build_input_order(p, gid, group_align);
   // Scales f16 when exact (GPTQ/AWQ checkpoints: always), zero points one constant when all equal.
   const size_t np = size_t(w.rows * w.groups);
   p.scale_f16 = true;

@@ -87,6 +87,8 @@ struct QPacked {
   AlignedBytes zeros;                // [tiles][groups][16] f16 (zero or min); empty when zero_const
 
   int64_t chunks() const { return kp / kQChunkK; }
+  // Every group spans whole blocks of 32 packed inputs (int8 activation blocks never straddle groups).
+  bool blocks32_aligned() const;
   int chunk_bytes() const { return storage == 8 ? 128 : 64; }
   size_t bytes() const { return codes.size() + hbits.size() + scales.size() + zeros.size() + perm.size() * 4 + chunk_group.size() * 4; }
   // Code, scale and zero/min of output o at packed input i (the reference accessors).
@@ -98,7 +100,9 @@ struct QPacked {
 };
 
 // Throws ArgError on inconsistent views (sizes, codes out of range, g_idx out of range), naming `what`.
-QPacked qpack_codes(const QuantCodesView& w, const char* what = "weight");
+// group_align: each group padded to a multiple of 8 inputs, or of 32 (int8 activation blocks,
+// QActs::Int8 in qgemm.h).
+QPacked qpack_codes(const QuantCodesView& w, const char* what = "weight", int group_align = kQChunkK);
 // GGUF rows: n rows of k elements of type t (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; k a multiple of 32).
 // UnsupportedError for other types.
 QPacked qpack_ggml(ggml::Type t, const void* data, int64_t n, int64_t k, const char* what = "weight");
