@@ -40,8 +40,8 @@ std::vector<float> dequantized(const QPacked& p) {
 const std::vector<int64_t> kRowCounts = {1, 2, 3, 4, 5, 13, 30};
 
 // Every ISA × compute type × row count: kernel vs reference. QActs::Int8: the reference quantizes
-// the activations the same way; decode kernels (rows <= 4, AVX2/AVX-512) multiply the exact
-// d_b·q, the others d_b·q rounded to bf16 under BF16.
+// the activations the same way; the int8 kernels (decode on AVX2/AVX-512, prefill on AVX-512)
+// multiply the exact d_b·q and codes, the others d_b·q (and w) rounded to bf16 under BF16.
 void check_kernels(const std::function<QPacked()>& make, const std::string& name, uint32_t seed,
                    QActs acts = QActs::Float) {
   const QPacked ref = make();
@@ -60,10 +60,11 @@ void check_kernels(const std::function<QPacked()>& make, const std::string& name
         const auto x = randn(size_t(rows * k), seed++);
         const auto bias = randn(size_t(n), seed++);
         const float* b = rows % 2 ? bias.data() : nullptr;
-        const bool w_rounded = bf && rows > 4 && isa != Isa::Scalar;
-        const bool a8_decode = acts == QActs::Int8 && rows <= 4 && isa != Isa::Scalar;
+        const bool w_rounded = bf && rows > 4 && isa != Isa::Scalar && !(acts == QActs::Int8 && isa == Isa::Avx512);
+        // Exact d·q where the int8 kernels run: decode on AVX2/AVX-512, prefill on AVX-512.
+        const bool a8_exact = acts == QActs::Int8 && (isa == Isa::Avx512 || (isa == Isa::Avx2 && rows <= 4));
         std::vector<float> want(size_t(rows * n)), got(size_t(rows * n), -7.0f);
-        qgemm_ref(x.data(), rows, ref, c, b, want.data(), w_rounded, acts, a8_decode);
+        qgemm_ref(x.data(), rows, ref, c, b, want.data(), w_rounded, acts, a8_exact);
         gemm_packed(x.data(), rows, *pw, b, got.data());
         const bool bf16_decode = bf && rows <= 4 && isa == Isa::Avx512 && ref.storage != 8 && acts == QActs::Float;
         const double rel = (bf16_decode ? 4e-6 : 1e-6) * std::sqrt(double(k));
@@ -196,10 +197,13 @@ TEST(QGemm, Int8BlockQuantizerIsBitwiseTheReference) {
   for (Isa isa : test::test_isas()) {
     if (isa == Isa::Scalar) continue;
     const auto& kernel = isa == Isa::Avx512 ? qk::kernels_avx512() : qk::kernels_avx2();
-    ASSERT_TRUE(kernel.quant_blocks(x.data(), kp, qk.data(), dk.data(), sk.data()));
+    ASSERT_TRUE(kernel.quant_blocks(x.data(), kp, qk.data(), dk.data(), sk.data(), false));
     EXPECT_EQ(qk, qr) << isa_name(isa);
     EXPECT_EQ(dk, dr) << isa_name(isa);
     EXPECT_EQ(sk, sr) << isa_name(isa);
+    ASSERT_TRUE(kernel.quant_blocks(x.data(), kp, qk.data(), dk.data(), sk.data(), true));  // kernel order
+    static const int kOrder[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+    for (int64_t i = 0; i < kp; ++i) ASSERT_EQ(qk[size_t(i)], qr[size_t(i / 8 * 8 + kOrder[i % 8])]) << isa_name(isa) << " " << i;
   }
 }
 

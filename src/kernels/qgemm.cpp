@@ -226,6 +226,8 @@ class QGemmWeight final : public QuantPackedWeight {
     const bool serial = serial_product(rows, p_.n, p_.k);
     if (acts_ == QActs::Int8) {
       if (isa != Isa::Scalar && rows <= kGemvRows) return run_gemv_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
+      if (isa != Isa::Scalar && kernels_for(isa).gemm_a8)
+        return run_gemm_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
       x = int8_activations(isa, x, xb, rows, serial);  // x' = d·q, then the float-activation paths
       xb = nullptr;
     }
@@ -235,15 +237,37 @@ class QGemmWeight final : public QuantPackedWeight {
   }
 
  private:
-  // QActs::Int8: packed activations -> int8 blocks xq [rows][kp], scales d and sums qsum [rows][kp/32].
-  void quantize_blocks(Isa isa, const float* a, int64_t rows, int8_t* xq, float* d, int32_t* qsum, bool serial) const {
+  // QActs::Int8: packed activations -> int8 blocks xq [rows][kp] (natural or kernel order, qkern.h),
+  // scales d and sums qsum [rows][kp/32].
+  void quantize_blocks(Isa isa, const float* a, int64_t rows, int8_t* xq, float* d, int32_t* qsum, bool serial,
+                       bool kernel_order = false) const {
     const int64_t nblk = p_.kp / 32;
-    const qk::QuantBlocksFn quant = isa == Isa::Scalar ? quantize_blocks_int8_ref : kernels_for(isa).quant_blocks;
     bool finite = true;
 #pragma omp parallel for schedule(static) reduction(&& : finite) if (!serial && rows > 1)
-    for (int64_t r = 0; r < rows; ++r)
-      finite = quant(a + r * p_.kp, p_.kp, xq + r * p_.kp, d + r * nblk, qsum + r * nblk) && finite;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* ar = a + r * p_.kp;
+      int8_t* q = xq + r * p_.kp;
+      finite = (isa == Isa::Scalar ? quantize_blocks_int8_ref(ar, p_.kp, q, d + r * nblk, qsum + r * nblk)
+                                   : kernels_for(isa).quant_blocks(ar, p_.kp, q, d + r * nblk, qsum + r * nblk, kernel_order)) &&
+               finite;
+    }
     if (!finite) throw ArgError("quantized gemm: non-finite activation (int8 activations)");
+  }
+
+  // W4A8 prefill: int8 activations in kernel order against the packed codes (qkern.h gemm_a8).
+  void run_gemm_a8(const qk::Kernels& K, const float* x, const uint16_t* xb, int64_t rows, const float* bias,
+                   const GemmEpilogue& e, float* y, uint16_t* yb, bool serial) const {
+    const qk::QW w = view(p_);
+    const int64_t kp = p_.kp, nblk = kp / 32;
+    float* a = scratch<float>(kActs, size_t(rows * kp));
+    gather_f32(p_, x, xb, rows, false, a, kp, serial);
+    int8_t* xq = scratch<int8_t>(kQuantActs, size_t(rows * kp));
+    float* d = scratch<float>(kActScales, size_t(rows * nblk));
+    int32_t* qsum = scratch<int32_t>(kBlockSums, size_t(rows * nblk));
+    quantize_blocks(active_isa(), a, rows, xq, d, qsum, serial, true);
+    run_blocks(rows, p_.n, p_.tiles / 2, serial, bias, e, y, yb, [&](int64_t b, float* c, int64_t ldc) {
+      K.gemm_a8(w, xq, kp, d, qsum, nblk, rows, b, c, ldc);
+    });
   }
 
   // x' = d_b·q_b in the original input order, [rows][k] f32.

@@ -64,9 +64,10 @@ using QuantActFn = bool (*)(const float* x, int64_t k, float static_scale, int8_
 
 // W4A8 (QActs::Int8, qgemm.h): activations in blocks of 32 packed inputs. quant_blocks quantizes one
 // row (kp a multiple of 32): d_b = absmax_b / 127 (0 for an all-zero block), q = clamp(round-half-
-// even(x / d_b), -127, 127), qsum_b = Σ q; bitwise quantize_blocks_int8_ref (qgemm.h). Returns
-// false on a non-finite value.
-using QuantBlocksFn = bool (*)(const float* x, int64_t kp, int8_t* xq, float* d, int32_t* qsum);
+// even(x / d_b), -127, 127), qsum_b = Σ q; bitwise quantize_blocks_int8_ref (qgemm.h). With
+// kernel_order, xq holds each chunk of 8 inputs as 0 4 1 5 2 6 3 7 (for gemm_a8). Returns false on
+// a non-finite value.
+using QuantBlocksFn = bool (*)(const float* x, int64_t kp, int8_t* xq, float* d, int32_t* qsum, bool kernel_order);
 // Decode with 4-bit codes: a slot pair's dword holds an output's 8 codes of a chunk, so
 // v & 0x0f0f0f0f are its inputs 0 4 1 5 and (v >> 4) & 0x0f0f0f0f inputs 2 6 3 7 as u8; the
 // activations are shuffled to match and multiplied as s8 (vpdpbusd / vpmaddubsw): exact int32
@@ -74,6 +75,12 @@ using QuantBlocksFn = bool (*)(const float* x, int64_t kp, int8_t* xq, float* d,
 // min-form groups. xq [row][kp] natural order; d, qsum [row][nblk]; tiles [t0, t1), rows <= 4.
 using GemvA8Fn = void (*)(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum,
                           int64_t nblk, int rows, int64_t t0, int64_t t1, float* y, int64_t ldy);
+
+// W4A8 prefill (null where the ISA has none: the dispatcher then runs the W4A16 kernels on d·q):
+// c[r][0, 32) for the 32 outputs of `block`, all rows; xq in kernel order (within each chunk of 8
+// inputs: 0 4 1 5 2 6 3 7), d and qsum [row][nblk]; same arithmetic as gemv_a8.
+using GemmA8Fn = void (*)(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk,
+                          int64_t rows, int64_t block, float* c, int64_t ldc);
 
 struct Kernels {
   GemmBf16Fn gemm_bf16;
@@ -84,6 +91,7 @@ struct Kernels {
   QuantActFn quant_act;
   QuantBlocksFn quant_blocks;
   GemvA8Fn gemv_a8;
+  GemmA8Fn gemm_a8;
 };
 const Kernels& kernels_avx512();
 const Kernels& kernels_avx2();

@@ -371,7 +371,9 @@ inline int32_t hsum_epi32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-bool quant_blocks(const float* x, int64_t kp, int8_t* xq, float* d, int32_t* qsum) {
+bool quant_blocks(const float* x, int64_t kp, int8_t* xq, float* d, int32_t* qsum, bool kernel_order) {
+  const __m256i order = _mm256_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15, 0, 4, 1, 5, 2, 6, 3, 7, 8,
+                                         12, 9, 13, 10, 14, 11, 15);
   const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), inf = _mm256_set1_ps(__builtin_inff());
   const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
   // The two packs leave the 4-byte groups in the order 0 2 4 6 1 3 5 7.
@@ -401,7 +403,8 @@ bool quant_blocks(const float* x, int64_t kp, int8_t* xq, float* d, int32_t* qsu
     for (int j = 0; j < 4; ++j) q[j] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_div_ps(v[j], vd), lo), hi));
     qsum[b] = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
     const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xq + 32 * b), _mm256_permutevar8x32_epi32(bytes, unpack));
+    const __m256i natural = _mm256_permutevar8x32_epi32(bytes, unpack);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xq + 32 * b), kernel_order ? _mm256_shuffle_epi8(natural, order) : natural);
   }
   return _mm256_movemask_ps(bad) == 0;
 }
@@ -481,7 +484,7 @@ void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const i
 
 namespace calq::qk {
 const Kernels& kernels_avx2() {
-  static const Kernels k{nullptr, gemm_f32, nullptr, gemv_f32, w8a8, quant_act, quant_blocks, gemv_a8};
+  static const Kernels k{nullptr, gemm_f32, nullptr, gemv_f32, w8a8, quant_act, quant_blocks, gemv_a8, nullptr};
   return k;
 }
 }  // namespace calq::qk

@@ -181,25 +181,21 @@ void tile_f32(const float* a, int64_t lda, const float* panel, int64_t kk, float
   }
 }
 
-// tile(R, r) for row blocks of R = MR rows, then one block of the remaining rows.
+// tile(R, r) with R a compile-time row count: rest rows from r (1 <= rest <= N).
+template <int N, class TileFn>
+void tail_rows(int64_t rest, int64_t r, TileFn&& tile) {
+  if constexpr (N > 0) {
+    if (rest == N) return tile(std::integral_constant<int, N>{}, r);
+    tail_rows<N - 1>(rest, r, tile);
+  }
+}
+
+// tile(R, r) for row blocks of R = RMAX rows, then one block of the remaining rows.
 template <int RMAX = MR, class TileFn>
 void run_rows(int64_t rows, TileFn&& tile) {
   int64_t r = 0;
   for (; r + RMAX <= rows; r += RMAX) tile(std::integral_constant<int, RMAX>{}, r);
-  switch (rows - r) {
-    case 0: break;
-    case 1: tile(std::integral_constant<int, 1>{}, r); break;
-    case 2: tile(std::integral_constant<int, 2>{}, r); break;
-    case 3: tile(std::integral_constant<int, 3>{}, r); break;
-    case 4: tile(std::integral_constant<int, 4>{}, r); break;
-    case 5: tile(std::integral_constant<int, 5>{}, r); break;
-    case 6: tile(std::integral_constant<int, 6>{}, r); break;
-    case 7: tile(std::integral_constant<int, 7>{}, r); break;
-    case 8: tile(std::integral_constant<int, 8>{}, r); break;
-    case 9: tile(std::integral_constant<int, 9>{}, r); break;
-    case 10: tile(std::integral_constant<int, 10>{}, r); break;
-    default: tile(std::integral_constant<int, 11>{}, r); break;
-  }
+  if (r < rows) tail_rows<RMAX - 1>(rows - r, r, tile);
 }
 
 template <int S>
@@ -481,7 +477,9 @@ void w8a8(const W8& w, const int8_t* xq, int64_t ldq, const float* sx, int64_t r
 
 // ---- W4A8: 4-bit codes × int8 activations ------------------------------------------------------
 
-bool quant_blocks(const float* x, int64_t kp, int8_t* xq, float* d, int32_t* qsum) {
+bool quant_blocks(const float* x, int64_t kp, int8_t* xq, float* d, int32_t* qsum, bool kernel_order) {
+  const __m256i order = _mm256_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15, 0, 4, 1, 5, 2, 6, 3, 7, 8,
+                                         12, 9, 13, 10, 14, 11, 15);
   const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
   const __m512 inf = _mm512_set1_ps(__builtin_inff()), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
   __mmask16 bad = 0;
@@ -505,7 +503,7 @@ bool quant_blocks(const float* x, int64_t kp, int8_t* xq, float* d, int32_t* qsu
                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     qsum[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
     const __m256i bytes = _mm256_set_m128i(_mm512_cvtsepi32_epi8(q1), _mm512_cvtsepi32_epi8(q0));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xq + 32 * b), bytes);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xq + 32 * b), kernel_order ? _mm256_shuffle_epi8(bytes, order) : bytes);
   }
   return bad == 0;
 }
@@ -576,6 +574,71 @@ void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const i
   }
 }
 
+// W4A8 prefill: R rows × 32 outputs (2 tiles) straight from the packed codes (no panel: they are
+// already the u8 operand), activations in kernel order (within each chunk 0 4 1 5 2 6 3 7, so a
+// dword broadcast serves a quad). Exact int32 sums per 32-input block, then the block's scales in f32.
+template <int R>
+void tile_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int64_t block,
+             float* c, int64_t ldc) {
+  const int64_t tile0 = 2 * block;
+  const uint8_t* cp0 = w.codes + tile0 * w.chunks * 64;
+  const uint8_t* cp1 = cp0 + w.chunks * 64;
+  const __m512i m0f = _mm512_set1_epi8(0x0f);
+  __m512 fy[R][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) fy[r][0] = fy[r][1] = _mm512_setzero_ps();
+  int32_t g = -1;
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, z0 = s0, z1 = s0;
+  for (int64_t blk = 0; blk < nblk; ++blk) {
+    __m512i acc[R][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int cc = 0; cc < 4; ++cc) {
+      const int64_t ch = 4 * blk + cc;
+      const __m512i v0 = _mm512_load_si512(cp0 + ch * 64), v1 = _mm512_load_si512(cp1 + ch * 64);
+      const __m512i lo0 = _mm512_and_si512(v0, m0f), hi0 = _mm512_and_si512(_mm512_srli_epi32(v0, 4), m0f);
+      const __m512i lo1 = _mm512_and_si512(v1, m0f), hi1 = _mm512_and_si512(_mm512_srli_epi32(v1, 4), m0f);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const __m512i xa = _mm512_set1_epi32(int(load_u32(xq + r * ldq + ch * 8)));
+        const __m512i xb = _mm512_set1_epi32(int(load_u32(xq + r * ldq + ch * 8 + 4)));
+        acc[r][0] = dpbusd(dpbusd(acc[r][0], lo0, xa), hi0, xb);
+        acc[r][1] = dpbusd(dpbusd(acc[r][1], lo1, xa), hi1, xb);
+      }
+    }
+    if (w.chunk_group[4 * blk] != g) {
+      g = w.chunk_group[4 * blk];
+      s0 = load_scales(w, tile0, g), s1 = load_scales(w, tile0 + 1, g);
+      z0 = load_zeros(w, tile0, g), z1 = load_zeros(w, tile0 + 1, g);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 db = _mm512_set1_ps(d[r * nblk + blk]), qb = _mm512_set1_ps(float(qsum[r * nblk + blk]));
+      const __m512 f0 = _mm512_cvtepi32_ps(acc[r][0]), f1 = _mm512_cvtepi32_ps(acc[r][1]);
+      if (w.min_form) {
+        fy[r][0] = _mm512_fmadd_ps(db, _mm512_fmadd_ps(s0, f0, _mm512_mul_ps(z0, qb)), fy[r][0]);
+        fy[r][1] = _mm512_fmadd_ps(db, _mm512_fmadd_ps(s1, f1, _mm512_mul_ps(z1, qb)), fy[r][1]);
+      } else {
+        fy[r][0] = _mm512_fmadd_ps(_mm512_mul_ps(s0, db), _mm512_fnmadd_ps(z0, qb, f0), fy[r][0]);
+        fy[r][1] = _mm512_fmadd_ps(_mm512_mul_ps(s1, db), _mm512_fnmadd_ps(z1, qb, f1), fy[r][1]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    _mm512_storeu_ps(c + r * ldc, fy[r][0]);
+    _mm512_storeu_ps(c + r * ldc + 16, fy[r][1]);
+  }
+}
+
+void gemm_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int64_t rows,
+             int64_t block, float* c, int64_t ldc) {
+  run_rows<6>(rows, [&](auto R, int64_t r) {
+    tile_a8<decltype(R)::value>(w, xq + r * ldq, ldq, d + r * nblk, qsum + r * nblk, nblk, block, c + r * ldc, ldc);
+  });
+}
+
 }  // namespace
 }  // namespace calq::qk
 
@@ -588,7 +651,7 @@ void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const i
 namespace calq::qk {
 // Compiled for the build's baseline ISA: the dispatcher may call it on any CPU.
 const Kernels& kernels_avx512() {
-  static const Kernels k{gemm_bf16, gemm_f32, gemv_bf16, gemv_f32, w8a8, quant_act, quant_blocks, gemv_a8};
+  static const Kernels k{gemm_bf16, gemm_f32, gemv_bf16, gemv_f32, w8a8, quant_act, quant_blocks, gemv_a8, gemm_a8};
   return k;
 }
 }  // namespace calq::qk
