@@ -43,10 +43,10 @@ class QuantPackedWeight : public PackedWeight {
 //  Int8 (W4A8; opt-in; codes of <= 4 bits): each row's activations are quantized in blocks of 32
 //    packed inputs (groups are padded to multiples of 32): d_b = absmax_b / 127, q = round-half-
 //    even(x / d_b), and the product is x'·Wᵀ with x' = d_b·q — llama.cpp's arithmetic for Q4
-//    weights (Q8_0 activations; it stores d_b in f16 and rounds halves away from zero). Decode
-//    multiplies the int8 activations with the 4-bit codes exactly (vpdpbusd: twice the products
-//    per instruction of vdpbf16ps, and half the instructions per byte of weights); prefill runs the
-//    W4A16 kernels on x'.
+//    weights (Q8_0 activations; it stores d_b in f16 and rounds halves away from zero). The int8
+//    activations multiply the 4-bit codes exactly (vpdpbusd: twice the products per instruction of
+//    vdpbf16ps, half the instructions per byte of weights) in decode (AVX-512, AVX2) and prefill
+//    (AVX-512); elsewhere the W4A16 kernels run on x'.
 enum class QActs { Float, Int8 };
 
 // W4A16 / W8A16 from codes (calq's QuantizedWeight, GPTQ/AWQ after unpacking) or GGUF blocks.
