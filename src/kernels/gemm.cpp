@@ -19,6 +19,7 @@
 
 #include "kernels/profile.h"
 #include "kernels/threads.h"
+#include "kernels/qgemm.h"
 #include "kernels/vec.h"
 #include "util/error.h"
 
@@ -254,6 +255,10 @@ std::shared_ptr<PackedWeight> pack_weight(const float* w, int64_t n, int64_t k, 
 
 void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const PackedWeight& pw, const float* bias,
                     const GemmEpilogue& e, float* y, uint16_t* y_bf16) {
+  if (const auto* q = dynamic_cast<const QuantPackedWeight*>(&pw)) {  // quantized kinds (qgemm.h)
+    q->run(x, x_bf16, rows, bias, e, y, y_bf16);
+    return;
+  }
   const auto& p = dynamic_cast<const DnnlPacked&>(pw);
   const bool bf = p.compute() == ComputeType::BF16;
   if (rows <= 0) return;

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "command.h"
+#include "kernels/isa.h"
 #include "util/error.h"
 
 namespace calq::cli {
@@ -28,6 +29,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", CALQ_VERSION);
   app.add_option("-t,--threads", g_threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  std::string isa;
+  app.add_option("--isa", isa, "cap calq's kernels at this instruction set (default: the best the CPU runs)")
+      ->check(CLI::IsMember({"avx512", "avx2", "scalar"}));
 
   std::map<std::string, CLI::App*> nodes;  // "eval" -> its CLI::App, for nested commands
   std::vector<std::pair<CLI::App*, Runner>> runners;
@@ -50,6 +54,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (calq::Isa i; !isa.empty() && calq::isa_from_name(isa, &i)) calq::set_max_isa(i);
   try {
     for (auto& [sub, run] : runners)
       if (sub->parsed()) return run();

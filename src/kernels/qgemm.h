@@ -1,0 +1,93 @@
+// Quantized linear layers run as what they are: group-quantized int2..8 weights × f32/bf16
+// activations (W4A16, W8A16: GPTQ, AWQ, RTN, GGUF Q4_0/Q4_1/Q5_0/Q5_1/Q8_0) and int8 weights ×
+// int8 activations (W8A8, SmoothQuant's deployment form). They are PackedWeight kinds, so the
+// decoder's Linear can hold them and gemm_packed / gemm_packed_ex (kernels/gemm.h) run them,
+// epilogues included (bias, residual accumulate, gated act·mul, bf16 output).
+//
+// Semantics (the scalar references below are the definitions):
+//  * W4A16, ComputeType::F32: y = x · Wᵀ + b with W the exact dequantization (qpack.h), f32
+//    accumulation: the fake-quant float path up to summation order.
+//  * W4A16, ComputeType::BF16: x rounded to bf16 (nearest even), f32 accumulation. Prefill (more
+//    than 4 rows) also rounds W to bf16 once per panel, as the bf16 float path rounds a fake-quant
+//    weight; decode (1-4 rows) keeps the codes exact and applies scale and zero per group.
+//  * W8A8: activations quantized per token (s = max(absmax, 1e-5) / 127, q = round-half-even(x / s))
+//    or with a static per-tensor scale (q clamped to [-128, 127]), exactly as calq's fake-quant
+//    InputTransforms; y = (float(Σ q_x·q_w) · s_x) · s_w + b with an exact int32 sum: bitwise
+//    equal to the reference on every ISA.
+//
+// Kernels (kernels/qkern.h): AVX-512 (BF16 + VNNI) and AVX2 variants in one binary, chosen at
+// run time (kernels/isa.h); without AVX2 the scalar path runs. Prefill: weights dequantized once
+// per 32-output × 256-input panel into L1, then a 12 × 32 vdpbf16ps (or FMA) register tile over
+// all rows. Decode (<= 4 rows): weights streamed once, dequantized in registers.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "kernels/gemm.h"
+#include "kernels/qpack.h"
+
+namespace calq {
+
+class QuantPackedWeight : public PackedWeight {
+ public:
+  // gemm_packed_ex's contract (gemm.h): exactly one input (x or x_bf16) and one output (y or
+  // y_bf16); bf16 input or output only for ComputeType::BF16.
+  virtual void run(const float* x, const uint16_t* x_bf16, int64_t rows, const float* bias, const GemmEpilogue& e,
+                   float* y, uint16_t* y_bf16) const = 0;
+  // e.g. "w4 g128 f16-scales asym", "ggml q4_0", "w8a8 per-token".
+  virtual std::string describe() const = 0;
+};
+
+// Activations of the group-quantized kinds.
+//  Float: f32, or bf16 (ComputeType::BF16), as above.
+//  Int8 (W4A8; opt-in; codes of <= 4 bits): each row's activations are quantized in blocks of 32
+//    packed inputs (groups are padded to multiples of 32): d_b = absmax_b / 127, q = round-half-
+//    even(x / d_b), and the product is x'·Wᵀ with x' = d_b·q — llama.cpp's arithmetic for Q4
+//    weights (Q8_0 activations; it stores d_b in f16 and rounds halves away from zero). The int8
+//    activations multiply the 4-bit codes exactly (vpdpbusd: twice the products per instruction of
+//    vdpbf16ps, half the instructions per byte of weights) in decode (AVX-512, AVX2) and prefill
+//    (AVX-512); elsewhere the W4A16 kernels run on x'.
+enum class QActs { Float, Int8 };
+
+// W4A16 / W8A16 from codes (calq's QuantizedWeight, GPTQ/AWQ after unpacking) or GGUF blocks.
+// UnsupportedError for QActs::Int8 with codes of more than 4 bits (or a QPacked whose groups do not
+// span whole blocks of 32: build it with qpack_codes(..., 32)).
+std::shared_ptr<QuantPackedWeight> pack_quantized(const QuantCodesView& w, ComputeType c, const char* what = "weight",
+                                                  QActs acts = QActs::Float);
+std::shared_ptr<QuantPackedWeight> pack_quantized(QPacked p, ComputeType c, QActs acts = QActs::Float);
+std::shared_ptr<QuantPackedWeight> pack_ggml(ggml::Type t, const void* data, int64_t n, int64_t k, ComputeType c,
+                                             const char* what = "weight", QActs acts = QActs::Float);
+
+// W8A8 activation quantization.
+enum class W8A8Act { PerToken, PerTensorStatic };
+struct W8A8Options {
+  W8A8Act act = W8A8Act::PerToken;
+  float static_scale = 0.0f;  // PerTensorStatic: the calibrated scale (> 0)
+};
+// `c` is what the caller feeds (BF16: bf16 input/output allowed); the product itself is int8.
+std::shared_ptr<QuantPackedWeight> pack_w8a8(W8A8Packed p, const W8A8Options& o, ComputeType c = ComputeType::F32);
+
+// int8 activations xq [rows][ldq] (columns k..ldq zeroed) and per-row scales sx, as above; ArgError
+// on a non-finite activation. quantize_act_int8 (vectorised, multi-threaded) is bitwise the scalar
+// quantize_act_int8_ref.
+void quantize_act_int8(const float* x, int64_t rows, int64_t k, const W8A8Options& o, int8_t* xq, int64_t ldq,
+                       float* sx);
+void quantize_act_int8_ref(const float* x, int64_t rows, int64_t k, const W8A8Options& o, int8_t* xq, int64_t ldq,
+                           float* sx);
+
+// One row of QActs::Int8 activations, kp (a multiple of 32) packed inputs: per block of 32,
+// d = absmax / 127 (0 for an all-zero block, with q = 0), q = clamp(round-half-even(x / d), ±127),
+// qsum = Σ q. Returns false when a value is not finite.
+bool quantize_blocks_int8_ref(const float* x, int64_t kp, int8_t* q, float* d, int32_t* qsum);
+
+// ---- scalar references (double accumulation) ---------------------------------------------------
+// y = x' · Wᵀ + bias, W = qpacked_dequantize(w), x' = x (F32) or bf16(x) (BF16); with
+// bf16_weights, W rounded to bf16 too (what the BF16 prefill kernel multiplies). QActs::Int8: x
+// replaced by d_b·q first (then rounded to bf16 for BF16 unless exact_int8_acts: what the decode
+// kernels multiply).
+void qgemm_ref(const float* x, int64_t rows, const QPacked& w, ComputeType c, const float* bias, float* y,
+               bool bf16_weights = false, QActs acts = QActs::Float, bool exact_int8_acts = false);
+// y = (float(Σ xq·w) · sx) · sw + bias, xq and sx from quantize_act_int8.
+void w8a8_gemm_ref(const float* x, int64_t rows, const W8A8Packed& w, const W8A8Options& o, const float* bias, float* y);
+
+}  // namespace calq
