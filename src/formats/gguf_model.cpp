@@ -259,17 +259,18 @@ Json gguf_to_hf_config(const gguf::File& f) {
   if (arch != "llama" && arch != "qwen2")
     throw UnsupportedError(f.path() + ": GGUF architecture '" + arch + "' (calq loads llama and qwen2)");
   const std::string p = arch + ".";
-  auto u = [&](const std::string& k) { return int64_t(f.get_uint(p + k)); };
-  auto u_or = [&](const std::string& k, int64_t d) { return f.find(p + k) ? int64_t(f.get_uint(p + k)) : d; };
+  // Unsigned all the way into the JSON: ModelConfig::from_json range-checks every field, naming the value as stored.
+  auto u = [&](const std::string& k) { return f.get_uint(p + k); };
+  auto u_or = [&](const std::string& k, uint64_t d) { return f.find(p + k) ? f.get_uint(p + k) : d; };
   const gguf::TensorInfo* embd = f.find_tensor("token_embd.weight");
   if (!embd || embd->ne.size() != 2) throw FormatError(f.path() + ": missing 2-D tensor 'token_embd.weight'");
   Json j;
-  const int64_t hidden = u("embedding_length"), heads = u("attention.head_count");
-  if (heads <= 0) throw FormatError(f.path() + ": " + p + "attention.head_count must be positive");
-  const int64_t head_dim = u_or("attention.key_length", hidden / heads);
+  const uint64_t hidden = u("embedding_length"), heads = u("attention.head_count");
+  if (heads == 0) throw FormatError(f.path() + ": " + p + "attention.head_count must be positive");
+  const uint64_t head_dim = u_or("attention.key_length", hidden / heads);
   if (u_or("rope.dimension_count", head_dim) != head_dim)
     throw UnsupportedError(f.path() + ": partial rotary embeddings (rope.dimension_count != head size)");
-  const int64_t window = arch == "llama" ? u_or("attention.sliding_window", 0) : 0;
+  const uint64_t window = arch == "llama" ? u_or("attention.sliding_window", 0) : 0;
   j["model_type"] = arch == "qwen2" ? "qwen2" : window > 0 ? "mistral" : "llama";
   j["architectures"] = {arch == "qwen2" ? "Qwen2ForCausalLM" : window > 0 ? "MistralForCausalLM" : "LlamaForCausalLM"};
   j["vocab_size"] = embd->ne[1];

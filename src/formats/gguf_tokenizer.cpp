@@ -156,16 +156,20 @@ Vocab from_tokenizer_json(const std::string& dir, const ModelConfig& cfg, std::v
     set[size_t(id)] = true;
   };
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it->is_number_integer()) throw FormatError(path + ": vocab id of '" + it.key() + "' is not an integer");
+    if (const std::string p = json_int_problem(*it, 0, INT32_MAX); !p.empty())
+      throw FormatError(path + ": vocab id of '" + it.key().substr(0, 40) + "' is not an integer token id: field 'model.vocab' " + p);
     place(it->get<int64_t>(), it.key());
   }
   std::map<size_t, bool> added;  // id -> special
   if (j.contains("added_tokens") && j["added_tokens"].is_array())
     for (const auto& a : j["added_tokens"]) {
-      if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") || !a["content"].is_string())
+      if (!a.is_object() || !a.contains("id") || !a.contains("content") || !a["content"].is_string())
         throw FormatError(path + ": malformed added_tokens entry");
-      place(a["id"].get<int64_t>(), a["content"].get<std::string>());
-      added[a["id"].get<size_t>()] = a.value("special", false);
+      if (const std::string p = json_int_problem(a["id"], 0, INT32_MAX); !p.empty())
+        throw FormatError(path + ": malformed added_tokens entry: field 'id' " + p);
+      const int64_t id = a["id"].get<int64_t>();
+      place(id, a["content"].get<std::string>());
+      added[size_t(id)] = a.value("special", false);
     }
 
   Vocab v;

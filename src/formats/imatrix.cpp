@@ -53,7 +53,11 @@ gguf::Writer imatrix_writer(const ActStats& s, const ImatrixOptions& opt) {
     if (chunk_size <= 0) chunk_size = calib.value("seqlen", int64_t(0));
   }
   w.set("imatrix.datasets", gguf::Value::str_array(datasets));
-  w.set("imatrix.chunk_count", gguf::Value::u32(uint32_t(s.meta.value("samples", int64_t(0)))));
+  const int64_t chunks = s.meta.value("samples", int64_t(0));
+  if (chunks > int64_t(UINT32_MAX) || chunk_size > int64_t(UINT32_MAX))
+    throw ArgError("imatrix: " + std::to_string(chunks) + " chunks of " + std::to_string(chunk_size) +
+                   " tokens do not fit the u32 fields of the imatrix GGUF");
+  w.set("imatrix.chunk_count", gguf::Value::u32(uint32_t(std::max<int64_t>(chunks, 0))));
   w.set("imatrix.chunk_size", gguf::Value::u32(uint32_t(std::max<int64_t>(chunk_size, 0))));
   for (const auto& [name, t] : entries) {
     w.add_raw(name + ".counts", ggml::Type::F32, {1}, f32_bytes({t->count}));

@@ -208,6 +208,34 @@ class Reader {
   std::shared_ptr<SafetensorsFile> f_;
 };
 
+constexpr int64_t kMaxCount = int64_t(1) << 40;  // samples, layers, sample ranges
+
+// The integers of the header that later code reads (merge, resume, outliers, imatrix): JSON integers
+// in range, or a FormatError naming the field. Everything else in it is informational.
+void check_meta_integers(const Json& head, const std::string& what) {
+  json_get_int<FormatError>(head, "topn", what, 0, 100000);
+  json_get_int_or<FormatError>(head, "samples", 0, what, 0, kMaxCount);
+  if (const auto m = head.find("model"); m != head.end() && m->is_object())
+    for (const char* k : {"num_layers", "hidden_size", "vocab_size", "max_position"})
+      if (m->contains(k)) json_int<FormatError>((*m)[k], std::string("model.") + k, what, 0, INT32_MAX);
+  const auto srcs = head.find("sources");
+  if (srcs == head.end()) return;
+  if (!srcs->is_array()) throw FormatError(what + ": 'sources' must be an array");
+  for (size_t i = 0; i < srcs->size(); ++i) {
+    const Json& src = (*srcs)[i];
+    const std::string at = "sources[" + std::to_string(i) + "]";
+    if (!src.is_object()) throw FormatError(what + ": " + at + " must be an object");
+    if (const auto r = src.find("range"); r != src.end()) {
+      if (!r->is_array() || r->size() != 2) throw FormatError(what + ": " + at + ".range must be [begin, end]");
+      const int64_t b = json_int<FormatError>((*r)[0], at + ".range[0]", what, 0, kMaxCount);
+      json_int<FormatError>((*r)[1], at + ".range[1]", what, b, kMaxCount);
+    }
+    if (const auto c = src.find("calib"); c != src.end() && c->is_object())
+      for (const char* k : {"nsamples", "seqlen"})
+        if (c->contains(k)) json_int<FormatError>((*c)[k], at + ".calib." + k, what, 0, INT32_MAX);
+  }
+}
+
 Json tensor_header(const TensorStats& t) {
   return {{"name", t.name}, {"modules", t.modules}, {"kind", t.kind}, {"layer", t.layer},
           {"cols", t.cols}, {"count", t.count}, {"top", t.top.size()}};
@@ -271,15 +299,14 @@ ActStats load_stats(const std::string& path) {
     const Json snaps = json_get_or<Json>(head, "snapshots", Json::array(), what);
     if (!tensors.is_array() || !snaps.is_array()) throw FormatError(what + ": 'tensors'/'snapshots' must be arrays");
     json_get<Json>(head, "thresholds", what).at(1).get<double>();
-    json_get<int>(head, "topn", what);
+    check_meta_integers(head, what);
     for (const auto& th : tensors) {
       TensorStats t;
       t.name = json_get<std::string>(th, "name", what);
       t.modules = json_get<std::vector<std::string>>(th, "modules", what);
       t.kind = json_get<std::string>(th, "kind", what);
-      t.layer = json_get<int>(th, "layer", what);
-      const int64_t cols = json_get<int64_t>(th, "cols", what);
-      if (cols <= 0 || cols > (int64_t(1) << 24)) throw FormatError(what + ": bad cols for '" + t.name + "'");
+      t.layer = int(json_get_int(th, "layer", what, -1, INT32_MAX));
+      const int64_t cols = json_get_int(th, "cols", what, 1, int64_t(1) << 24);
       t.init(cols);
       t.count = json_get<double>(th, "count", what);
       const std::string& n = t.name;
@@ -293,8 +320,7 @@ ActStats load_stats(const std::string& path) {
       t.ge[1] = r.f64(n + ".ge1", cols);
       const auto hist = r.f64(n + ".hist", kHistBins);
       std::copy(hist.begin(), hist.end(), t.hist.begin());
-      const int64_t ntop = json_get<int64_t>(th, "top", what);
-      if (ntop < 0 || ntop > 1000000) throw FormatError(what + ": bad top count for '" + n + "'");
+      const int64_t ntop = json_get_int(th, "top", what, 0, 1000000);
       if (ntop > 0) {
         Tensor top = r.get(n + ".top", DType::F64, {ntop, kTopFields});
         const double* p = top.data<double>();
@@ -305,7 +331,7 @@ ActStats load_stats(const std::string& path) {
     }
     for (size_t i = 0; i < snaps.size(); ++i) {
       StatsSnapshot sn;
-      sn.samples = json_get<int64_t>(snaps[i], "samples", what);
+      sn.samples = json_get_int(snaps[i], "samples", what, 0, kMaxCount);
       sn.tokens = json_get<double>(snaps[i], "tokens", what);
       for (const auto& t : s.tensors) {
         const std::string p = "snap." + std::to_string(i) + "." + t.name;

@@ -76,7 +76,7 @@ void install_layer(Decoder& m, const LayerResult& r, const Json& activation) {
     l->set_weight(qw.dequantize());
   }
   if (activation.is_null() || !activation.is_object()) return;
-  const int bits = activation.value("bits", 8);
+  const int bits = int(json_get_int_or<FormatError>(activation, "bits", 8, "quantization state: activation", 2, 8));
   const ActGranularity g = parse_act_granularity(activation.value("granularity", std::string("none")));
   for (const auto& mod : activation.value("modules", std::vector<std::string>{})) {
     if (layer_of_name(mod) != r.layer) continue;
