@@ -158,5 +158,25 @@ TEST(ParserScaling, GgufStringAndNestedArrays) {
   EXPECT_EQ(nv.at(1).at(1).i, -9);
 }
 
+// Found by fuzz_gguf (-max_len=17000000 -malloc_limit_mb=64): an 11 MB file whose metadata count
+// claimed ~390k entries made the parser reserve 72 MB of entries (192 bytes each) before reading
+// one. At most 2^16 entries are accepted, and the count is checked before anything is allocated.
+TEST(ParserScaling, GgufMetadataCountIsCapped) {
+  auto with_entries = [](uint64_t n) {
+    std::string kvs;
+    for (uint64_t k = 0; k < n; ++k) kvs += gstr("k" + std::to_string(k)) + u32le(0) + std::string(1, char(k));
+    return gguf_with(kvs, n);
+  };
+  EXPECT_EQ(parse_gguf(with_entries(65536)).kv.size(), 65536u);
+  try {
+    parse_gguf(with_entries(65537));
+    ADD_FAILURE() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_STREQ(e.what(), "a.gguf: metadata count 65537 exceeds the limit of 65536");
+  }
+  // A count that the file could hold but that is not backed by entries fails when they run out.
+  EXPECT_THROW(parse_gguf(gguf_with(std::string(65536 * 13, 'x'), 65536)), FormatError);
+}
+
 }  // namespace
 }  // namespace calq

@@ -24,8 +24,13 @@ constexpr size_t kMaxReadNameLen = 1024;       // lenient when reading
 constexpr size_t kMaxKeyLen = 65535;           // spec: keys are at most 2^16 - 1 bytes
 constexpr int kMaxArrayDepth = 8;              // nested arrays (bounded recursion)
 constexpr uint64_t kMaxArrayElements = 1ull << 24;  // total over the file
-constexpr uint64_t kMaxNestedArrays = 1ull << 16;   // arrays inside arrays: a Value (~150 bytes) each
+constexpr uint64_t kMaxNestedArrays = 1ull << 16;   // arrays inside arrays: a Value (160 bytes) each
 constexpr uint64_t kMaxAlignment = 1ull << 24;
+// Metadata entries: a KV takes 192 bytes for as few as 14 bytes of file, so their number is
+// capped (llama.cpp files have tens); found by fuzz_gguf with -max_len=17000000 -malloc_limit_mb=64,
+// where an 11 MB file claiming ~390k entries reserved 72 MB before reading one.
+constexpr uint64_t kMaxKV = 1ull << 16;
+constexpr uint64_t kTensorReserve = 4096;  // tensor infos are reserved up to this, then grow as read
 
 bool valid_value_type(uint32_t t) { return t <= uint32_t(ValueType::F64); }
 
@@ -217,6 +222,8 @@ Header parse_header(const uint8_t* data, size_t size, const std::string& what) {
   // Each entry takes at least 12 (kv) / 24 (tensor info) bytes: reject absurd counts before allocating.
   if (n_kv > c.left() / 12) throw FormatError(what + ": metadata count " + std::to_string(n_kv) + " exceeds the file size");
   if (n_tensors > c.left() / 24) throw FormatError(what + ": tensor count " + std::to_string(n_tensors) + " exceeds the file size");
+  if (n_kv > kMaxKV)
+    throw FormatError(what + ": metadata count " + std::to_string(n_kv) + " exceeds the limit of " + std::to_string(kMaxKV));
 
   ParseState st;
   std::set<std::string> keys;
@@ -241,7 +248,7 @@ Header parse_header(const uint8_t* data, size_t size, const std::string& what) {
   }
 
   std::set<std::string> names;
-  h.tensors.reserve(size_t(n_tensors));
+  h.tensors.reserve(size_t(std::min(n_tensors, kTensorReserve)));
   for (uint64_t k = 0; k < n_tensors; ++k) {
     TensorInfo ti;
     ti.name = c.str("tensor name #" + std::to_string(k), kMaxReadNameLen);
