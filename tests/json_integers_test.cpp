@@ -9,8 +9,8 @@
 
 #include "calib/calib_set.h"
 #include "eval/task_data.h"
-#include "export/gguf_model.h"
-#include "export/load_quantized.h"
+#include "formats/gguf_model.h"
+#include "formats/load_quantized.h"
 #include "io/gguf.h"
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
