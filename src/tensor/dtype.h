@@ -41,7 +41,7 @@ bool is_float_dtype(DType t);
 
 // Index of the first NaN or ±infinity among the n values at `data` of a float dtype (F32/F16/BF16/
 // F64), or -1 when all are finite (always -1 for integer dtypes). An exponent-mask test on the
-// stored bits, branch-free per block so that it vectorises, and parallel over large inputs: one
+// stored bits, branch-free per block so that it vectorises, on one thread (see dtype.cpp): one
 // read of the bytes, about as fast as memory delivers them (bench/bench_load.cpp measures it).
 int64_t find_non_finite(const void* data, DType t, size_t n);
 inline int64_t find_non_finite(const float* x, size_t n) { return find_non_finite(x, DType::F32, n); }
