@@ -6,7 +6,9 @@
 #include <cmath>
 #include <limits>
 
+#include "formats/gguf_model.h"
 #include "formats/loader.h"
+#include "io/gguf.h"
 #include "model/decoder.h"
 #include "quant/act_quant.h"
 #include "test_util.h"
@@ -94,6 +96,38 @@ TEST(NonFinite, WeightsAreCheckedAtLoad) {
       expect_has(m, {norm, "-inf at [3]"});
     }
   fs::remove_all(root);
+}
+
+// GGUF: an F32 norm and the f16 block scale of a Q8_0 weight (which dequantizes a whole block to NaN)
+// are named with the file and both names (GGUF and Hugging Face).
+TEST(NonFinite, GgufTensorsAreCheckedAtLoad) {
+  const std::string dir = test::temp_path("nonfinite", "gguf");
+  fs::create_directories(dir);
+  const std::string good = dir + "/good.gguf";
+  export_gguf(test::data("models/stories260K"), good);
+  const std::string bytes = read_file(good);
+  const gguf::Header h =
+      gguf::parse_header(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), good);
+  auto patched = [&](const std::string& tensor, size_t at, const std::string& with) {
+    for (const auto& ti : h.tensors)
+      if (ti.name == tensor) {
+        std::string b = bytes;
+        b.replace(size_t(h.data_start + ti.offset) + at, with.size(), with);
+        const std::string out = dir + "/" + tensor + ".gguf";
+        write_file_atomic(out, b);
+        return out;
+      }
+    ADD_FAILURE() << "no tensor " << tensor;
+    return std::string();
+  };
+  const float nan = kNaN;
+  std::string path = patched("blk.1.attn_norm.weight", 8, std::string(reinterpret_cast<const char*>(&nan), 4));
+  expect_has(error_of([&] { load_model(path); }),
+             {path, "blk.1.attn_norm.weight", "model.layers.1.input_layernorm.weight", "NaN at [2]"});
+  const uint16_t f16_inf = 0x7c00;  // the first Q8_0 block's scale d
+  path = patched("blk.0.attn_v.weight", 0, std::string(reinterpret_cast<const char*>(&f16_inf), 2));
+  expect_has(error_of([&] { load_model(path); }), {path, "blk.0.attn_v.weight", "model.layers.0.self_attn.v_proj"});
+  fs::remove_all(dir);
 }
 
 // Activations: weights changed after load (as a method would) that overflow or are NaN stop the
