@@ -109,6 +109,7 @@ CalibSet load_calib_set(const std::string& path) {
   auto man = f->metadata().find("manifest");
   if (man == f->metadata().end()) throw FormatError(path + ": missing manifest metadata");
   s.manifest = parse_json(man->second, path + " (manifest)");
+  s.path = path;
   validate_calib_set(s, path);
   check_manifest_counts(s, path + " (manifest)");
   const std::string want = json_get_or<std::string>(s.manifest, "token_sha256", "", path + " (manifest)");
@@ -126,7 +127,18 @@ CalibSet slice_calib_set(const CalibSet& s, int64_t begin, int64_t end) {
   if (s.mask.defined()) r.mask = s.mask.slice_rows(begin, end);
   r.manifest = s.manifest;
   r.manifest["range"] = {begin, end};
+  r.path = s.path;
   return r;
+}
+
+void check_calib_tokenizer(const CalibSet& s, const std::string& tokenizer_json) {
+  const std::string want = s.manifest.value("tokenizer_sha256", "");
+  if (want.empty() || !file_exists(tokenizer_json)) return;
+  const std::string have = sha256_file(tokenizer_json);
+  if (have != want)
+    throw ArgError(s.name() + ": the calibration set was tokenized with tokenizer sha256 " + want.substr(0, 12) +
+                   "…, but " + tokenizer_json + " has sha256 " + have.substr(0, 12) +
+                   "… (rebuild the set with this model's tokenizer: calq calib build --tokenizer)");
 }
 
 }  // namespace calq

@@ -335,6 +335,11 @@ Tensor GgufSource::get(const std::string& name) const {
   return t;
 }
 
+std::string GgufSource::where(const std::string& name) const {
+  const auto g = hf_to_gguf_name(name);
+  return f_->path() + ": tensor '" + (g ? *g + "' (" + name + ")" : name + "'");
+}
+
 std::unique_ptr<Decoder> load_gguf_model(const std::string& path, ComputeType compute) {
   std::shared_ptr<const gguf::File> f = gguf::File::open(path);
   const Json j = gguf_to_hf_config(*f);

@@ -62,6 +62,7 @@ class GgufSource final : public TensorSource {
   bool has(const std::string& name) const override;
   Tensor get(const std::string& name) const override;
   std::string describe() const override { return f_->path(); }
+  std::string where(const std::string& name) const override;
 
  private:
   std::shared_ptr<const gguf::File> f_;

@@ -28,6 +28,7 @@ class PackedCheckpointSource final : public TensorSource {
   bool has(const std::string& name) const override;
   Tensor get(const std::string& name) const override;
   std::string describe() const override { return c_->dir(); }
+  std::string where(const std::string& name) const override { return c_->where(name); }
   // Is `module` stored packed? Its codes, scales and zeros as read from the folder.
   bool is_packed(const std::string& module) const;
   QuantizedWeight quantized(const std::string& module) const;

@@ -50,12 +50,20 @@ void scale_llama3(std::vector<double>& f, const RopeScaling& s) {
   }
 }
 
-void check_shape(const TensorSource& src, const std::string& name, const Tensor& t, const Shape& want) {
+// Tensor `name` from the source, checked: the shape config.json implies, a float dtype, and finite
+// values. The finiteness test is the one pass over the tensor's bytes at load (the weights stay
+// mapped in their file dtype until first use), so a corrupt weight is named here, with its file,
+// instead of surfacing as NaN logits later (bench/bench_load.cpp measures the cost).
+Tensor fetch(const TensorSource& src, const std::string& name, const Shape& want) {
+  Tensor t = src.get(name);
   if (t.shape() != want)
-    throw FormatError(src.describe() + ": tensor '" + name + "' has shape " + shape_str(t.shape()) +
-                      ", config.json implies " + shape_str(want));
-  if (!is_float_dtype(t.dtype()))
-    throw FormatError(src.describe() + ": tensor '" + name + "' has non-float dtype " + dtype_name(t.dtype()));
+    throw FormatError(src.where(name) + " has shape " + shape_str(t.shape()) + ", config.json implies " +
+                      shape_str(want));
+  if (!is_float_dtype(t.dtype())) throw FormatError(src.where(name) + " has non-float dtype " + dtype_name(t.dtype()));
+  if (const int64_t k = find_non_finite(t); k >= 0)
+    throw NonFiniteError(src.where(name) + " holds a non-finite value (" + describe_non_finite(t, k) +
+                         "): the file is corrupt or was saved from a diverged model");
+  return t;
 }
 
 Tensor new_rows(int64_t rows, int64_t cols) { return Tensor::empty(DType::F32, {rows, cols}); }
@@ -88,27 +96,17 @@ void Decoder::load_linear(Linear& l, const std::string& name, int64_t out, int64
     l.out = 0;
     return;
   }
-  Tensor w = src_->get(wn);
-  check_shape(*src_, wn, w, {out, in});
-  l.set_weight(w);
+  l.set_weight(fetch(*src_, wn, {out, in}));
   if (bias) {
     const std::string bn = name + ".bias";
-    Tensor b = src_->get(bn);
-    check_shape(*src_, bn, b, {out});
-    l.bias = b.to(DType::F32);
+    l.bias = fetch(*src_, bn, {out}).to(DType::F32);
   }
 }
 
 Norm Decoder::load_norm(const std::string& name, int64_t n, bool bias) const {
   Norm r;
-  Tensor w = src_->get(name + ".weight");
-  check_shape(*src_, name + ".weight", w, {n});
-  r.weight = w.to(DType::F32);
-  if (bias) {
-    Tensor b = src_->get(name + ".bias");
-    check_shape(*src_, name + ".bias", b, {n});
-    r.bias = b.to(DType::F32);
-  }
+  r.weight = fetch(*src_, name + ".weight", {n}).to(DType::F32);
+  if (bias) r.bias = fetch(*src_, name + ".bias", {n}).to(DType::F32);
   return r;
 }
 
@@ -118,13 +116,9 @@ void Decoder::build(std::shared_ptr<const TensorSource> src) {
   names_ = ModuleNames::for_checkpoint(c, [&](const std::string& n) { return src_->has(n); });
   const int64_t H = c.hidden_size, E = c.family == Family::OPT ? c.word_embed_proj_dim : H;
 
-  embed_tokens_ = src_->get(names_.embed_tokens + ".weight");
-  check_shape(*src_, names_.embed_tokens + ".weight", embed_tokens_, {c.vocab_size, E});
-  if (c.pos == PosKind::Learned) {
-    embed_positions_ = src_->get(names_.embed_positions + ".weight");
-    check_shape(*src_, names_.embed_positions + ".weight", embed_positions_,
-                {c.max_position + c.position_offset, H});
-  }
+  embed_tokens_ = fetch(*src_, names_.embed_tokens + ".weight", {c.vocab_size, E});
+  if (c.pos == PosKind::Learned)
+    embed_positions_ = fetch(*src_, names_.embed_positions + ".weight", {c.max_position + c.position_offset, H});
   has_project_ = E != H;
   if (has_project_) {
     load_linear(project_in_, names_.project_in, H, E, false);
@@ -145,12 +139,8 @@ void Decoder::build(std::shared_ptr<const TensorSource> src) {
     load_linear(L->up, at(names_.up), c.intermediate_size, H, c.mlp_bias);
     load_linear(L->down, at(names_.down), H, c.intermediate_size, c.mlp_bias);
     if (c.qk_norm) {
-      L->q_norm = src_->get(at(names_.q_norm) + ".weight");
-      check_shape(*src_, at(names_.q_norm) + ".weight", L->q_norm, {c.num_heads, c.head_dim});
-      L->q_norm = L->q_norm.to(DType::F32);
-      L->k_norm = src_->get(at(names_.k_norm) + ".weight");
-      check_shape(*src_, at(names_.k_norm) + ".weight", L->k_norm, {c.num_kv_heads, c.head_dim});
-      L->k_norm = L->k_norm.to(DType::F32);
+      L->q_norm = fetch(*src_, at(names_.q_norm) + ".weight", {c.num_heads, c.head_dim}).to(DType::F32);
+      L->k_norm = fetch(*src_, at(names_.k_norm) + ".weight", {c.num_kv_heads, c.head_dim}).to(DType::F32);
     }
     layers_.push_back(std::move(L));
   }
@@ -407,6 +397,18 @@ Tensor Decoder::mlp_block(int i, const Tensor& xn, Observer* obs) const {
 }
 
 void Decoder::run_layer(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs) const {
+  h = layer_forward(i, h, batch, seq, obs);
+}
+
+Tensor Decoder::layer_forward(int i, const Tensor& x, int64_t batch, int64_t seq, Observer* obs) const {
+  Tensor h = x.clone();
+  Scratch s;
+  run_layer(i, h, batch, seq, obs, s);
+  if (find_non_finite(h.f32(), size_t(h.numel())) >= 0) throw_non_finite_layer(i, x, batch, seq, h);
+  return h;
+}
+
+void Decoder::run_layer_unchecked(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs) const {
   Scratch s;
   run_layer(i, h, batch, seq, obs, s);
 }
@@ -452,6 +454,15 @@ Tensor Decoder::lm_logits(const Tensor& fh, Observer* obs) const {
     float* d = y.f32_mut();
     for (int64_t j = 0; j < y.numel(); ++j) d[j] *= s;
   }
+  // One read of the logits: small beside lm_head's GEMM, and the last place a NaN could slip out.
+  if (const int64_t k = find_non_finite(y.f32(), size_t(y.numel())); k >= 0) {
+    const bool in_bad = find_non_finite(fh.f32(), size_t(fh.numel())) >= 0;
+    throw NonFiniteError(std::string("non-finite logits (") + non_finite_kind(y.f32(), DType::F32, size_t(k)) +
+                         " at row " + std::to_string(k / y.dim(1)) + "): first in " +
+                         (in_bad ? "the input of " + lm_head_.name + " (the final norm" +
+                                       (final_norm_.weight.defined() ? " " + names_.final_norm : std::string()) + ")"
+                                 : "the output of " + lm_head_.name));
+  }
   return y;
 }
 
@@ -466,6 +477,11 @@ ForwardOutput Decoder::forward(const int32_t* ids, int64_t batch, int64_t seq, c
   Scratch scratch;
   for (int i = 0; i < num_layers(); ++i) {
     run_layer(i, h, batch, seq, opt.observer, scratch);
+    if (find_non_finite(h.f32(), size_t(h.numel())) >= 0) {  // failure path: rebuild layer i's input
+      Tensor x = embed(ids, batch, seq);
+      for (int j = 0; j < i; ++j) run_layer_unchecked(j, x, batch, seq, nullptr);
+      throw_non_finite_layer(i, x, batch, seq, h);
+    }
     const std::string mod = names_.layer(i);
     if (opt.observer && opt.observer->wants(mod)) opt.observer->on_layer_output(mod, i, h.f32(), h.dim(0), H);
     if (opt.hidden_states) out.hidden_states.push_back(h.clone().reshaped({batch, seq, H}));

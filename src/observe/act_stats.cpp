@@ -6,7 +6,7 @@
 #include <limits>
 #include <map>
 
-#include "io/safetensors.h"
+#include "io/content_hash.h"
 #include "util/error.h"
 
 namespace calq {
@@ -244,27 +244,27 @@ Json tensor_header(const TensorStats& t) {
 }  // namespace
 
 void save_stats(const ActStats& s, const std::string& path) {
-  SafetensorsWriter w;
+  std::map<std::string, Tensor> tensors;
   Json head = s.meta;
   head["tensors"] = Json::array();
   for (const auto& t : s.tensors) {
     head["tensors"].push_back(tensor_header(t));
     const std::string& n = t.name;
-    w.add(n + ".sum", f64_tensor(t.sum, {t.cols}));
-    w.add(n + ".sum2", f64_tensor(t.sum2, {t.cols}));
-    w.add(n + ".sum3", f64_tensor(t.sum3, {t.cols}));
-    w.add(n + ".sum4", f64_tensor(t.sum4, {t.cols}));
-    w.add(n + ".min", f32_tensor(t.min));
-    w.add(n + ".max", f32_tensor(t.max));
-    w.add(n + ".absmax", f32_tensor(t.absmax_vec()));
-    w.add(n + ".ge0", f64_tensor(t.ge[0], {t.cols}));
-    w.add(n + ".ge1", f64_tensor(t.ge[1], {t.cols}));
-    w.add(n + ".hist", f64_tensor(std::vector<double>(t.hist.begin(), t.hist.end()), {kHistBins}));
+    tensors.emplace(n + ".sum", f64_tensor(t.sum, {t.cols}));
+    tensors.emplace(n + ".sum2", f64_tensor(t.sum2, {t.cols}));
+    tensors.emplace(n + ".sum3", f64_tensor(t.sum3, {t.cols}));
+    tensors.emplace(n + ".sum4", f64_tensor(t.sum4, {t.cols}));
+    tensors.emplace(n + ".min", f32_tensor(t.min));
+    tensors.emplace(n + ".max", f32_tensor(t.max));
+    tensors.emplace(n + ".absmax", f32_tensor(t.absmax_vec()));
+    tensors.emplace(n + ".ge0", f64_tensor(t.ge[0], {t.cols}));
+    tensors.emplace(n + ".ge1", f64_tensor(t.ge[1], {t.cols}));
+    tensors.emplace(n + ".hist", f64_tensor(std::vector<double>(t.hist.begin(), t.hist.end()), {kHistBins}));
     if (!t.top.empty()) {
       std::vector<double> top;
       for (const auto& v : t.top)
         top.insert(top.end(), {double(v.value), double(v.sample), double(v.position), double(v.token), double(v.channel)});
-      w.add(n + ".top", f64_tensor(top, {int64_t(t.top.size()), kTopFields}));
+      tensors.emplace(n + ".top", f64_tensor(top, {int64_t(t.top.size()), kTopFields}));
     }
   }
   head["snapshots"] = Json::array();
@@ -273,12 +273,12 @@ void save_stats(const ActStats& s, const std::string& path) {
     head["snapshots"].push_back({{"samples", sn.samples}, {"tokens", sn.tokens}});
     for (size_t t = 0; t < s.tensors.size(); ++t) {
       const std::string p = "snap." + std::to_string(i) + "." + s.tensors[t].name;
-      w.add(p + ".sum2", f64_tensor(sn.sum2[t], {s.tensors[t].cols}));
-      w.add(p + ".absmax", f32_tensor(sn.absmax[t]));
+      tensors.emplace(p + ".sum2", f64_tensor(sn.sum2[t], {s.tensors[t].cols}));
+      tensors.emplace(p + ".absmax", f32_tensor(sn.absmax[t]));
     }
   }
-  w.set_metadata("format", kFormat);
-  w.set_metadata("stats", head.dump());
+  SafetensorsWriter w;
+  add_with_content_hash(w, tensors, {{"format", kFormat}, {"stats", head.dump()}});
   w.write(path);
 }
 
@@ -287,6 +287,7 @@ ActStats load_stats(const std::string& path) {
   auto fmt = f->metadata().find("format");
   if (fmt == f->metadata().end() || fmt->second != kFormat)
     throw FormatError(path + ": not a calq statistics file (metadata format != " + std::string(kFormat) + ")");
+  verify_content_sha256(*f, "regenerate it with `calq stats` (calq is pre-1.0: statistics files without a hash are not read)");
   auto hs = f->metadata().find("stats");
   if (hs == f->metadata().end()) throw FormatError(path + ": missing 'stats' metadata");
   const std::string what = path + " (stats header)";

@@ -6,6 +6,7 @@
 
 #include "cmd_eval_common.h"
 #include "eval/results.h"
+#include "io/mapped_file.h"
 #include "progress_bar.h"
 #include "util/error.h"
 
@@ -24,6 +25,7 @@ int run_ref(RefOpts& o) {
   if (o.dtype != "f32" && o.dtype != "f16") throw ArgError("--logprob-dtype must be f32 or f16");
   job.logprob_dtype = o.dtype == "f16" ? DType::F16 : DType::F32;
   job.hooks = {info, bar("kld-ref"), threads()};
+  check_output_target(job.out);  // before the run, not after it
   const KldRefRun r = run_kld_reference(job);
   std::printf("kld-ref: %lld tokens, top-%d, %s: %.2f MB (a full-vocabulary llama.cpp file would be %.2f MB, %.0fx)"
               " in %.1f s\n",
@@ -47,6 +49,7 @@ int run_kld(KldOpts& o) {
                         evalcmd::fmt("%.6f", running));
     if (with_ref) *note = "KLD " + evalcmd::fmt("%.6f", running);
   };
+  if (!o.out.empty()) check_output_target(o.out);  // before the run, not after it
   const KldRun r = eval::run_kld(job);
   const KldStats& k = r.stats;
   std::printf("KLD %.6f ± %.6f  p99 %.6f  same top %.3f%%  PPL ratio %.5f ± %.5f (PPL %.4f vs %.4f)  over %lld tokens"

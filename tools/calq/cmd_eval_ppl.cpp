@@ -6,6 +6,7 @@
 
 #include "cmd_eval_common.h"
 #include "eval/results.h"
+#include "io/mapped_file.h"
 #include "progress_bar.h"
 
 namespace calq::cli {
@@ -28,6 +29,7 @@ int run(Opts& o) {
                         evalcmd::fmt("%.4f", p.ppl) + " ± " + evalcmd::fmt("%.4f", p.ppl_stderr) + "  (window nll " +
                         evalcmd::fmt("%.4f", p.window_nll_sum / double(p.window_predictions)) + ")");
   };
+  if (!o.out.empty()) check_output_target(o.out);  // before the run, not after it
   const PplRun r = run_ppl(job);
   std::printf("ppl %.4f ± %.4f  (mean NLL %.6f over %lld tokens; %s, ctx %lld, %lld windows; %s [%s]) %.1f s, %.0f tok/s\n",
               r.result.ppl, r.result.ppl_stderr, r.result.nll_mean, (long long)r.result.predictions, r.protocol.c_str(),

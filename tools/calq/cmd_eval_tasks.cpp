@@ -8,6 +8,7 @@
 #include "cmd_eval_common.h"
 #include "data_root.h"
 #include "eval/results.h"
+#include "io/mapped_file.h"
 #include "progress_bar.h"
 
 namespace calq::cli {
@@ -57,6 +58,7 @@ int run(Opts& o) {
     const bool norm = td.kind == TaskKind::MultipleChoice && (td.name == "hellaswag" || td.name == "arc_challenge");
     summary += (summary.empty() ? "" : "  ") + td.name + " " + evalcmd::fmt("%.4f", norm ? r.acc_norm : r.acc);
   };
+  if (!o.out.empty()) check_output_target(o.out);  // before the run, not after it
   const TasksRun r = run_tasks(job);
   std::printf("tasks: %s  (acc_norm for hellaswag/arc_challenge, acc otherwise; %s) %.1f s\n", summary.c_str(),
               job.limit > 0 ? ("limit " + std::to_string(job.limit)).c_str() : "all samples", r.seconds);

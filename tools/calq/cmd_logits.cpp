@@ -40,6 +40,7 @@ std::vector<int32_t> read_ids(const std::string& path, int64_t* batch, int64_t* 
 }
 
 int run(const Opts& o) {
+  check_output_target(o.out);  // before the run, not after it
   auto model = load_model(o.model, o.bf16 ? ComputeType::BF16 : ComputeType::F32);
   int64_t B, T;
   const auto ids = read_ids(o.ids, &B, &T);

@@ -26,7 +26,7 @@ struct Opts {
   int bits = 0, group_size = 128, block_size = 128;
   int64_t nsamples = -1, batch = 8;
   bool sym = false, asym = false, desc_act = false, static_groups = false, no_true_seq = false;
-  bool per_tensor = false, awq_no_clip = false, awq_duo = false, no_resume = false, no_fake = false;
+  bool per_tensor = false, awq_no_clip = false, awq_duo = false, no_resume = false, no_fake = false, allow_tok = false;
   double percdamp = 0.01, alpha = 0.5;
   int awq_grid = 20;
 };
@@ -61,6 +61,7 @@ QuantizeOptions to_options(const Opts& o) {
   q.method = parse_method(o.method);
   q.batch = o.batch;
   q.resume = !o.no_resume;
+  q.check_tokenizer = !o.allow_tok;
   q.threads = threads();
   if (o.sym && o.asym) throw ArgError("--sym and --asym exclude each other");
   const bool f16 = o.scale_dtype.empty() ? true : o.scale_dtype == "f16";
@@ -167,6 +168,7 @@ CALQ_REGISTER_COMMAND(
        app.add_option("--method", o->method, "rtn | gptq | awq | smoothquant | naive-w8a8")->capture_default_str();
        app.add_option("--calib", o->calib, "calibration set (calq calib build; safetensors input_ids [n, seq])");
        app.add_option("--nsamples", o->nsamples, "use the first N samples of the set");
+       app.add_flag("--allow-tokenizer-mismatch", o->allow_tok, "accept a set tokenized with another tokenizer");
        app.add_option("-o,--out", o->out, "output folder (fake-quant checkpoint + qstate/)")->required();
        app.add_option("--bits", o->bits, "weight bits, 2..8 (default 4; 8 for smoothquant / naive-w8a8)");
        app.add_option("--group-size", o->group_size, "input columns per group, -1 = per output channel")

@@ -12,6 +12,8 @@
 #include "cmd_stats_common.h"
 #include "command.h"
 #include "formats/loader.h"
+#include "io/file_lock.h"
+#include "io/mapped_file.h"
 #include "observe/stats_runner.h"
 #include "progress_bar.h"
 
@@ -56,6 +58,10 @@ int run_stats(StatsOpts& o) {
   o.run.progress = bar("stats");
   o.run.threads = threads();
   if (!o.range.empty()) parse_range(o.range, &o.run.begin, &o.run.end);
+  // Refused up front rather than after the run: an output path that is a device, and a second run
+  // checkpointing into the same file (which would interleave with this one's checkpoints).
+  check_output_target(o.out);
+  const FileLock lock(o.out);
   const CalibSet set = load_calib_set(o.calib);
   auto model = load_model(o.model);
   std::unique_ptr<ActStats> resume;

@@ -1,6 +1,9 @@
 // calq command line: builds the subcommand tree from the registry (see command.h), runs the
 // chosen one, and turns any calq::Error into one line on stderr with a non-zero exit code.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 
 #include "command.h"
@@ -21,10 +24,27 @@ int g_threads = 0;
 }
 int threads() { return g_threads; }
 
+// OpenMP's wait policy, chosen for the user (docs/performance.md, "Threads on a shared machine"):
+// libgomp's default lets idle workers spin ~300k iterations between parallel regions, which on a
+// machine with other work steals the cores calq's own threads need (`-t 2` took 97 s against 38 s at
+// `-t 1` with the other core busy). libgomp reads OMP_WAIT_POLICY / GOMP_SPINCOUNT once, when it is
+// loaded, before main() runs: setenv() here is too late, so calq sets the default and executes
+// itself again (once; an explicit setting of the user is never touched, and if the re-exec fails
+// the run simply continues with libgomp's default).
+constexpr const char* kWaitPolicyVar = "OMP_WAIT_POLICY";
+constexpr const char* kWaitPolicyValue = "passive";
+
+void default_wait_policy(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  if (::setenv(kWaitPolicyVar, kWaitPolicyValue, 0) != 0) return;
+  ::execv("/proc/self/exe", argv);
+}
+
 }  // namespace calq::cli
 
 int main(int argc, char** argv) {
   using namespace calq::cli;
+  default_wait_policy(argv);
   CLI::App app{"calq: post-training quantization and calibration-set analysis for LLMs (v" CALQ_VERSION ")"};
   app.require_subcommand(1);
   app.set_version_flag("--version", CALQ_VERSION);
