@@ -68,7 +68,11 @@ extract() {
       if (!inblock) { inblock = 1; lang = substr($0, 4); gsub(/[ \t]/, "", lang); next }
       inblock = 0; cont = 0; next
     }
-    !inblock { next }
+    !inblock {  # an indented code block holding a command: it must be a ```sh block to be tested
+      if ($0 ~ /^    +(\$ )?((\.\/)?build\/[a-z_]+|calq|scripts\/[^ ]*\.sh)( |$)/)
+        printf "echo \"docs test: %s:%d: a command outside a \\`\\`\\`sh block (the test runs only those)\" >&2; __bad=1\n", rel, NR
+      next
+    }
     lang != "sh" {
       if ($0 ~ /^[ \t]*(\$ )?((build\/)?calq( |$)|scripts\/[^ ]*\.sh( |$))/)
         printf "echo \"docs test: %s:%d: a command outside a \\`\\`\\`sh block (the test runs only those)\" >&2; __bad=1\n", rel, NR
@@ -113,12 +117,13 @@ for f in "${files[@]}"; do
   {
     echo 'set -e'
     echo '__bad=0'
+    echo "__at='$rel'"
     echo 'trap '"'"'echo "docs test: FAILED at $__at: $BASH_COMMAND" >&2'"'"' ERR'
     extract "$f" "$rel"
     echo '[ "$__bad" = 0 ]'
   } > "$script"
   sed -n 's/^# docs-test-skipped //p' "$script" >> "$skiplist"
-  n=$(grep -c '^__at=' "$script" || true)
+  n=$(grep -c "^__at=[^']" "$script" || true)
   bad=$(grep -c '__bad=1$' "$script" || true)
   [ "$n" = 0 ] && [ "$bad" = 0 ] && continue
   ran=$((ran + n))
