@@ -41,7 +41,8 @@ std::string state_dir_of(const std::string& input) {
 // "12 q4_0, 2 q8_0, 11 f32": what the written GGUF file holds, by tensor type.
 std::string stored_types(const std::string& path) {
   std::map<std::string, int> n;
-  for (const auto& t : gguf::File::open(path)->tensors()) ++n[ggml::type_name(t.type)];
+  const auto file = gguf::File::open(path);  // kept alive: tensors() refers into it
+  for (const auto& t : file->tensors()) ++n[ggml::type_name(t.type)];
   std::string s;
   for (const auto& [type, count] : n) s += (s.empty() ? "" : ", ") + std::to_string(count) + " " + type;
   return s;
