@@ -288,6 +288,9 @@ TEST(EvalGolden, DefaultWindowLength) {
   EXPECT_EQ(window_length(0, 4096), 2048);  // GPTQ's seqlen
   EXPECT_EQ(window_length(0, 0), 2048);     // unknown context
   EXPECT_EQ(window_length(128, 512), 128);  // --ctx
+  EXPECT_THROW(window_length(1024, 512), ArgError);         // beyond max_position_embeddings
+  EXPECT_EQ(window_length(1024, 512, /*allow_long=*/true), 1024);
+  EXPECT_EQ(window_length(4096, 0), 4096);                  // unknown context: as asked
 }
 
 // ---- the command line: what it prints, and one-line errors ----
@@ -316,9 +319,13 @@ TEST(EvalGolden, CliBadInputIsOneLineError) {
   std::string out;
   run_cli("eval ppl " + m + " --data " + empty, 1, &out);
   EXPECT_NE(out.find("calq: error: " + empty + ": empty data file"), std::string::npos) << out;
+  // A window beyond the model's 512 positions is refused; asked for, a short text is still named.
   run_cli("eval ppl " + m + " --data " + test::data("models/stories260K/golden/README.md") + " --ctx 4096", 1, &out);
+  EXPECT_NE(out.find("--allow-long-ctx"), std::string::npos) << out;
+  run_cli("eval ppl " + m + " --data " + test::data("models/stories260K/golden/README.md") + " --ctx 4096 --allow-long-ctx",
+          1, &out);
   EXPECT_NE(out.find("text too short"), std::string::npos) << out;
-  run_cli("eval tasks " + m + " --tasks mmlu", 1, &out);
+  run_cli("eval tasks " + m + " --tasks mmlu", 2, &out);  // a bad argument: usage error
   EXPECT_NE(out.find("unknown task 'mmlu'"), std::string::npos) << out;
 }
 

@@ -239,7 +239,18 @@ TEST(ExportGguf, FromAFakeQuantRun) {
   ScratchDir dir("gguf_q");
   GgufExportOptions o;
   o.type = ggml::Type::Q8_0;
-  const ExportReport rep = export_gguf(dir.state(q), dir / "m.gguf", o);
+  // A second quantization only when asked for; nothing is written when refused.
+  const QuantState qs = dir.state(q);
+  try {
+    export_gguf(qs, dir / "m.gguf", o);
+    FAIL() << "re-quantized without requantize";
+  } catch (const ArgError& e) {
+    EXPECT_NE(std::string(e.what()).find("rtn 4-bit g32"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--requantize"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "m.gguf"));
+  o.requantize = true;
+  const ExportReport rep = export_gguf(qs, dir / "m.gguf", o);
   EXPECT_EQ(rep.quantized, int64_t(q.weights.size()));
   auto want = requantized_reference(model, &q, o);
   auto got = load_model(dir / "m.gguf");
@@ -250,6 +261,22 @@ TEST(ExportGguf, FromAFakeQuantRun) {
   const double scale = max_abs_diff(lf, Tensor::zeros(DType::F32, lf.shape()));
   std::printf("fake-quant vs its Q8_0 GGUF: max |dlogit| %g of max |logit| %g\n", max_abs_diff(lf, lg), scale);
   EXPECT_LT(max_abs_diff(lf, lg), 0.05 * scale);
+}
+
+// F32 holds the fake-quant weights exactly: no requantize needed, and the loaded model is the
+// fake-quant model bitwise.
+TEST(ExportGguf, F32FromARunIsTheFakeQuantModel) {
+  const std::string model = data("models/tiny/llama2");
+  const MemoryRun q = rtn_quantize_model(model, {3, 32, false, false});
+  ScratchDir dir("gguf_f32");
+  GgufExportOptions o;
+  o.type = ggml::Type::F32;
+  const ExportReport rep = export_gguf(dir.state(q), dir / "m.gguf", o);
+  EXPECT_EQ(rep.quantized, int64_t(q.weights.size()));
+  auto fq = fake_quant_decoder(q);
+  auto got = load_model(dir / "m.gguf");
+  const Tensor a = fixture_logits(*fq, model), b = fixture_logits(*got, model);
+  EXPECT_TRUE(bitwise_equal(a, b)) << "max |dlogit| " << max_abs_diff(a, b);
 }
 
 TEST(ExportGguf, BadFilesGiveOneLineErrors) {

@@ -91,5 +91,35 @@ TEST(Stories260K, GreedyContinuationMatchesGolden) {
   EXPECT_EQ(std::vector<int32_t>(ids.begin() + 1, ids.end()), want);
 }
 
+// TinyStories-656K stores its tied embedding matrix only as lm_head.weight (no
+// model.embed_tokens.weight): the decoder reads it under that name.
+TEST(TinyStories656K, LogitsAndGreedyMatchGolden) {
+  const std::string dir = test::data("models/TinyStories-656K");
+  auto model = Decoder::load(dir);
+  const Json j = load_json_file(dir + "/golden/input_ids.json");
+  auto gold = SafetensorsFile::open(dir + "/golden/logits.safetensors");
+  for (size_t t = 0; t < j.at("input_ids").size(); ++t) {
+    std::vector<int32_t> ids = j.at("input_ids")[t].get<std::vector<int32_t>>();
+    const ForwardOutput out = model->forward(ids.data(), 1, int64_t(ids.size()));
+    const Tensor want = gold->get("logits." + std::to_string(t));
+    const Diff d = compare(out.logits.reshaped(want.shape()), want, 1e-4, 0);
+    EXPECT_LT(d.max_abs, 5e-5) << "text " << t;
+  }
+  const Json g = load_json_file(dir + "/golden/greedy.json");
+  std::vector<int32_t> ids = g.at("prompt_ids").get<std::vector<int32_t>>();
+  const auto want = g.at("generated_ids").get<std::vector<int32_t>>();
+  ForwardOptions opt;
+  opt.logits = ForwardOptions::Logits::Last;
+  for (size_t s = 0; s < want.size(); ++s) {
+    const ForwardOutput out = model->forward(ids.data(), 1, int64_t(ids.size()), opt);
+    const float* l = out.logits.f32();
+    int32_t best = 0;
+    for (int32_t v = 1; v < model->config().vocab_size; ++v)
+      if (l[v] > l[best]) best = v;
+    ids.push_back(best);
+  }
+  EXPECT_EQ(std::vector<int32_t>(ids.begin() + 1, ids.end()), want);
+}
+
 }  // namespace
 }  // namespace calq

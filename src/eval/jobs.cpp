@@ -28,9 +28,14 @@ void log(const JobHooks& h, const std::string& line) {
 
 }  // namespace
 
-int64_t window_length(int64_t ctx, int64_t max_position) {
-  if (ctx > 0) return ctx;
-  return max_position > 0 ? std::min<int64_t>(2048, max_position) : 2048;
+int64_t window_length(int64_t ctx, int64_t max_position, bool allow_long) {
+  if (ctx <= 0) return max_position > 0 ? std::min<int64_t>(2048, max_position) : 2048;
+  if (max_position > 0 && ctx > max_position && !allow_long)
+    throw ArgError("--ctx " + std::to_string(ctx) + " is longer than the model's context (" + std::to_string(max_position) +
+                   " positions, max_position_embeddings): positions it was never trained on give meaningless numbers "
+                   "without any error; use --ctx " + std::to_string(max_position) +
+                   " or less, or --allow-long-ctx to measure it anyway");
+  return ctx;
 }
 
 // ---- perplexity -------------------------------------------------------------------------------
@@ -41,10 +46,10 @@ PplRun run_ppl(const PplJob& job) {
   const Protocol proto = parse_protocol(job.w.protocol);
   const Stopwatch timer;
   EvalSession s = open_session(job.model, job.tokenizer, true, job.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  PplRun run;
+  run.ctx = window_length(job.w.ctx, s.model->config().max_position, job.w.allow_long_ctx);
   const EvalText text = load_eval_text(job.w.data, mode, job.w.field);
   const std::vector<int32_t> stream = token_stream(*s.tokenizer, text.text);
-  PplRun run;
-  run.ctx = window_length(job.w.ctx, s.model->config().max_position);
   run.stream_tokens = int64_t(stream.size());
   run.protocol = protocol_name(proto);
   run.text_mode = text_mode_name(text.mode);

@@ -1,6 +1,7 @@
 // The KLD jobs of eval/jobs.h: building a compact reference, and scoring a model against it (or,
 // in exact mode, against a second model run side by side).
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 
@@ -56,7 +57,7 @@ KldStats score_exact(const KldJob& job, const EvalSession& s, Json* data, Json* 
     throw ArgError(job.ref_model + " and " + job.model + " have different tokenizers");
   const EvalText text = load_eval_text(job.w.data, parse_text_mode(job.w.text_mode), job.w.field);
   const Protocol proto = parse_protocol(job.w.protocol);
-  const int64_t ctx = window_length(job.w.ctx, s.model->config().max_position);
+  const int64_t ctx = window_length(job.w.ctx, s.model->config().max_position, job.w.allow_long_ctx);
   const auto windows =
       make_windows(token_stream(*p.tokenizer, text.text), ctx, proto, p.tokenizer->bos_id(), job.w.chunks);
   DecoderLogits P(*p.model), Q(*s.model);
@@ -113,10 +114,19 @@ KldRefRun run_kld_reference(const KldRefJob& job) {
   if (job.logprob_dtype != DType::F32 && job.logprob_dtype != DType::F16)
     throw ArgError("KLD reference log-probabilities are stored as f32 or f16");
   EvalSession s = open_session(job.model, job.tokenizer, true);
+  const int64_t ctx = window_length(job.w.ctx, s.model->config().max_position, job.w.allow_long_ctx);
   const EvalText text = load_eval_text(job.w.data, mode, job.w.field);
   const std::vector<int32_t> stream = token_stream(*s.tokenizer, text.text);
-  const int64_t ctx = window_length(job.w.ctx, s.model->config().max_position);
   const auto windows = make_windows(stream, ctx, proto, s.tokenizer->bos_id(), job.w.chunks);
+  {  // the size of what it is about to write, before the long run
+    int64_t n = 0;
+    for (const Window& w : windows) n += w.predictions();
+    const double mb = double(kld_reference_bytes(int64_t(windows.size()), ctx, n, job.k, job.logprob_dtype)) / 1e6;
+    char b[256];
+    std::snprintf(b, sizeof b, "kld-ref: %zu windows of %lld tokens, %lld scored tokens: writing about %.1f MB to ",
+                  windows.size(), (long long)ctx, (long long)n, mb);
+    log(job.hooks, b + job.out + (windows.size() > 64 && job.w.chunks == 0 ? " (--chunks N keeps the first N windows)" : ""));
+  }
   DecoderLogits src(*s.model);
   const int64_t total = int64_t(windows.size()) * ctx;
   KldReference ref = build_kld_reference(src, windows, job.k, job.w.batch, [&](int64_t done, int64_t) {
@@ -157,6 +167,7 @@ KldRun run_kld(const KldJob& job) {
     const KldReference ref = read_kld_reference(job.ref);
     check_reference_matches(ref, job.ref, s.info.arch, s.info.tokenizer_sha256, job.w.data);
     const KldRefMeta& m = ref.meta;
+    window_length(m.ctx, s.model->config().max_position, job.w.allow_long_ctx);  // the reference's windows fit
     run.topk = m.k;
     DecoderLogits src(*s.model);
     const std::string ref_sha = sha256_file(job.ref);

@@ -131,12 +131,43 @@ Tensor float_tensor(const Checkpoint& ck, const QuantState* q, const std::string
   return ck.get(name);
 }
 
+// "gptq 3-bit g48" for a run (its method and its first quantized weight's settings).
+std::string run_description(const QuantState& q) {
+  std::string d = q.info().is_object() ? q.info().value("method", std::string("?")) : "?";
+  const auto mods = q.quantized_modules();
+  if (!mods.empty())
+    if (auto w = q.weight(mods.front()))
+      d += " " + std::to_string(w->bits) + "-bit" + (w->group_size > 0 ? " g" + std::to_string(w->group_size) : " per-channel");
+  return d;
+}
+
+// A quantized model's weights written into a GGUF type that cannot hold them unchanged are
+// quantized a second time: refused unless asked for (GgufExportOptions::requantize).
+void check_requantize(const std::string& model_dir, const Checkpoint& ck, const QuantState* q, const GgufExportOptions& o) {
+  if (o.requantize) return;
+  const bool lossy = o.type != ggml::Type::F32 || (o.output_type && *o.output_type != ggml::Type::F32);
+  if (!lossy) return;
+  std::string what;
+  if (q)
+    what = q->dir() + " (" + run_description(*q) + ")";
+  else if (ck.config().is_object() && ck.config().contains("calq_quant"))
+    what = model_dir + " (a calq fake-quant checkpoint)";
+  else
+    return;  // a float model: quantizing it is the point
+  throw ArgError(what + ": GGUF " + ggml::type_name(o.type) +
+                 " cannot store this run's integer codes; writing it rounds the fake-quant weights again with "
+                 "ggml's " + ggml::type_name(o.type) + " quantizer, a second quantization that changes the model. "
+                 "Ask for that with --requantize; or write --type f32 (the fake-quant weights exactly), or "
+                 "--format gptq/awq (the codes themselves)");
+}
+
 ExportReport export_impl(const std::string& model_dir, const QuantState* q, const std::string& out_path,
                          const GgufExportOptions& o) {
   check_new_output_file(out_path);
   if (q) q->require_complete();
   if (!ggml::can_quantize(o.type)) throw UnsupportedError("calq cannot write GGUF tensors of type " + ggml::type_name(o.type));
   auto ck = std::make_shared<const Checkpoint>(Checkpoint::open(model_dir));
+  check_requantize(model_dir, *ck, q, o);
   const std::string what = path_join(model_dir, "config.json");
   const ModelConfig cfg = ModelConfig::from_json(ck->config(), what);
   check_supported(cfg, what);
@@ -175,6 +206,11 @@ ExportReport export_impl(const std::string& model_dir, const QuantState* q, cons
       rep.warnings.push_back("tensor '" + hf + "' has no llama.cpp counterpart; not exported");
     }
   }
+  // Tied embeddings stored only as lm_head.weight (TinyStories-656K): llama.cpp's tied layout is
+  // token_embd alone (no output.weight), so that one matrix goes there.
+  if (cfg.tie_embeddings && std::none_of(tensors.begin(), tensors.end(), [](const auto& t) { return t.first == "token_embd.weight"; }))
+    for (auto& t : tensors)
+      if (t.first == "output.weight") t.first = "token_embd.weight";
   std::sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) { return order_key(a.first) < order_key(b.first); });
   std::set<std::string> quantized, replaced;  // names only: the codes are read when the tensor is written
   if (q) {

@@ -14,7 +14,8 @@
 //     interleaved pairs llama.cpp's rope expects (convert_hf_to_gguf.py LlamaModel.permute);
 //     loading applies the inverse.
 // From a QuantState, the weights re-quantized are the fake-quant weights (dequantize()): GGUF's
-// block formats cannot hold GPTQ's asymmetric g128 codes, so this is a second quantization.
+// block formats cannot hold GPTQ's asymmetric g128 codes, so this is a second quantization, done
+// only when asked for (GgufExportOptions::requantize); f32 keeps the fake-quant weights exactly.
 //
 // Load: the ModelConfig is rebuilt from the metadata (as an HF config.json), names are mapped back
 // (formats/gguf_names.h), q/k un-permuted, every tensor dequantized to float32.
@@ -35,6 +36,9 @@ struct GgufExportOptions {
   ggml::Type type = ggml::Type::Q8_0;     // 2-D weights
   std::optional<ggml::Type> output_type;  // output.weight / tied token_embd; default see above
   bool pure = false;                      // every 2-D tensor in `type` (F16 only where impossible)
+  // A quantization run (or a fake-quant checkpoint) written in any type but f32 is quantized a
+  // second time (GGUF's blocks cannot hold GPTQ/AWQ codes): refused with ArgError unless set.
+  bool requantize = false;
   std::string name;                       // general.name; default: the source folder's name
   ProgressFn progress;                    // tensors written
 };

@@ -8,6 +8,7 @@
 #include "io/checkpoint.h"
 #include "util/error.h"
 #include "util/json.h"
+#include "util/sha256.h"
 
 namespace calq {
 
@@ -308,6 +309,8 @@ std::vector<std::string> add_tokenizer_metadata(gguf::Writer& w, const std::stri
   if (eos >= 0) w.set("tokenizer.ggml.eos_token_id", Value::u32(uint32_t(eos)));
   if (unk >= 0) w.set("tokenizer.ggml.unknown_token_id", Value::u32(uint32_t(unk)));
   if (pad >= 0) w.set("tokenizer.ggml.padding_token_id", Value::u32(uint32_t(pad)));
+  if (const std::string tj = path_join(dir, "tokenizer.json"); file_exists(tj))
+    w.set("calq.tokenizer.sha256", Value::str(sha256_hex(read_file(tj))));
   if (tok_config && tok_config->is_object()) {
     if (tok_config->contains("add_bos_token") && (*tok_config)["add_bos_token"].is_boolean())
       w.set("tokenizer.ggml.add_bos_token", Value::boolean((*tok_config)["add_bos_token"].get<bool>()));

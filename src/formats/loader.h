@@ -11,7 +11,8 @@ namespace calq {
 
 std::unique_ptr<Decoder> load_model(const std::string& path, ComputeType compute = ComputeType::F32);
 
-// "hf-float", "gptq", "awq", "gguf", or "unknown" (without loading weights).
+// "hf-float", "fake-quant" (a float folder written by calq quantize: config.json has calq_quant),
+// "gptq", "awq", "gguf", or "unknown" (without loading weights).
 std::string detect_model_format(const std::string& path);
 
 }  // namespace calq

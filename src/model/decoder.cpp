@@ -116,7 +116,10 @@ void Decoder::build(std::shared_ptr<const TensorSource> src) {
   names_ = ModuleNames::for_checkpoint(c, [&](const std::string& n) { return src_->has(n); });
   const int64_t H = c.hidden_size, E = c.family == Family::OPT ? c.word_embed_proj_dim : H;
 
-  embed_tokens_ = fetch(*src_, names_.embed_tokens + ".weight", {c.vocab_size, E});
+  // Tied embeddings may be stored once, under either name: TinyStories-656K keeps only lm_head.weight.
+  std::string embed = names_.embed_tokens + ".weight";
+  if (c.tie_embeddings && !src_->has(embed) && src_->has(names_.lm_head + ".weight")) embed = names_.lm_head + ".weight";
+  embed_tokens_ = fetch(*src_, embed, {c.vocab_size, E});
   if (c.pos == PosKind::Learned)
     embed_positions_ = fetch(*src_, names_.embed_positions + ".weight", {c.max_position + c.position_offset, H});
   has_project_ = E != H;

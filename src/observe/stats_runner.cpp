@@ -90,7 +90,12 @@ ActStats collect_stats(const Decoder& model, const CalibSet& set, const StatsRun
       col.snapshot(s + b - start);
       while (next_snap <= since_begin) next_snap *= 2;
     }
-    report_progress(opt.progress, s + b - start, end - start, "samples");
+    try {
+      report_progress(opt.progress, s + b - start, end - start, "samples");
+    } catch (const Interrupted&) {  // stopped by the caller: keep what is done for --resume
+      if (on_checkpoint && s + b < end) on_checkpoint(current(s + b));
+      throw;
+    }
     ++batches;
     if (on_checkpoint && opt.checkpoint_every > 0 && batches % opt.checkpoint_every == 0 && s + b < end)
       on_checkpoint(current(s + b));

@@ -22,10 +22,11 @@ struct RefOpts {
 
 int run_ref(RefOpts& o) {
   KldRefJob& job = o.job;
-  if (o.dtype != "f32" && o.dtype != "f16") throw ArgError("--logprob-dtype must be f32 or f16");
+  if (o.dtype != "f32" && o.dtype != "f16") throw UsageError("--logprob-dtype must be f32 or f16");
   job.logprob_dtype = o.dtype == "f16" ? DType::F16 : DType::F32;
   job.hooks = {info, bar("kld-ref"), threads()};
   check_output_target(job.out);  // before the run, not after it
+  set_resume_hint("nothing written (the reference is written when complete; --chunks N makes it shorter)");
   const KldRefRun r = run_kld_reference(job);
   std::printf("kld-ref: %lld tokens, top-%d, %s: %.2f MB (a full-vocabulary llama.cpp file would be %.2f MB, %.0fx)"
               " in %.1f s\n",
@@ -43,6 +44,7 @@ int run_kld(KldOpts& o) {
   KldJob& job = o.job;
   auto note = std::make_shared<std::string>();
   job.hooks = {info, bar("kld", [note] { return *note; }), threads()};
+  evalcmd::set_eval_resume_hint(job.resume);
   const bool with_ref = !job.ref.empty();
   job.on_window = [note, with_ref](int64_t done, int64_t total, double running) {
     evalcmd::print_line("[" + std::to_string(done) + "/" + std::to_string(total) + "] mean KLD " +

@@ -23,6 +23,7 @@ int run(Opts& o) {
   PplJob& job = o.job;
   auto note = std::make_shared<std::string>();
   job.hooks = {info, bar("ppl", [note] { return *note; }), threads()};
+  evalcmd::set_eval_resume_hint(job.resume);
   job.on_window = [note](const PplProgress& p) {
     *note = "ppl " + evalcmd::fmt("%.4f", p.ppl) + " ± " + evalcmd::fmt("%.4f", p.ppl_stderr);
     evalcmd::print_line("[" + std::to_string(p.window) + "/" + std::to_string(p.windows) + "] ppl " +

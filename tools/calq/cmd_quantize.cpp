@@ -10,6 +10,8 @@
 
 #include "calib/calib_set.h"
 #include "command.h"
+#include "interrupt.h"
+#include "formats/export_rules.h"
 #include "formats/fakequant.h"
 #include "formats/gguf_model.h"
 #include "formats/hf_quant_export.h"
@@ -26,7 +28,8 @@ struct Opts {
   int bits = 0, group_size = 128, block_size = 128;
   int64_t nsamples = -1, batch = 8;
   bool sym = false, asym = false, desc_act = false, static_groups = false, no_true_seq = false;
-  bool per_tensor = false, awq_no_clip = false, awq_duo = false, no_resume = false, no_fake = false, allow_tok = false;
+  bool per_tensor = false, awq_no_clip = false, awq_duo = false, no_resume = false, no_fake = false;
+  bool requantize = false, allow_tok = false;
   double percdamp = 0.01, alpha = 0.5;
   int awq_grid = 20;
 };
@@ -42,6 +45,7 @@ void print_report(const ExportReport& r) {
 void export_state(const std::string& format, const QuantState& qs, const std::string& out) {
   if (format == "gguf") {
     GgufExportOptions g;
+    g.requantize = true;  // checked before the run (check_export_first)
     g.progress = bar("gguf q8_0");
     print_report(export_gguf(qs, path_join(out, "model-q8_0.gguf"), g));
     return;
@@ -51,9 +55,36 @@ void export_state(const std::string& format, const QuantState& qs, const std::st
   print_report(format == "gptq" ? export_gptq(qs, path_join(out, "gptq"), h) : export_awq(qs, path_join(out, "awq"), h));
 }
 
-void check_format(const std::string& f) {
-  if (f != "fake" && f != "gptq" && f != "awq" && f != "gguf")
-    throw ArgError("unknown --format '" + f + "' (expected fake, gptq, awq or gguf)");
+// --format gptq|awq|gguf: whether the export can be written at all, before any quantization work
+// (formats/export_rules.h: the loaders' rules on widths, group sizes and bits).
+void check_export_first(const Opts& o, const QuantizeOptions& q, Decoder& model) {
+  if (o.format == "fake") return;
+  if (o.format == "gguf") {
+    if (!o.requantize)
+      throw UsageError("--format gguf writes OUT/model-q8_0.gguf by quantizing the run's fake-quant weights a second "
+                       "time (GGUF's blocks cannot hold " + method_name(q.method) + " codes): add --requantize to do "
+                       "that, or export later with `calq export OUT --format gguf --type f32|q8_0|...`");
+    check_new_output_file(path_join(o.out, "model-q8_0.gguf"));
+    return;
+  }
+  int bits = 0, group = -1;
+  bool act_order = false;
+  if (const auto* c = std::get_if<GptqConfig>(&q.method)) bits = c->bits, group = c->group_size, act_order = c->desc_act;
+  if (const auto* c = std::get_if<AwqConfig>(&q.method)) bits = c->bits, group = c->group_size;
+  if (const auto* c = std::get_if<RtnConfig>(&q.method)) {
+    if (c->scheme.block == BlockShape::PerTensor)
+      throw UnsupportedError("--per-tensor weights have no " + o.format + " layout (one scale per group or row)");
+    bits = c->scheme.bits, group = c->scheme.block == BlockShape::PerGroup ? c->scheme.group_size : -1;
+  }
+  if (const auto* c = std::get_if<SmoothQuantConfig>(&q.method)) {
+    if (c->per_tensor_weights)
+      throw UnsupportedError("--per-tensor weights have no " + o.format + " layout (one scale per group or row)");
+    bits = c->w_bits;
+  }
+  std::vector<LinearShape> shapes;
+  for (Linear* l : model.all_linears(false)) shapes.push_back({l->name, l->out, l->in});
+  check_exportable(o.format, shapes, bits, group, act_order);
+  check_output_dir(path_join(o.out, o.format));  // the export's own folder must be free too
 }
 
 QuantizeOptions to_options(const Opts& o) {
@@ -63,14 +94,14 @@ QuantizeOptions to_options(const Opts& o) {
   q.resume = !o.no_resume;
   q.check_tokenizer = !o.allow_tok;
   q.threads = threads();
-  if (o.sym && o.asym) throw ArgError("--sym and --asym exclude each other");
+  if (o.sym && o.asym) throw UsageError("--sym and --asym exclude each other");
   const bool f16 = o.scale_dtype.empty() ? true : o.scale_dtype == "f16";
   if (!o.scale_dtype.empty() && o.scale_dtype != "f16" && o.scale_dtype != "f32")
-    throw ArgError("--scale-dtype must be f16 or f32");
+    throw UsageError("--scale-dtype must be f16 or f32");
   const bool w8a8 = std::holds_alternative<SmoothQuantConfig>(q.method);
   const int bits = o.bits ? o.bits : (w8a8 ? 8 : 4);
   if (o.group_size == 0 || o.group_size < -1)
-    throw ArgError("--group-size must be -1 (per output channel) or >= 1, got " + std::to_string(o.group_size));
+    throw UsageError("--group-size must be -1 (per output channel) or >= 1, got " + std::to_string(o.group_size));
   if (auto* c = std::get_if<RtnConfig>(&q.method)) {
     QuantScheme& r = c->scheme;
     r.bits = bits;
@@ -131,16 +162,19 @@ void note_partial_groups(Decoder& m, const QuantizeOptions& q) {
 int run(const Opts& o) {
   const QuantizeOptions q = to_options(o);
   q.validate();
-  check_format(o.format);
+  if (q.needs_calibration() && o.calib.empty())
+    throw UsageError(o.method + " needs calibration data: --calib SET (calq calib build)");
   auto model = load_model(o.model);
   if (!model->checkpoint()) throw ArgError(o.model + ": calq quantize needs a Hugging Face float folder");
   if (model->checkpoint()->config().contains("calq_quant"))
     throw ArgError(o.model + ": is already a calq fake-quantized checkpoint; quantize the float source");
+  check_export_first(o, q, *model);
   note_partial_groups(*model, q);
+  set_resume_hint("rerun the same command to resume from the last finished layer");
   if (!o.no_fake) check_output_dir(o.out, {"qstate"});  // before the run: OUT must be new or this run's
   std::unique_ptr<CalibSet> calib;
   if (q.needs_calibration()) {
-    if (o.calib.empty()) throw ArgError(o.method + " needs calibration data: --calib SET (calq calib build)");
+    if (o.calib.empty()) throw UsageError(o.method + " needs calibration data: --calib SET (calq calib build)");
     CalibSet set = load_calib_set(o.calib);
     if (o.nsamples > 0 && o.nsamples < set.nsamples()) set = slice_calib_set(set, 0, o.nsamples);
     calib = std::make_unique<CalibSet>(std::move(set));
@@ -165,7 +199,9 @@ CALQ_REGISTER_COMMAND(
      [](CLI::App& app) -> Runner {
        auto o = std::make_shared<Opts>();
        app.add_option("model", o->model, "Hugging Face float model folder")->required();
-       app.add_option("--method", o->method, "rtn | gptq | awq | smoothquant | naive-w8a8")->capture_default_str();
+       app.add_option("--method", o->method, "rtn | gptq | awq | smoothquant | naive-w8a8")
+           ->capture_default_str()
+           ->check(one_of({"rtn", "gptq", "awq", "smoothquant", "naive-w8a8"}));
        app.add_option("--calib", o->calib, "calibration set (calq calib build; safetensors input_ids [n, seq])");
        app.add_option("--nsamples", o->nsamples, "use the first N samples of the set");
        app.add_flag("--allow-tokenizer-mismatch", o->allow_tok, "accept a set tokenized with another tokenizer");
@@ -186,14 +222,18 @@ CALQ_REGISTER_COMMAND(
        app.add_flag("--awq-duo-scaling", o->awq_duo, "awq: AutoAWQ duo scaling (x^a / w^(1-a))");
        app.add_option("--awq-grid", o->awq_grid, "awq: grid points for alpha")->capture_default_str();
        app.add_option("--alpha", o->alpha, "smoothquant: migration strength")->capture_default_str();
-       app.add_option("--act", o->act, "W8A8 activations: per_token | per_tensor_static")->capture_default_str();
+       app.add_option("--act", o->act, "W8A8 activations: per_token | per_tensor_static")
+           ->capture_default_str()
+           ->check(one_of({"per_token", "per_tensor_static"}));
        app.add_option("--batch", o->batch, "calibration sequences per forward chunk")->capture_default_str();
        app.add_flag("--no-resume", o->no_resume, "refuse to continue an existing state in OUT/qstate");
        app.add_flag("--no-fake", o->no_fake, "do not write the fake-quantized checkpoint");
        app.add_option("--format", o->format,
                       "also export: fake (only the fake-quant checkpoint) | gptq (OUT/gptq) | awq (OUT/awq) | "
-                      "gguf (OUT/model-q8_0.gguf); calq export has every option")
-           ->capture_default_str();
+                      "gguf (OUT/model-q8_0.gguf, needs --requantize); checked before the run; calq export has every option")
+           ->capture_default_str()
+           ->check(one_of({"fake", "gptq", "awq", "gguf"}));
+       app.add_flag("--requantize", o->requantize, "--format gguf: quantize the fake-quant weights again into q8_0");
        return [o] { return run(*o); };
      }});
 

@@ -22,7 +22,7 @@ DType parse_dtype(const std::string& s) {
   if (s == "f32" || s == "float32") return DType::F32;
   if (s == "bf16" || s == "bfloat16") return DType::BF16;
   if (s == "f16" || s == "float16") return DType::F16;
-  throw ArgError("--dtype must be f32, bf16 or f16 (got '" + s + "')");
+  throw UsageError("--dtype must be f32, bf16 or f16 (got '" + s + "')");
 }
 
 int run(const Opts& o) {
@@ -30,7 +30,7 @@ int run(const Opts& o) {
     for (const auto& p : synth_presets()) std::printf("%-12s %s\n", p.name.c_str(), p.description.c_str());
     return 0;
   }
-  if (o.preset.empty() || o.out.empty()) throw ArgError("synth: --preset and -o are required (--list shows presets)");
+  if (o.preset.empty() || o.out.empty()) throw UsageError("synth: --preset and -o are required (--list shows presets)");
   SynthOptions so;
   so.seed = o.seed;
   so.dtype = parse_dtype(o.dtype);
