@@ -1,5 +1,6 @@
 // calq command line: builds the subcommand tree from the registry (see command.h), runs the
 // chosen one, and turns any calq::Error into one line on stderr with a non-zero exit code.
+#include <algorithm>
 #include <cstdio>
 #include <map>
 
@@ -33,22 +34,42 @@ int main(int argc, char** argv) {
   app.add_option("--isa", isa, "cap calq's kernels at this instruction set (default: the best the CPU runs)")
       ->check(CLI::IsMember({"avx512", "avx2", "scalar"}));
 
-  std::map<std::string, CLI::App*> nodes;  // "eval" -> its CLI::App, for nested commands
-  std::vector<std::pair<CLI::App*, Runner>> runners;
+  // A command may also be the parent of others (`calq study FILE` and `calq study plan FILE`): its
+  // node is made from its own spec, whichever comes first in the registry.
+  std::map<std::string, const CommandSpec*> specs;
+  for (const auto& spec : registry()) {
+    std::string key;
+    for (const auto& p : spec.path) key += "/" + p;
+    specs[key] = &spec;
+  }
+  std::map<std::string, CLI::App*> nodes;  // "/eval" -> its CLI::App, for nested commands
+  struct Node {
+    CLI::App* app;
+    Runner run;
+    size_t depth;
+  };
+  std::vector<Node> runners;
+  auto make = [&](CLI::App* parent, const std::string& key, const std::string& name, size_t depth) {
+    auto it = specs.find(key);
+    if (it == specs.end()) {
+      nodes[key] = parent->add_subcommand(name, name + " commands");
+      nodes[key]->require_subcommand(1);
+    } else {
+      nodes[key] = parent->add_subcommand(name, it->second->help);
+      runners.push_back({nodes[key], it->second->setup(*nodes[key]), depth});
+    }
+  };
   for (auto& spec : registry()) {
     CLI::App* parent = &app;
     std::string key;
-    for (size_t i = 0; i + 1 < spec.path.size(); ++i) {
+    for (size_t i = 0; i < spec.path.size(); ++i) {
       key += "/" + spec.path[i];
-      if (!nodes.count(key)) {
-        nodes[key] = parent->add_subcommand(spec.path[i], spec.path[i] + " commands");
-        nodes[key]->require_subcommand(1);
-      }
+      if (!nodes.count(key)) make(parent, key, spec.path[i], i);
       parent = nodes[key];
     }
-    CLI::App* sub = parent->add_subcommand(spec.path.back(), spec.help);
-    runners.emplace_back(sub, spec.setup(*sub));
   }
+  // The deepest command given runs (`calq study plan` rather than `calq study`).
+  std::stable_sort(runners.begin(), runners.end(), [](const Node& a, const Node& b) { return a.depth > b.depth; });
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -56,8 +77,8 @@ int main(int argc, char** argv) {
   }
   if (calq::Isa i; !isa.empty() && calq::isa_from_name(isa, &i)) calq::set_max_isa(i);
   try {
-    for (auto& [sub, run] : runners)
-      if (sub->parsed()) return run();
+    for (auto& r : runners)
+      if (r.app->parsed()) return r.run();
   } catch (const calq::Error& e) {
     std::fprintf(stderr, "calq: error: %s\n", e.what());
     return 1;
