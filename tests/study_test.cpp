@@ -198,3 +198,22 @@ TEST(StudyRun, FailedCellIsRecordedAndOthersFinish) {
 
 }  // namespace
 }  // namespace calq::study
+
+namespace calq::study {
+namespace {
+
+// The shipped demo study parses and expands to the grid docs/study.md describes.
+TEST(StudyConfig, DemoStudyExpands) {
+  const StudyConfig c = load_study_config(std::string(CALQ_SOURCE_DIR) + "/studies/demo.toml", test::data(),
+                                          test::temp_path("study", "demo"));
+  ASSERT_EQ(c.models.size(), 3u);
+  EXPECT_TRUE(c.models[2].synthetic);
+  EXPECT_EQ(c.calib.size(), 5u);
+  EXPECT_EQ(c.methods.size(), 5u);
+  const Grid g = build_grid(c);
+  // Real models: float + 4 methods x 5 sets; the synthetic one: float + (GPTQ, SmoothQuant) x 5.
+  EXPECT_EQ(g.cells.size(), size_t(2 * 21 + 11));
+}
+
+}  // namespace
+}  // namespace calq::study
