@@ -81,7 +81,7 @@ struct FillRule {
 FillRule rule_for(const SynthTensorSpec& s) {
   const std::string& n = s.name;
   if (s.shape.size() == 2 && (n.find("embed_tokens") != std::string::npos || n.find("embed_positions") != std::string::npos))
-    return {Fill::Normal, 1.0};
+    return {Fill::Normal, s.tied_head ? 1.0 / std::sqrt(double(s.shape[1])) : 1.0};
   if (s.shape.size() == 2) return {Fill::Normal, 1.0 / std::sqrt(double(s.shape[1]))};  // linear [out, in]
   const bool norm = n.find("norm") != std::string::npos || n.find("layer_norm") != std::string::npos;
   if (norm) return {n.ends_with(".bias") ? Fill::Zeros : Fill::Ones, 0.0};
@@ -324,8 +324,9 @@ std::vector<SynthTensorSpec> synth_tensor_specs(const ModelConfig& c) {
     v.push_back({name + ".weight", {H}});
     if (ln_bias) v.push_back({name + ".bias", {H}});
   };
-  v.push_back({n.embed_tokens + ".weight", {c.vocab_size, E}});
-  if (c.pos == PosKind::Learned) v.push_back({n.embed_positions + ".weight", {c.max_position + c.position_offset, H}});
+  v.push_back({n.embed_tokens + ".weight", {c.vocab_size, E}, c.tie_embeddings});
+  if (c.pos == PosKind::Learned)
+    v.push_back({n.embed_positions + ".weight", {c.max_position + c.position_offset, H}, c.tie_embeddings});
   if (E != H) {
     linear(n.project_in, H, E, false);
     linear(n.project_out, E, H, false);

@@ -59,6 +59,10 @@ struct SynthOptions {
 struct SynthTensorSpec {
   std::string name;
   Shape shape;
+  // Embeddings of a tied model (it is also the lm_head): drawn with std 1/sqrt(hidden) like a head,
+  // not 1, or the logits would have std ~sqrt(hidden) and every prediction be one-hot (perplexity
+  // ~1e60 for OPT-125m's shape). Positions of such a model take the same scale.
+  bool tied_head = false;
 };
 // The tensors the decoder loads for `cfg` (HF names), in a stable order (file order).
 std::vector<SynthTensorSpec> synth_tensor_specs(const ModelConfig& cfg);

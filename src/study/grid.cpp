@@ -95,7 +95,7 @@ class Builder {
         s.kind = StepKind::Model;
         s.model = int(i);
         s.label = "model " + m.label;
-        s.identity = {{"kind", "synthetic-model"}, {"preset", m.preset}, {"layers", m.layers}, {"seed", m.seed},
+        s.identity = {{"kind", "synthetic-model"}, {"generator", 2}, {"preset", m.preset}, {"layers", m.layers}, {"seed", m.seed},
                       {"outliers", plan}, {"tokenizer_sha256", files_.sha256(tokenizer_file(m.tokenizer))},
                       {"config", synth_config_json(m.preset, m.layers)}};
         const std::string key = add(s);
