@@ -9,6 +9,7 @@
 
 #include "study/config.h"
 #include "study/grid.h"
+#include "study/plan.h"
 #include "study/runner.h"
 #include "study/store.h"
 #include "study/table.h"
@@ -108,7 +109,13 @@ TEST(StudyConfig, ErrorsNameTheEntryAndKey) {
 TEST(StudySlow, MetricsEqualTheIndividualCommandsAndCacheIsReused) {
   const std::string out = test::temp_path("study", "run");
   fs::remove_all(out);
-  const StudyConfig c = parse(tiny_study("", "4"), out);
+  // keep = ["results"]: quantized models are deleted once evaluated; the plan still knows the cells are done.
+  const StudyConfig c = parse(tiny_study("", "4").replace(0, 7, "[study]\nkeep = [\"results\"]"), out);
+  PlanOptions po;
+  po.gflops = 10;
+  const Plan before = make_plan(c, build_grid(c), nullptr, po);
+  EXPECT_GT(before.remaining_seconds, 0);
+  EXPECT_EQ(before.remaining_seconds, before.total_seconds);
   RunOptions o;
   const RunSummary first = run_study(c, o);
   EXPECT_EQ(first.cells, 4);
@@ -124,6 +131,12 @@ TEST(StudySlow, MetricsEqualTheIndividualCommandsAndCacheIsReused) {
       if (m.cell == r.cell && m.eval == "ts" && m.metric == "ppl") ppl[r.method_label + "/" + r.calib] = m.value;
   }
   ASSERT_EQ(ppl.size(), 4u);
+  const Plan after = make_plan(c, g, store.get(), po);
+  EXPECT_EQ(after.remaining_seconds, 0);
+  for (const CellEstimate& e : after.cells) EXPECT_TRUE(e.done) << e.cell;
+  size_t quant_dirs = 0;
+  for (const auto& [k, s] : g.steps) quant_dirs += s.kind == StepKind::Quant && fs::exists(artifact_dir(c, s));
+  EXPECT_EQ(quant_dirs, 0u);  // deleted after their evaluations
 
   // By hand.
   const std::string M = test::data("models/stories260K"), D = test::data("data/tinystories/tinystories_val.txt");
@@ -155,13 +168,14 @@ TEST(StudySlow, MetricsEqualTheIndividualCommandsAndCacheIsReused) {
   EXPECT_EQ(again.already_done, 4);
   EXPECT_EQ(again.steps_built, 0);
 
-  // GPTQ at 3 bits as well: only its 2 quantizations and 2 evaluations are new.
+  // GPTQ at 3 bits as well: only its 2 quantizations and 2 evaluations are new, and the 2 calibration
+  // sets, which keep = ["results"] deleted after the last cell that needed them.
   const StudyConfig c3 = parse(tiny_study("", "[4, 3]"), out);
   const RunSummary more = run_study(c3, o);
   EXPECT_EQ(more.cells, 6);
   EXPECT_EQ(more.already_done, 4);
   EXPECT_EQ(more.done, 2);
-  EXPECT_EQ(more.steps_built, 4);
+  EXPECT_EQ(more.steps_built, 6);
   store = open_store(c3, build_grid(c3));
   EXPECT_EQ(metric_map(*store).size(), store->metrics().size());
   const std::string table = render_tables(*store, TableOptions{});

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -226,6 +227,16 @@ Plan make_plan(const StudyConfig& c, const Grid& g, const Store* store, const Pl
     e.done = artifact_complete(c, s);
     p.steps[k] = e;
   }
+  // Cells the store has finished need nothing more, even where `keep` deleted their artifacts.
+  std::set<std::string> finished;
+  if (store)
+    for (const CellRow& r : store->cells())
+      if (r.status == "done") finished.insert(r.cell);
+  for (auto& [k, e] : p.steps) {
+    const Step& s = g.step(k);
+    if (!s.cells.empty() && std::all_of(s.cells.begin(), s.cells.end(), [&](const std::string& x) { return finished.count(x) > 0; }))
+      e.done = true;
+  }
   // Scale by what earlier runs measured: Σ measured / Σ estimated per kind, on this machine.
   if (store && o.calibrate) {
     std::map<std::string, std::pair<double, double>> acc;
@@ -266,6 +277,7 @@ Plan make_plan(const StudyConfig& c, const Grid& g, const Store* store, const Pl
       }
       ce.memory_mb = std::max(ce.memory_mb, e.memory_mb);
     }
+    if (finished.count(cell.key)) ce.done = true;
     p.cells.push_back(ce);
   }
   return p;
