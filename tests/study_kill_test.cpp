@@ -70,12 +70,13 @@ chunks = 4
 // Runs `calq study FILE --out OUT`; kills it after `after_ms` (< 0: lets it finish). Returns true
 // when it was killed before finishing.
 bool run_cli(const std::string& file, const std::string& out, int after_ms) {
+  const std::string cli = test::cli(), data = test::data();  // no allocation after fork
   const pid_t pid = fork();
   if (pid == 0) {
     const int null = ::open("/dev/null", O_WRONLY);
     dup2(null, 1);
     dup2(null, 2);
-    const std::string cli = test::cli();
+    setenv("CALQ_DATA", data.c_str(), 1);  // the data pack the test reads, whatever the cwd
     execl(cli.c_str(), cli.c_str(), "--threads", "1", "study", file.c_str(), "--out", out.c_str(), (char*)nullptr);
     _exit(127);
   }

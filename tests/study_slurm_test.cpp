@@ -94,7 +94,7 @@ TEST(StudySlow, SlurmArrayTasksThenCollectEqualALocalRun) {
   fs::permissions(dir + "/bin/sbatch", fs::perms::owner_all);
 
   std::string log;
-  const std::string C = test::cli();
+  const std::string C = "CALQ_DATA='" + test::data() + "' " + test::cli();
   ASSERT_EQ(test::run_command("PATH=" + dir + "/bin:$PATH " + C + " study submit " + file + " --slurm --out " + dir +
                                   "/cluster --partition cpu --time 01:00:00 --mem 4G --cpus-per-task 1",
                               &log),
@@ -123,7 +123,7 @@ TEST(StudySlow, SlurmArrayTasksThenCollectEqualALocalRun) {
 
   const StudyConfig local = load_study_config(file, test::data(), dir + "/local");
   RunOptions o;
-  o.threads = 1;
+  o.jobs = 2;  // two steps side by side: the same numbers as one at a time (and as the cluster's)
   EXPECT_EQ(run_study(local, o).done, 5);
   const auto want = store_view(local);
   EXPECT_EQ(store_view(load_study_config(file, test::data(), dir + "/cluster")), want);

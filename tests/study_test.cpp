@@ -90,6 +90,13 @@ TEST(StudyConfig, GridIsTheProductMinusExclusions) {
   size_t calib = 0;
   for (const auto& [key, s] : g.steps) calib += s.kind == StepKind::Calib;
   EXPECT_EQ(calib, 2u);  // one set per (tokenizer, spec, seed), shared by the GPTQ cells
+  // The KV-cache axis (simulated in every evaluation's forward pass) multiplies the grid.
+  c = parse(tiny_study("[[kv]]\nbits = [16, 4]\ngroup = 32\n"), out);
+  ASSERT_EQ(c.kv.size(), 2u);
+  EXPECT_EQ(c.kv[1].label, "kv4g32");
+  g = build_grid(c);
+  EXPECT_EQ(g.cells.size(), 12u);
+  EXPECT_THROW(parse(tiny_study("[[kv]]\nbits = 1\n"), out), ConfigError);
 }
 
 TEST(StudyConfig, ErrorsNameTheEntryAndKey) {
@@ -140,7 +147,7 @@ TEST(StudySlow, MetricsEqualTheIndividualCommandsAndCacheIsReused) {
 
   // By hand.
   const std::string M = test::data("models/stories260K"), D = test::data("data/tinystories/tinystories_val.txt");
-  const std::string h = out + "/by-hand", C = test::cli();
+  const std::string h = out + "/by-hand", C = "CALQ_DATA='" + test::data() + "' " + test::cli();
   fs::create_directories(h);
   std::string log;
   auto sh = [&](const std::string& cmd) {
