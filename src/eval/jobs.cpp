@@ -28,6 +28,18 @@ void log(const JobHooks& h, const std::string& line) {
 
 }  // namespace
 
+Json kv_quant_json(const KvQuant& kv) {
+  if (!kv.enabled()) return nullptr;
+  return {{"bits", kv.bits}, {"group", kv.group}, {"sym", kv.sym}};
+}
+
+namespace {
+// The KV-cache setting joins a results file's settings and a resume key only when it is on.
+void add_kv(Json& j, const KvQuant& kv) {
+  if (kv.enabled()) j["kv_cache"] = kv_quant_json(kv);
+}
+}  // namespace
+
 int64_t window_length(int64_t ctx, int64_t max_position, bool allow_long) {
   if (ctx <= 0) return max_position > 0 ? std::min<int64_t>(2048, max_position) : 2048;
   if (max_position > 0 && ctx > max_position && !allow_long)
@@ -57,16 +69,19 @@ PplRun run_ppl(const PplJob& job) {
   log(job.hooks, "ppl: " + std::to_string(stream.size()) + " tokens, " + std::to_string(windows.size()) +
                      " windows of " + std::to_string(run.ctx) + " (" + run.protocol + ", text mode " + run.text_mode + ")");
 
+  job.kv.validate(int(s.model->config().head_dim));
   DecoderLogits src(*s.model);
+  src.set_kv_quant(job.kv);
   const Stopwatch scoring;
   PplOptions po;
   po.batch = job.w.batch;
   std::unique_ptr<ResumeLog> resume;
   if (!job.resume.empty()) {
-    resume = std::make_unique<ResumeLog>(
-        job.resume, run_key({{"eval", "ppl"}, {"model", s.info.hash}, {"tokenizer", s.info.tokenizer_sha256},
-                             {"data", text.file_sha256}, {"text_mode", run.text_mode}, {"field", job.w.field},
-                             {"protocol", run.protocol}, {"ctx", run.ctx}, {"compute", job.bf16 ? "bf16" : "f32"}}));
+    Json key = {{"eval", "ppl"}, {"model", s.info.hash}, {"tokenizer", s.info.tokenizer_sha256},
+                {"data", text.file_sha256}, {"text_mode", run.text_mode}, {"field", job.w.field},
+                {"protocol", run.protocol}, {"ctx", run.ctx}, {"compute", job.bf16 ? "bf16" : "f32"}};
+    add_kv(key, job.kv);
+    resume = std::make_unique<ResumeLog>(job.resume, run_key(key));
     if (resume->restored())
       log(job.hooks, "resuming: " + std::to_string(resume->restored()) + " windows already in " + job.resume);
     po.resume = resume.get();
@@ -84,10 +99,11 @@ PplRun run_ppl(const PplJob& job) {
 
   const Json data = {{"path", job.w.data}, {"sha256", text.file_sha256}, {"text_mode", run.text_mode},
                      {"documents", text.documents}, {"stream_tokens", stream.size()}};
-  const Json settings = {{"protocol", run.protocol},          {"ctx", run.ctx},
-                         {"chunks", job.w.chunks},            {"windows", r.windows},
-                         {"batch", job.w.batch},              {"compute", job.bf16 ? "bf16" : "f32"},
-                         {"bos_id", s.tokenizer->bos_id()},   {"jsonl_field", job.w.field}};
+  Json settings = {{"protocol", run.protocol},          {"ctx", run.ctx},
+                   {"chunks", job.w.chunks},            {"windows", r.windows},
+                   {"batch", job.w.batch},              {"compute", job.bf16 ? "bf16" : "f32"},
+                   {"bos_id", s.tokenizer->bos_id()},   {"jsonl_field", job.w.field}};
+  add_kv(settings, job.kv);
   const Json metrics = {{"ppl", r.ppl}, {"ppl_stderr", r.ppl_stderr}, {"nll_mean", r.nll_mean},
                         {"nll_sum", r.nll_sum}, {"tokens", r.predictions}};
   run.results = make_results("ppl", s.info, data, settings, metrics, run.seconds,
@@ -107,16 +123,19 @@ TasksRun run_tasks(const TasksJob& job) {
   std::vector<TaskData> tasks;
   for (const auto& n : names) tasks.push_back(load_task(n, job.task_dir, job.limit));  // validate every file first
   EvalSession s = open_session(job.model, job.tokenizer, true, job.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  job.kv.validate(int(s.model->config().head_dim));
   DecoderLogits src(*s.model);
+  src.set_kv_quant(job.kv);
   TaskOptions topt = job.options;
   std::unique_ptr<ResumeLog> resume;
   if (!job.resume.empty()) {
     Json files_id = Json::object();
     for (const TaskData& td : tasks) files_id[td.name] = td.file_sha256;
-    resume = std::make_unique<ResumeLog>(
-        job.resume, run_key({{"eval", "tasks"}, {"model", s.info.hash}, {"tokenizer", s.info.tokenizer_sha256},
-                             {"files", files_id}, {"add_bos", topt.add_bos}, {"max_length", topt.max_length},
-                             {"compute", job.bf16 ? "bf16" : "f32"}}));
+    Json key = {{"eval", "tasks"}, {"model", s.info.hash}, {"tokenizer", s.info.tokenizer_sha256},
+                {"files", files_id}, {"add_bos", topt.add_bos}, {"max_length", topt.max_length},
+                {"compute", job.bf16 ? "bf16" : "f32"}};
+    add_kv(key, job.kv);
+    resume = std::make_unique<ResumeLog>(job.resume, run_key(key));
     if (resume->restored())
       log(job.hooks, "resuming: " + std::to_string(resume->restored()) + " documents already in " + job.resume);
     topt.resume = resume.get();
@@ -151,13 +170,14 @@ TasksRun run_tasks(const TasksJob& job) {
     run.results.push_back(std::move(r));
   }
   run.seconds = timer.seconds();
-  const Json settings = {{"tasks", names},
-                         {"limit", job.limit},
-                         {"add_bos", topt.add_bos},
-                         {"batch_size", topt.batch_size},
-                         {"max_length", topt.max_length > 0 ? topt.max_length : src.max_length()},
-                         {"num_fewshot", 0},
-                         {"compute", job.bf16 ? "bf16" : "f32"}};
+  Json settings = {{"tasks", names},
+                   {"limit", job.limit},
+                   {"add_bos", topt.add_bos},
+                   {"batch_size", topt.batch_size},
+                   {"max_length", topt.max_length > 0 ? topt.max_length : src.max_length()},
+                   {"num_fewshot", 0},
+                   {"compute", job.bf16 ? "bf16" : "f32"}};
+  add_kv(settings, job.kv);
   run.results_file = make_results("tasks", s.info, files, settings, metrics, run.seconds, details);
   return run;
 }

@@ -12,6 +12,7 @@
 #include "eval/kld.h"
 #include "eval/ppl.h"
 #include "eval/task_eval.h"
+#include "kernels/kv_quant.h"
 #include "tensor/dtype.h"
 #include "util/json.h"
 #include "util/progress.h"
@@ -49,6 +50,7 @@ struct PplJob {
   std::string model, tokenizer, resume;  // tokenizer "": the model's; resume "": no resume log
   WindowSpec w;
   bool bf16 = false;
+  KvQuant kv;  // simulated KV-cache quantization (--kv-bits ...; off by default)
   JobHooks hooks;
   std::function<void(const PplProgress&)> on_window;
 };
@@ -83,6 +85,7 @@ struct KldJob {
   std::string ref_model;  // exact mode: this model runs beside `model`, full-vocabulary KL
   WindowSpec w;           // exact mode: the text; with `ref`: optional data checked against it
   bool bf16 = false;
+  KvQuant kv;             // of the scored model (the reference is what it is)
   JobHooks hooks;
   std::function<void(int64_t done, int64_t total, double running_kld)> on_window;
 };
@@ -105,6 +108,7 @@ struct TasksJob {
   int64_t limit = 0;               // first N documents of each task (0: all)
   TaskOptions options;
   bool bf16 = false;
+  KvQuant kv;
   JobHooks hooks;  // progress: one run per task (the note names it)
   std::function<void(const TaskData&, const TaskResult&)> on_task;
 };
@@ -114,5 +118,9 @@ struct TasksRun {
   Json results_file;  // "tasks"
 };
 TasksRun run_tasks(const TasksJob& job);
+
+// What results files and resume keys record of a KV-cache setting: {"bits", "group", "sym"}, or
+// null when off (then nothing is added, and files are as before the option existed).
+Json kv_quant_json(const KvQuant& kv);
 
 }  // namespace calq::eval

@@ -30,9 +30,9 @@ const char* compute_name(bool bf16) { return bf16 ? "bf16" : "f32"; }
 // The resume log of a KLD run (eval/resume.h), keyed by the scored model and the reference.
 std::unique_ptr<ResumeLog> open_log(const KldJob& job, const EvalSession& s, const Json& reference) {
   if (job.resume.empty()) return nullptr;
-  auto log_file = std::make_unique<ResumeLog>(job.resume, run_key({{"eval", "kld"}, {"model", s.info.hash},
-                                                                    {"reference", reference},
-                                                                    {"compute", compute_name(job.bf16)}}));
+  Json key = {{"eval", "kld"}, {"model", s.info.hash}, {"reference", reference}, {"compute", compute_name(job.bf16)}};
+  if (job.kv.enabled()) key["kv_cache"] = kv_quant_json(job.kv);
+  auto log_file = std::make_unique<ResumeLog>(job.resume, run_key(key));
   if (log_file->restored())
     log(job.hooks, "resuming: " + std::to_string(log_file->restored()) + " windows already in " + job.resume);
   return log_file;
@@ -61,6 +61,7 @@ KldStats score_exact(const KldJob& job, const EvalSession& s, Json* data, Json* 
   const auto windows =
       make_windows(token_stream(*p.tokenizer, text.text), ctx, proto, p.tokenizer->bos_id(), job.w.chunks);
   DecoderLogits P(*p.model), Q(*s.model);
+  Q.set_kv_quant(job.kv);
   const auto resume = open_log(job, s, {{"model", p.info.hash}, {"data", text.file_sha256},
                                         {"text_mode", text_mode_name(text.mode)}, {"protocol", protocol_name(proto)},
                                         {"ctx", ctx}, {"chunks", job.w.chunks}});
@@ -158,6 +159,7 @@ KldRun run_kld(const KldJob& job) {
   if (job.ref.empty() == job.ref_model.empty())
     throw ArgError("give exactly one of --ref (a reference file) or --ref-model");
   EvalSession s = open_session(job.model, job.tokenizer, false, job.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  job.kv.validate(int(s.model->config().head_dim));
   if (s.info.tokenizer_sha256.empty()) log(job.hooks, "kld: no tokenizer beside the model; tokenizer identity not checked");
   Json data, settings;
   KldRun run;
@@ -170,6 +172,7 @@ KldRun run_kld(const KldJob& job) {
     window_length(m.ctx, s.model->config().max_position, job.w.allow_long_ctx);  // the reference's windows fit
     run.topk = m.k;
     DecoderLogits src(*s.model);
+    src.set_kv_quant(job.kv);
     const std::string ref_sha = sha256_file(job.ref);
     const auto resume = open_log(job, s, ref_sha);
     run.stats = score_kld(src, ref, job.w.batch, window_hook(job, m.ctx), resume.get());
@@ -181,6 +184,7 @@ KldRun run_kld(const KldJob& job) {
     settings = {{"protocol", m.protocol}, {"ctx", m.ctx},         {"k", m.k},
                 {"windows", ref.windows}, {"batch", job.w.batch}, {"compute", compute_name(job.bf16)}};
   }
+  if (job.kv.enabled()) settings["kv_cache"] = kv_quant_json(job.kv);
   run.seconds = seconds_since(t0);
   run.results = make_results("kld", s.info, data, settings, kld_metrics(run.stats), run.seconds);
   return run;

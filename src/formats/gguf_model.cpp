@@ -199,8 +199,13 @@ ExportReport export_impl(const std::string& model_dir, const QuantState* q, cons
   for (const std::string& warning : add_tokenizer_metadata(w, model_dir, cfg)) rep.warnings.push_back(warning);
 
   std::vector<std::pair<std::string, std::string>> tensors;  // (gguf, hf)
+  // A tied checkpoint that stores its one matrix only as lm_head.weight (TinyStories-656K): GGUF's
+  // tied layout is token_embd.weight without output.weight, as the decoder reads it (decoder.cpp).
+  const bool head_is_embedding = cfg.tie_embeddings && !ck->has("model.embed_tokens.weight");
   for (const auto& hf : ck->names()) {
-    if (auto g = hf_to_gguf_name(hf)) {
+    if (head_is_embedding && hf == "lm_head.weight") {
+      tensors.emplace_back("token_embd.weight", hf);
+    } else if (auto g = hf_to_gguf_name(hf)) {
       tensors.emplace_back(*g, hf);
     } else {
       rep.warnings.push_back("tensor '" + hf + "' has no llama.cpp counterpart; not exported");

@@ -110,16 +110,23 @@ Norm Decoder::load_norm(const std::string& name, int64_t n, bool bias) const {
   return r;
 }
 
+// With tied embeddings the input embedding and lm_head are one matrix, and a checkpoint may hold it
+// under either name: transformers ties the two parameters before loading, so either key fills
+// both, and safetensors' save_model keeps only one of duplicate names (TinyStories-656K stores
+// just "lm_head.weight", with {"model.embed_tokens.weight": "lm_head.weight"} in its metadata).
+std::string Decoder::embedding_tensor_name() const {
+  const std::string embed = names_.embed_tokens + ".weight", head = names_.lm_head + ".weight";
+  if (cfg_.tie_embeddings && !src_->has(embed) && src_->has(head)) return head;
+  return embed;
+}
+
 void Decoder::build(std::shared_ptr<const TensorSource> src) {
   src_ = std::move(src);
   const ModelConfig& c = cfg_;
   names_ = ModuleNames::for_checkpoint(c, [&](const std::string& n) { return src_->has(n); });
   const int64_t H = c.hidden_size, E = c.family == Family::OPT ? c.word_embed_proj_dim : H;
 
-  // Tied embeddings may be stored once, under either name: TinyStories-656K keeps only lm_head.weight.
-  std::string embed = names_.embed_tokens + ".weight";
-  if (c.tie_embeddings && !src_->has(embed) && src_->has(names_.lm_head + ".weight")) embed = names_.lm_head + ".weight";
-  embed_tokens_ = fetch(*src_, embed, {c.vocab_size, E});
+  embed_tokens_ = fetch(*src_, embedding_tensor_name(), {c.vocab_size, E});
   if (c.pos == PosKind::Learned)
     embed_positions_ = fetch(*src_, names_.embed_positions + ".weight", {c.max_position + c.position_offset, H});
   has_project_ = E != H;
@@ -216,6 +223,7 @@ Tensor Decoder::embed(const int32_t* ids, int64_t batch, int64_t seq) const {
 // Buffers of one forward pass, grown on demand and reused by every layer, so the hot path does
 // not allocate (and page-fault) fresh megabytes per linear layer. Freed when the pass ends.
 struct Decoder::Scratch {
+  KvQuant kv;  // ForwardOptions::kv of the pass
   Tensor xn, qkv, attn, gu, act;
   std::vector<uint16_t> x16, up16, act16;
   std::vector<int32_t> pos;
@@ -305,6 +313,10 @@ void Decoder::attention_into(int i, const float* xn, int64_t batch, int64_t seq,
     const bool inter = c.rope_style == RopeStyle::Interleaved;
     apply_rope(q, rows, c.num_heads, c.head_dim, s.pos.data(), t, inter, qld);
     apply_rope(k, rows, c.num_kv_heads, c.head_dim, s.pos.data(), t, inter, kld);
+  }
+  if (s.kv.enabled()) {  // what a quantized KV cache would hold: K after RoPE, V (kernels/kv_quant.h)
+    kv_fake_quant(k, rows, c.num_kv_heads, c.head_dim, kld, s.kv);
+    kv_fake_quant(v, rows, c.num_kv_heads, c.head_dim, vld, s.kv);
   }
   float* a = Scratch::get(s.attn, rows * qd);
   AttnDims d;
@@ -478,6 +490,8 @@ ForwardOutput Decoder::forward(const int32_t* ids, int64_t batch, int64_t seq, c
   Tensor h = embed(ids, batch, seq);
   if (opt.hidden_states) out.hidden_states.push_back(h.clone().reshaped({batch, seq, H}));
   Scratch scratch;
+  opt.kv.validate(cfg_.head_dim);
+  scratch.kv = opt.kv;
   for (int i = 0; i < num_layers(); ++i) {
     run_layer(i, h, batch, seq, opt.observer, scratch);
     if (find_non_finite(h.f32(), size_t(h.numel())) >= 0) {  // failure path: rebuild layer i's input

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "io/checkpoint.h"
+#include "kernels/kv_quant.h"
 #include "kernels/ops.h"
 #include "model/config.h"
 #include "model/linear.h"
@@ -64,6 +65,7 @@ struct ForwardOptions {
   bool hidden_states = false;   // fill ForwardOutput::hidden_states and last_hidden_state
   Observer* observer = nullptr;
   int threads = 0;              // worker threads of this call (kernels/threads.h; 0: the caller's)
+  KvQuant kv;                   // simulated KV-cache quantization of every attention layer (off by default)
 };
 
 struct ForwardOutput {
@@ -128,6 +130,8 @@ class Decoder {
  private:
   Decoder() = default;
   void build(std::shared_ptr<const TensorSource> src);
+  // The tensor the input embedding is read from (the tied lm_head when only that is stored).
+  std::string embedding_tensor_name() const;
   void load_linear(Linear& l, const std::string& name, int64_t out, int64_t in, bool bias, bool required = true);
   Norm load_norm(const std::string& name, int64_t n, bool bias) const;
   // Shared, so a concurrent forward() that replaces the cached table cannot pull it from under us.

@@ -82,8 +82,8 @@ void install_layer(Decoder& m, const LayerResult& r, const Json& activation) {
     if (layer_of_name(mod) != r.layer) continue;
     Linear* l = m.find_linear(mod);
     if (!l) throw FormatError("quantization state names a linear '" + mod + "' the model does not have");
-    if (g == ActGranularity::PerToken) {
-      l->input_transform = std::make_shared<PerTokenActQuant>(bits);
+    if (auto t = make_dynamic_act_quant(g, bits)) {
+      l->input_transform = t;
     } else if (g == ActGranularity::PerTensorStatic) {
       auto it = r.input_scales.find(mod);
       if (it == r.input_scales.end()) throw FormatError("quantization state: no static input scale for '" + mod + "'");

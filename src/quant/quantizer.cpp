@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <vector>
 
 #include "tensor/dtype.h"
 #include "util/error.h"
@@ -233,6 +234,31 @@ void fake_quant_per_tensor_dynamic(float* x, int64_t n, int bits) {
   for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
   const float s = absmax_scale(amax, bits);
   for (int64_t i = 0; i < n; ++i) x[i] = s * std::nearbyint(x[i] / s);
+}
+
+namespace {
+// Columns [c0, c1) of x [rows, cols]: absmax per column, then round(x / s)·s.
+void per_channel_cols(float* x, int64_t rows, int64_t cols, int64_t c0, int64_t c1, int bits) {
+  std::vector<float> s(size_t(c1 - c0), 0.0f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = c0; c < c1; ++c) s[size_t(c - c0)] = std::max(s[size_t(c - c0)], std::fabs(x[r * cols + c]));
+  for (float& v : s) v = absmax_scale(v, bits);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = c0; c < c1; ++c) x[r * cols + c] = s[size_t(c - c0)] * std::nearbyint(x[r * cols + c] / s[size_t(c - c0)]);
+}
+}  // namespace
+
+void fake_quant_per_channel_ref(float* x, int64_t rows, int64_t cols, int bits) {
+  check_bits(bits, "activation quantizer");
+  per_channel_cols(x, rows, cols, 0, cols, bits);
+}
+
+void fake_quant_per_channel(float* x, int64_t rows, int64_t cols, int bits) {
+  check_bits(bits, "activation quantizer");
+  constexpr int64_t kBlock = 64;  // column blocks: each thread reads whole rows of its block
+  const int64_t blocks = (cols + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t b = 0; b < blocks; ++b) per_channel_cols(x, rows, cols, b * kBlock, std::min(cols, (b + 1) * kBlock), bits);
 }
 
 void fake_quant_per_tensor_static(float* x, int64_t n, float scale, int bits) {

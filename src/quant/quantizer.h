@@ -104,6 +104,9 @@ void fake_quant_per_token_ref(float* x, int64_t rows, int64_t cols, int bits);
 void fake_quant_per_token(float* x, int64_t rows, int64_t cols, int bits);  // rows in parallel
 // Per tensor, dynamic: one s from the absmax of all n values.
 void fake_quant_per_tensor_dynamic(float* x, int64_t n, int bits);
+// Per channel (column), dynamic: one s per column from its absmax over the `rows` rows.
+void fake_quant_per_channel_ref(float* x, int64_t rows, int64_t cols, int bits);
+void fake_quant_per_channel(float* x, int64_t rows, int64_t cols, int bits);  // columns in parallel
 // Per tensor, static: a calibrated scale; codes saturate to [-2^(b-1), 2^(b-1) - 1] like int8.
 void fake_quant_per_tensor_static(float* x, int64_t n, float scale, int bits);
 // The static scale for a calibrated absmax: max(absmax, 1e-5) / (2^(b-1) - 1).

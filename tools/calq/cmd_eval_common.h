@@ -38,6 +38,16 @@ inline void set_eval_resume_hint(const std::string& resume) {
                                  : "finished windows are in " + resume + "; rerun the same command to resume");
 }
 
+// Simulated KV-cache quantization of the evaluated model (kernels/kv_quant.h; qllm-eval's KV axis).
+inline void add_kv_options(CLI::App& app, KvQuant& kv) {
+  app.add_option("--kv-bits", kv.bits, "KV-cache bits: keys (after RoPE) and values fake-quantized per token, "
+                                       "2..8 (16 = off)")
+      ->capture_default_str();
+  app.add_option("--kv-group", kv.group, "KV-cache channels per group along head_dim (0 = the whole head)")
+      ->capture_default_str();
+  app.add_flag("--kv-sym", kv.sym, "symmetric KV-cache quantization (default: asymmetric, with zero point)");
+}
+
 // Prints a result line on stdout without tearing the progress bar on a terminal's stderr.
 inline void print_line(const std::string& s) {
   if (isatty(STDERR_FILENO)) std::fputs("\r\033[K", stderr);

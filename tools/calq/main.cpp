@@ -3,6 +3,7 @@
 // of command.h (0 ok, 1 the work failed, 2 usage, 3 internal error, 128+signal interrupted).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -97,7 +98,9 @@ std::string usage_message(CLI::App& app, const CLI::ParseError& e) {
   return where + what + help;
 }
 
-// The subcommand tree from the registry; returns each command's runner with its CLI11 node.
+// The subcommand tree from the registry: each command's runner with its CLI11 node, deepest first.
+// A command may also be the parent of others (`calq study FILE` and `calq study plan FILE`): its node
+// is made from its own spec, and the deepest command given runs.
 std::vector<std::pair<CLI::App*, Runner>> build_tree(CLI::App& app) {
   std::map<std::string, std::string> group_help;
   for (const auto& g : groups()) {
@@ -105,23 +108,37 @@ std::vector<std::pair<CLI::App*, Runner>> build_tree(CLI::App& app) {
     for (const auto& p : g.path) key += "/" + p;
     group_help[key] = g.help;
   }
+  std::map<std::string, const CommandSpec*> specs;
+  for (const auto& spec : registry()) {
+    std::string key;
+    for (const auto& p : spec.path) key += "/" + p;
+    specs[key] = &spec;
+  }
   std::map<std::string, CLI::App*> nodes;  // "/eval" -> its CLI::App, for nested commands
-  std::vector<std::pair<CLI::App*, Runner>> runners;
-  for (auto& spec : registry()) {
+  std::vector<std::pair<size_t, std::pair<CLI::App*, Runner>>> made;  // (depth, node)
+  auto make = [&](CLI::App* parent, const std::string& key, const std::string& name, size_t depth) {
+    const auto it = specs.find(key);
+    if (it == specs.end()) {
+      const auto h = group_help.find(key);
+      nodes[key] = parent->add_subcommand(name, h != group_help.end() ? h->second : name + " commands");
+      nodes[key]->require_subcommand(1);
+    } else {
+      nodes[key] = parent->add_subcommand(name, it->second->help);
+      made.push_back({depth, {nodes[key], it->second->setup(*nodes[key])}});
+    }
+  };
+  for (const auto& spec : registry()) {
     CLI::App* parent = &app;
     std::string key;
-    for (size_t i = 0; i + 1 < spec.path.size(); ++i) {
+    for (size_t i = 0; i < spec.path.size(); ++i) {
       key += "/" + spec.path[i];
-      if (!nodes.count(key)) {
-        const auto h = group_help.find(key);
-        nodes[key] = parent->add_subcommand(spec.path[i], h != group_help.end() ? h->second : spec.path[i] + " commands");
-        nodes[key]->require_subcommand(1);
-      }
+      if (!nodes.count(key)) make(parent, key, spec.path[i], i);
       parent = nodes[key];
     }
-    CLI::App* sub = parent->add_subcommand(spec.path.back(), spec.help);
-    runners.emplace_back(sub, spec.setup(*sub));
   }
+  std::stable_sort(made.begin(), made.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<std::pair<CLI::App*, Runner>> runners;
+  for (auto& m : made) runners.push_back(std::move(m.second));
   return runners;
 }
 
