@@ -11,6 +11,7 @@
 #include "eval/task_data.h"
 #include "formats/gguf_model.h"
 #include "formats/load_quantized.h"
+#include "io/content_hash.h"
 #include "io/gguf.h"
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
@@ -176,12 +177,22 @@ TEST(JsonIntegers, GgufCountsBeyondTheConfigRangeAreNamed) {
 // ---- calibration sets and statistics files ------------------------------------------------------
 
 // Rewrites the safetensors file at `path` with metadata `key` replaced by `value`.
+// Replaces one metadata entry. A file that carries a content hash (statistics) gets a fresh, valid
+// one: the range checks must hold for a file whose hash is right (a foreign or faulty writer).
 void rewrite_metadata(const std::string& path, const std::string& key, const std::string& value) {
   SafetensorsWriter w;
   {
     auto f = SafetensorsFile::open(path);
-    for (const auto& t : f->tensors()) w.add(t.name, f->get(t.name).clone());
-    for (const auto& [k, v] : f->metadata()) w.set_metadata(k, k == key ? value : v);
+    std::map<std::string, Tensor> tensors;
+    std::map<std::string, std::string> meta;
+    for (const auto& t : f->tensors()) tensors[t.name] = f->get(t.name).clone();
+    for (const auto& [k, v] : f->metadata()) meta[k] = k == key ? value : v;
+    if (meta.count(kContentHashKey)) {
+      add_with_content_hash(w, tensors, meta);
+    } else {
+      for (const auto& [n, t] : tensors) w.add(n, t);
+      for (const auto& [k, v] : meta) w.set_metadata(k, v);
+    }
   }
   w.write(path);
 }

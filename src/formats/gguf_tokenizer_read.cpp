@@ -27,7 +27,7 @@ const char* const kQwen2Split =
 const gguf::Value* array_of(const gguf::File& f, const std::string& key, gguf::ValueType elem, size_t n) {
   const gguf::Value* v = f.find(key);
   if (!v) return nullptr;
-  if (v->type != gguf::ValueType::ARRAY || v->elem != elem || v->arr.size() != n)
+  if (v->type != gguf::ValueType::ARRAY || v->elem != elem || v->size() != n)
     throw FormatError(f.path() + ": metadata '" + key + "' must be an array of " + std::to_string(n) + " " +
                       gguf::value_type_name(elem) + " (one per token)");
   return v;
@@ -120,10 +120,10 @@ Json gguf_tokenizer_json(const gguf::File& f) {
   if (n == 0) throw FormatError(f.path() + ": tokenizer.ggml.tokens is empty");
   std::vector<int> types(n, kNormal);
   if (const gguf::Value* t = array_of(f, "tokenizer.ggml.token_type", gguf::ValueType::I32, n))
-    for (size_t i = 0; i < n; ++i) types[i] = int(t->arr[i].i);
+    for (size_t i = 0; i < n; ++i) types[i] = int(t->at(i).i);
   std::vector<float> scores(n, 0.0f);
   if (const gguf::Value* s = array_of(f, "tokenizer.ggml.scores", gguf::ValueType::F32, n))
-    for (size_t i = 0; i < n; ++i) scores[i] = float(s->arr[i].f);
+    for (size_t i = 0; i < n; ++i) scores[i] = float(s->at(i).f);
 
   const bool spm = model == "llama";
   const int64_t bos = id_or(f, "tokenizer.ggml.bos_token_id", n), eos = id_or(f, "tokenizer.ggml.eos_token_id", n);
