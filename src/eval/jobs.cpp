@@ -58,6 +58,8 @@ PplRun run_ppl(const PplJob& job) {
   const Protocol proto = parse_protocol(job.w.protocol);
   const Stopwatch timer;
   EvalSession s = open_session(job.model, job.tokenizer, true, job.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  if (const std::string n = compute_type_note(s, job.bf16 ? ComputeType::BF16 : ComputeType::F32); !n.empty())
+    log(job.hooks, n);
   PplRun run;
   run.ctx = window_length(job.w.ctx, s.model->config().max_position, job.w.allow_long_ctx);
   const EvalText text = load_eval_text(job.w.data, mode, job.w.field);
@@ -123,6 +125,8 @@ TasksRun run_tasks(const TasksJob& job) {
   std::vector<TaskData> tasks;
   for (const auto& n : names) tasks.push_back(load_task(n, job.task_dir, job.limit));  // validate every file first
   EvalSession s = open_session(job.model, job.tokenizer, true, job.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  if (const std::string n = compute_type_note(s, job.bf16 ? ComputeType::BF16 : ComputeType::F32); !n.empty())
+    log(job.hooks, n);
   job.kv.validate(int(s.model->config().head_dim));
   DecoderLogits src(*s.model);
   src.set_kv_quant(job.kv);

@@ -159,6 +159,8 @@ KldRun run_kld(const KldJob& job) {
   if (job.ref.empty() == job.ref_model.empty())
     throw ArgError("give exactly one of --ref (a reference file) or --ref-model");
   EvalSession s = open_session(job.model, job.tokenizer, false, job.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  if (const std::string n = compute_type_note(s, job.bf16 ? ComputeType::BF16 : ComputeType::F32); !n.empty())
+    log(job.hooks, n);
   job.kv.validate(int(s.model->config().head_dim));
   if (s.info.tokenizer_sha256.empty()) log(job.hooks, "kld: no tokenizer beside the model; tokenizer identity not checked");
   Json data, settings;

@@ -41,4 +41,14 @@ EvalSession open_session(const std::string& model_path, const std::string& token
   return s;
 }
 
+std::string compute_type_note(const EvalSession& s, ComputeType compute) {
+  const Checkpoint* c = s.model->checkpoint();
+  if (compute != ComputeType::F32 || !c) return "";
+  const Json& cfg = c->config();
+  const auto it = cfg.find("torch_dtype");
+  if (it == cfg.end() || !it->is_string() || it->get<std::string>() != "bfloat16") return "";
+  return "compute: f32 (the checkpoint stores bf16 weights; bf16 compute, --bf16, is about twice as fast and "
+         "differs slightly)";
+}
+
 }  // namespace calq::eval
