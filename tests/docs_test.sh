@@ -113,6 +113,10 @@ for f in "${files[@]}"; do
     ln -s "$e" "$dir/work/$b"
   done
   ln -s "$build" "$dir/work/build"
+  # The demo study's folder (studies/demo.toml: out = ../out/study-demo) is shared by all files:
+  # README runs the study once, and docs/study.md's commands find it finished in its cache.
+  mkdir -p "$scratch/study-demo" "$dir/work/out"
+  ln -s "$scratch/study-demo" "$dir/work/out/study-demo"
   script="$dir/docs.sh"
   {
     echo 'set -e'
