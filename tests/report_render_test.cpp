@@ -29,24 +29,6 @@ bool have_gnuplot() {
   }
 }
 
-// Sets an environment variable for the scope of one test.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value) ::setenv(name, value, 1);
-    else ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_) ::setenv(name_, old_->c_str(), 1);
-    else ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
 std::vector<std::vector<std::string>> read_csv(const std::string& path) {
   std::vector<std::vector<std::string>> rows;
   std::ifstream f(path);
@@ -75,24 +57,32 @@ std::string collect_opt_stats(const std::string& dir, int seed, std::string* out
 }
 
 TEST(ReportRender, MissingGnuplotIsATypedError) {
-  {
-    ScopedEnv env("CALQ_GNUPLOT", "/nonexistent/gnuplot");
-    EXPECT_THROW(find_gnuplot(), MissingToolError);
-    std::string out;
-    const int rc = test::run_command("CALQ_GNUPLOT=/nonexistent/gnuplot '" + test::cli() + "' report -o " +
-                                         test::temp_path("report_render", "none") + " --stats m:s=x.stats.safetensors",
-                                     &out);
-    EXPECT_EQ(rc, 1) << out;
-    EXPECT_NE(out.find("calq: error: CALQ_GNUPLOT=/nonexistent/gnuplot is not an executable file"), std::string::npos) << out;
-  }
-  ScopedEnv env("CALQ_GNUPLOT", nullptr);
-  ScopedEnv path("PATH", "/nonexistent");
+  // The library takes the path (and the search path) as arguments; the CLI passes $CALQ_GNUPLOT.
+  EXPECT_THROW(find_gnuplot("/nonexistent/gnuplot"), MissingToolError);
   try {
-    find_gnuplot();
-    ADD_FAILURE() << "no error without gnuplot on PATH";
+    find_gnuplot("/nonexistent/gnuplot", "", "CALQ_GNUPLOT");
+    ADD_FAILURE() << "no error for a gnuplot that is not there";
+  } catch (const MissingToolError& e) {
+    EXPECT_STREQ(e.what(), "CALQ_GNUPLOT=/nonexistent/gnuplot is not an executable file");
+  }
+  std::string out;
+  const int rc = test::run_command("CALQ_GNUPLOT=/nonexistent/gnuplot '" + test::cli() + "' report -o " +
+                                       test::temp_path("report_render", "none") + " --stats m:s=x.stats.safetensors",
+                                   &out);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("calq: error: CALQ_GNUPLOT=/nonexistent/gnuplot is not an executable file"), std::string::npos) << out;
+  // Not on the search path: the error says what to install; the CLI searches $PATH.
+  try {
+    find_gnuplot("", "/nonexistent:/nonexistent2");
+    ADD_FAILURE() << "no error without gnuplot on the search path";
   } catch (const MissingToolError& e) {
     EXPECT_NE(std::string(e.what()).find("gnuplot-nox"), std::string::npos) << e.what();
   }
+  const int rc2 = test::run_command("env -u CALQ_GNUPLOT PATH=/nonexistent '" + test::cli() + "' report -o " +
+                                        test::temp_path("report_render", "none") + " --stats m:s=x.stats.safetensors",
+                                    &out);
+  EXPECT_EQ(rc2, 1) << out;
+  EXPECT_NE(out.find("calq: error: gnuplot not found on PATH"), std::string::npos) << out;
 }
 
 TEST(ReportRender, CliOnTinyOptWritesTheStatisticsAsCsv) {

@@ -37,10 +37,11 @@ double median(std::vector<double> v) {
   return n == 0 ? NAN : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// The float baseline of (model, eval), NaN when absent.
+// The float baseline of (model, eval), NaN when absent: the float model with a full-precision KV
+// cache (a float row with KV bits is a point of the KV axis).
 double float_value(const ReportInput& in, const std::string& model, const std::string& eval) {
   for (const auto& r : in.results)
-    if (r.model == model && r.eval == eval && r.is_float()) return r.value;
+    if (r.model == model && r.eval == eval && r.is_float() && r.settings.kv_bits <= 0) return r.value;
   return NAN;
 }
 
@@ -290,9 +291,13 @@ std::optional<Figure> robustness_figure(const ReportInput& in) {
 
 // ---- metric vs bits --------------------------------------------------------------------------
 
+// Full precision on the KV axis: a row without KV quantization is its method's point at 16 bits
+// (qllm-eval's KV16), drawn only beside rows that quantize the KV cache.
+constexpr int kKvOffBits = 16;
+
 int axis_bits(const ResultRow& r, const std::string& axis) {
   const auto& s = r.settings;
-  if (axis == "kv") return s.kv_bits;
+  if (axis == "kv") return s.kv_bits > 0 ? s.kv_bits : kKvOffBits;
   if (axis == "a") return s.kv_bits > 0 ? -1 : s.a_bits;
   return s.a_bits > 0 || s.kv_bits > 0 ? -1 : s.w_bits;  // weight-only rows
 }
@@ -302,8 +307,14 @@ std::optional<Figure> bits_figure(const ReportInput& in, const std::string& mode
   std::vector<std::string> evals;
   std::vector<std::pair<std::string, std::string>> keys;
   auto key_of = [&](const ResultRow& r) { return method_label(r.method, r.settings.describe_without(axis)); };
+  // The KV axis includes the float model (its KV cache quantized, and at 16 bits) and exists only
+  // when some row of the model quantizes the KV cache.
+  const bool kv = axis == "kv";
+  if (kv && std::none_of(in.results.begin(), in.results.end(),
+                         [&](const ResultRow& r) { return r.model == model && r.settings.kv_bits > 0; }))
+    return std::nullopt;
   for (const auto& r : in.results)
-    if (r.model == model && !r.is_float() && axis_bits(r, axis) > 0) {
+    if (r.model == model && (kv || !r.is_float()) && axis_bits(r, axis) > 0) {
       rows.push_back(&r);
       add_unique(evals, r.eval);
       add_unique(keys, {key_of(r), r.method});
@@ -317,6 +328,7 @@ std::optional<Figure> bits_figure(const ReportInput& in, const std::string& mode
   f.caption = "Each method along the " + axis_name +
               "-bits axis (qllm-eval's W/A/KV axes): the median over calibration sets, with the range over sets "
               "as a bar when there are several; the dashed line is the float model.";
+  if (kv) f.caption += " At 16 bits the KV cache is not quantized; the float model is a series of its own.";
   f.columns = evals.size() > 1 ? 2 : 1;
   f.data.header = {"model", "axis", "eval", "series", "bits", "sets", "median", "min", "max", "float_value"};
   for (const auto& eval : evals) {
