@@ -103,18 +103,23 @@ TEST(ReportRender, CliOnTinyOptWritesTheStatisticsAsCsv) {
                         "depth-opt.csv", "hist-opt.svg", "similarity-opt.csv", "convergence-opt.csv"})
     EXPECT_TRUE(fs::exists(rep + "/" + f)) << f;
   EXPECT_FALSE(fs::exists(rep + "/gnuplot"));  // scripts removed unless --keep-scripts
-  // The heat map's data equals the statistics file's per-channel absmax; channel 17 dominates.
+  // The heat map's data holds each statistics file's per-channel absmax exactly; channel 17 dominates.
   const ActStats st = load_stats(s0);
   const auto csv = read_csv(rep + "/heatmap-opt.csv");
   ASSERT_GE(csv.size(), 5u);
-  ASSERT_EQ(csv[0][3 + 17], "ch17");
+  ASSERT_EQ(csv[0][0], "calib_set");
+  ASSERT_EQ(csv[0][4 + 17], "ch17");
+  int r0_rows = 0;
   for (size_t i = 1; i < csv.size(); ++i) {
-    const TensorStats* t = st.find(csv[i][2]);
-    ASSERT_NE(t, nullptr) << csv[i][2];
+    if (csv[i][0] != "r0") continue;
+    const TensorStats* t = st.find(csv[i][3]);
+    ASSERT_NE(t, nullptr) << csv[i][3];
     for (int64_t c = 0; c < t->cols; ++c)
-      ASSERT_EQ(std::strtod(csv[i][3 + size_t(c)].c_str(), nullptr), double(t->absmax(c))) << csv[i][2] << " ch" << c;
-    EXPECT_GT(t->absmax(17), 8 * t->absmax(0)) << csv[i][2];
+      ASSERT_EQ(std::strtod(csv[i][4 + size_t(c)].c_str(), nullptr), double(t->absmax(c))) << csv[i][3] << " ch" << c;
+    EXPECT_GT(t->absmax(17), 8 * t->absmax(0)) << csv[i][3];
+    ++r0_rows;
   }
+  EXPECT_EQ(r0_rows, 4);
   // The per-layer outlier counts name channel 17 in every attention and MLP input.
   const auto depth = read_csv(rep + "/depth-opt.csv");
   const auto& h = depth[0];
@@ -126,7 +131,7 @@ TEST(ReportRender, CliOnTinyOptWritesTheStatisticsAsCsv) {
       EXPECT_EQ(depth[i][rel], "17");
       ++rows;
     }
-  EXPECT_EQ(rows, 4);
+  EXPECT_EQ(rows, 8);  // 2 layers x (attn_in, mlp_in) x both statistics files
   // The input written alongside reads back to the same report input.
   const ReportInput back = report_input_from_json(load_json_file(dir + "/in.json"), "in.json");
   ASSERT_EQ(back.stats.size(), 2u);

@@ -144,8 +144,8 @@ Figure depth_figure(const ModelStats& ms, const SetStyles& styles, const FigureO
                           "(3 for a Gaussian; outlier channels make it large) and the number of outlier channels (") +
               crit + "), one curve per calibration set. Counts are shifted a little sideways per set so that equal "
                      "counts stay visible.";
-  f.columns = 4;
-  f.panel_height = 300;
+  f.columns = std::max<int>(1, int(kinds.size()));  // a column per input kind, a row per measure; legend under the last row
+  f.panel_height = 270;
   f.data.header = {"model", "calib_set", "layer", "kind", "tensor", "cols", "absmax", "argmax_channel",
                    "median_channel_absmax", "ratio", "kurtosis", "relative_outliers", "relative_channels",
                    "int8_outliers", "int8_channels"};
@@ -160,20 +160,21 @@ Figure depth_figure(const ModelStats& ms, const SetStyles& styles, const FigureO
                              join_ints(t.relative), std::to_string(t.int8_tokens.size()), join_ints(t.int8_tokens)});
     }
   double most = 1;
-  std::vector<Panel*> counts;
+  std::vector<std::array<Panel, 4>> by_kind;
   for (const auto& kind : kinds) {
+    const std::string k = kind == "attn_in" ? "attention input" : kind == "mlp_in" ? "MLP input" : kind_label(kind);
     Panel pmax, pkurt, prel, pint8;
-    pmax.title = kind_label(kind) + ": max |x|";
+    pmax.title = k + ": max |x|";
     pmax.y.label = "max |x| (log scale)";
     pmax.y.log = true;
-    pkurt.title = kind_label(kind) + ": kurtosis";
-    pkurt.y.label = "kurtosis E[(x-mean)^4]/var^2 (log scale)";
+    pkurt.title = k + ": kurtosis E[(x-mean)^4]/var^2";
+    pkurt.y.label = "kurtosis (log scale)";
     pkurt.y.log = true;
     pkurt.hlines.push_back({"Gaussian (3)", "#000000", 3.0, 2});
-    prel.title = kind_label(kind) + ": relative outlier channels";
-    prel.y.label = "channels > k x median (count)";
-    pint8.title = kind_label(kind) + ": LLM.int8 outlier channels";
-    pint8.y.label = "LLM.int8 channels (count)";
+    prel.title = k + ": relative outlier channels (> k x median)";
+    prel.y.label = "outlier channels (count)";
+    pint8.title = k + ": LLM.int8 outlier channels";
+    pint8.y.label = "outlier channels (count)";
     for (size_t i = 0; i < reps.size(); ++i) {
       const Style st = styles.at(ms.sets[i].label);
       Series smax{ms.sets[i].label, st.color, st.dash, st.point, true, {}, {}, {}, {}};
@@ -201,8 +202,13 @@ Figure depth_figure(const ModelStats& ms, const SetStyles& styles, const FigureO
       if (!srel.y.empty()) prel.series.push_back(std::move(srel));
       if (!sint8.y.empty()) pint8.series.push_back(std::move(sint8));
     }
-    for (Panel* p : {&pmax, &pkurt, &prel, &pint8}) f.panels.push_back(std::move(*p));
+    by_kind.push_back({std::move(pmax), std::move(pkurt), std::move(prel), std::move(pint8)});
   }
+  for (size_t m = 0; m < 4; ++m)
+    for (auto& row : by_kind) {
+      row[m].legend = m == 3;
+      f.panels.push_back(std::move(row[m]));
+    }
   for (auto& p : f.panels) {
     p.x.label = "decoder layer";
     p.x.min = -0.5;
@@ -211,6 +217,7 @@ Figure depth_figure(const ModelStats& ms, const SetStyles& styles, const FigureO
     if (!p.y.log) {
       p.y.min = 0;
       p.y.max = most * 1.15;  // headroom: counts at the maximum stay off the frame; one scale for all counts
+      if (most <= 10) p.y.step = 1;  // counts: whole numbers only
     }
   }
   return f;

@@ -281,6 +281,7 @@ void body(std::ostream& o, const Figure& f) {
     o << "set border 3 lw 1\nset tics nomirror\n";
     // The key goes below the plot, so that it never covers data and leaves the full width.
     o << "set key below horizontal Left reverse samplen 2 spacing 1.1 width 1 font \",9\"\n";
+    if (!p.legend) o << "unset key\n";
     if (!p.title.empty()) o << "set title " << q(p.title) << "\n";
     if (p.heat) heat_panel(o, p, pi);
     else series_panel(o, p, pi);
