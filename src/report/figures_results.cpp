@@ -230,13 +230,17 @@ std::optional<Figure> robustness_figure(const ReportInput& in) {
               "the best set (bar), as the change against the model's float baseline where there is one. A short "
               "bar means the method is robust to the choice of calibration data. Methods without calibration "
               "(RTN) are not shown.";
-  f.columns = evals.size() > 1 ? 2 : 1;
+  f.columns = 1;  // full width: every model's label stays readable beside the others
   f.data.header = {"eval", "model", "method_key", "sets", "float_value", "unit", "min", "median", "max", "spread"};
+  // A synthetic model is marked unless its label says so already.
+  auto tick = [&](const std::string& m) {
+    return m + (in.synthetic(m) && m.find("synthetic") == std::string::npos ? " (synthetic)" : "");
+  };
   std::vector<std::string> shown_models;
   for (const auto& m : models)
     for (const auto& r : in.results)
       if (r.model == m && !r.is_float() && !r.calib.label.empty()) {
-        add_unique(shown_models, m + (in.synthetic(m) ? " (synthetic)" : ""));
+        add_unique(shown_models, tick(m));
         break;
       }
   for (const auto& eval : evals) {
@@ -264,8 +268,7 @@ std::optional<Figure> robustness_figure(const ReportInput& in) {
             v.push_back(std::isnan(d) ? r.value : d);
             (std::isnan(d) ? any_raw : any_delta) = true;
           }
-        const bool shown = std::find(shown_models.begin(), shown_models.end(),
-                                     m + (in.synthetic(m) ? " (synthetic)" : "")) != shown_models.end();
+        const bool shown = std::find(shown_models.begin(), shown_models.end(), tick(m)) != shown_models.end();
         if (!v.empty()) {
           const double lo = *std::min_element(v.begin(), v.end()), hi = *std::max_element(v.begin(), v.end());
           const double med = median(v);

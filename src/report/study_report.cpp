@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <tuple>
 
 #include "study/steps.h"
@@ -25,7 +26,13 @@ StudyReportInput study_report_input(const study::StudyConfig& c, const study::Gr
   StudyReportInput out;
   ReportInput& in = out.input;
   in.title = "calq study report: " + c.name;
+  // A KLD evaluation also measures the quantized model's perplexity on its windows; the float model
+  // is not KLD-evaluated (its divergence is 0), so that perplexity has no baseline: left to the tables.
+  std::set<std::string> kld_ppl;
+  for (const auto& e : c.evals)
+    if (e.kind == "kld") kld_ppl.insert("ppl:" + e.label);
   for (const study::ResultRecord& r : study::result_records(s)) {
+    if (kld_ppl.count(r.eval)) continue;
     ResultRow row;
     row.model = r.model;
     row.synthetic = r.synthetic;

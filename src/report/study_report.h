@@ -2,6 +2,7 @@
 // input (report/input.h), so a study gets the same page as loose files (docs/report.md).
 //   results: every metric of every done cell (study::result_records, the numbers of
 //            `calq study table`), with the cell's report settings (bits, group size, α, KV bits);
+//            except the perplexity a KLD evaluation also measures (no float baseline; in study-table.*);
 //   stats:   the statistics artifact of every (model, calibration set) of the grid that is
 //            complete in the cache (a study with `keep` without "stats" has deleted them).
 // With more than one seed, calibration-set labels carry the seed ("c4 s1"), as the tables' rows do.
