@@ -347,7 +347,11 @@ std::optional<Figure> bits_figure(const ReportInput& in, const std::string& mode
       all.push_back(fv);
     }
     int bmin = 99, bmax = 0;
+    // Methods at one bit width are shifted a little sideways so that their bars do not hide each other.
+    size_t k = 0;
+    const double dodge = keys.size() > 1 ? std::min(0.12, 0.6 / double(keys.size())) : 0.0;
     for (const auto& [key, method] : keys) {
+      const double shift = (double(k++) - (double(keys.size()) - 1) / 2) * dodge;
       Series s;
       s.name = key;
       s.color = styles.at(key).color;
@@ -358,7 +362,7 @@ std::optional<Figure> bits_figure(const ReportInput& in, const std::string& mode
         if (r->eval == eval && key_of(*r) == key) by_bits[axis_bits(*r, axis)].push_back(r->value);
       for (const auto& [bits, v] : by_bits) {
         const double lo = *std::min_element(v.begin(), v.end()), hi = *std::max_element(v.begin(), v.end());
-        s.x.push_back(bits);
+        s.x.push_back(bits + shift);
         s.y.push_back(median(v));
         s.lo.push_back(lo);
         s.hi.push_back(hi);
