@@ -120,8 +120,59 @@ Figure histogram_figure(const ModelStats& ms, const SetStyles& styles) {
 
 // ---- through depth --------------------------------------------------------------------------
 
+namespace {
+
+// The four depth panels of one input kind (max |x|, kurtosis, relative and LLM.int8 counts), one
+// series per set; `most` grows to the largest count.
+std::array<Panel, 4> depth_panels(const ModelStats& ms, const std::vector<OutlierReport>& reps, const std::string& kind,
+                                  const SetStyles& styles, double* most) {
+  const std::string k = kind == "attn_in" ? "attention input" : kind == "mlp_in" ? "MLP input" : kind_label(kind);
+  Panel pmax, pkurt, prel, pint8;
+  pmax.title = k + ": max |x|";
+  pmax.y.label = "max |x| (log scale)";
+  pmax.y.log = true;
+  pkurt.title = k + ": kurtosis E[(x-mean)^4]/var^2";
+  pkurt.y.label = "kurtosis (log scale)";
+  pkurt.y.log = true;
+  pkurt.hlines.push_back({"Gaussian (3)", "#000000", 3.0, 2});
+  prel.title = k + ": relative outlier channels (> k x median)";
+  prel.y.label = "outlier channels (count)";
+  pint8.title = k + ": LLM.int8 outlier channels";
+  pint8.y.label = "outlier channels (count)";
+  for (size_t i = 0; i < reps.size(); ++i) {
+    const Style st = styles.at(ms.sets[i].label);
+    Series smax{ms.sets[i].label, st.color, st.dash, st.point, true, {}, {}, {}, {}};
+    Series skurt = smax, srel = smax, sint8 = smax;
+    // Counts are small integers: each set is shifted a little sideways so equal counts stay visible.
+    const double dodge = reps.size() > 1 ? 0.3 * (double(i) / double(reps.size() - 1) - 0.5) : 0.0;
+    for (const auto& t : reps[i].tensors) {
+      if (t.kind != kind || t.layer < 0) continue;
+      if (t.absmax > 0) {
+        smax.x.push_back(t.layer);
+        smax.y.push_back(t.absmax);
+      }
+      if (t.kurtosis > 0) {
+        skurt.x.push_back(t.layer);
+        skurt.y.push_back(t.kurtosis);
+      }
+      srel.x.push_back(t.layer + dodge);
+      srel.y.push_back(double(t.relative.size()));
+      sint8.x.push_back(t.layer + dodge);
+      sint8.y.push_back(double(t.int8_tokens.size()));
+      *most = std::max({*most, double(t.relative.size()), double(t.int8_tokens.size())});
+    }
+    if (!smax.y.empty()) pmax.series.push_back(std::move(smax));
+    if (!skurt.y.empty()) pkurt.series.push_back(std::move(skurt));
+    if (!srel.y.empty()) prel.series.push_back(std::move(srel));
+    if (!sint8.y.empty()) pint8.series.push_back(std::move(sint8));
+  }
+  return {std::move(pmax), std::move(pkurt), std::move(prel), std::move(pint8)};
+}
+
+}  // namespace
+
 Figure depth_figure(const ModelStats& ms, const SetStyles& styles, const FigureOptions& opt) {
-  // Every calibration set's statistics, one series per set (its fixed style), one row of panels
+  // Every calibration set's statistics, one series per set (its fixed style), one column of panels
   // per input kind: the attention and MLP inputs, or whatever kinds the files hold without them.
   std::vector<OutlierReport> reps;
   for (const auto& st : ms.stats) reps.push_back(analyze_outliers(st, opt.outliers));
@@ -140,7 +191,7 @@ Figure depth_figure(const ModelStats& ms, const SetStyles& styles, const FigureO
   Figure f;
   f.id = "depth-" + slug(ms.model);
   f.title = model_title(ms) + ": activations through depth, per calibration set";
-  f.caption = std::string("Per decoder layer, one row of panels per input: the largest |x|, the kurtosis of all values "
+  f.caption = std::string("Per decoder layer, one column of panels per input: the largest |x|, the kurtosis of all values "
                           "(3 for a Gaussian; outlier channels make it large) and the number of outlier channels (") +
               crit + "), one curve per calibration set. Counts are shifted a little sideways per set so that equal "
                      "counts stay visible.";
@@ -162,47 +213,7 @@ Figure depth_figure(const ModelStats& ms, const SetStyles& styles, const FigureO
   double most = 1;
   std::vector<std::array<Panel, 4>> by_kind;
   for (const auto& kind : kinds) {
-    const std::string k = kind == "attn_in" ? "attention input" : kind == "mlp_in" ? "MLP input" : kind_label(kind);
-    Panel pmax, pkurt, prel, pint8;
-    pmax.title = k + ": max |x|";
-    pmax.y.label = "max |x| (log scale)";
-    pmax.y.log = true;
-    pkurt.title = k + ": kurtosis E[(x-mean)^4]/var^2";
-    pkurt.y.label = "kurtosis (log scale)";
-    pkurt.y.log = true;
-    pkurt.hlines.push_back({"Gaussian (3)", "#000000", 3.0, 2});
-    prel.title = k + ": relative outlier channels (> k x median)";
-    prel.y.label = "outlier channels (count)";
-    pint8.title = k + ": LLM.int8 outlier channels";
-    pint8.y.label = "outlier channels (count)";
-    for (size_t i = 0; i < reps.size(); ++i) {
-      const Style st = styles.at(ms.sets[i].label);
-      Series smax{ms.sets[i].label, st.color, st.dash, st.point, true, {}, {}, {}, {}};
-      Series skurt = smax, srel = smax, sint8 = smax;
-      // Counts are small integers: each set is shifted a little sideways so equal counts stay visible.
-      const double dodge = reps.size() > 1 ? 0.3 * (double(i) / double(reps.size() - 1) - 0.5) : 0.0;
-      for (const auto& t : reps[i].tensors) {
-        if (t.kind != kind || t.layer < 0) continue;
-        if (t.absmax > 0) {
-          smax.x.push_back(t.layer);
-          smax.y.push_back(t.absmax);
-        }
-        if (t.kurtosis > 0) {
-          skurt.x.push_back(t.layer);
-          skurt.y.push_back(t.kurtosis);
-        }
-        srel.x.push_back(t.layer + dodge);
-        srel.y.push_back(double(t.relative.size()));
-        sint8.x.push_back(t.layer + dodge);
-        sint8.y.push_back(double(t.int8_tokens.size()));
-        most = std::max({most, double(t.relative.size()), double(t.int8_tokens.size())});
-      }
-      if (!smax.y.empty()) pmax.series.push_back(std::move(smax));
-      if (!skurt.y.empty()) pkurt.series.push_back(std::move(skurt));
-      if (!srel.y.empty()) prel.series.push_back(std::move(srel));
-      if (!sint8.y.empty()) pint8.series.push_back(std::move(sint8));
-    }
-    by_kind.push_back({std::move(pmax), std::move(pkurt), std::move(prel), std::move(pint8)});
+    by_kind.push_back(depth_panels(ms, reps, kind, styles, &most));
   }
   for (size_t m = 0; m < 4; ++m)
     for (auto& row : by_kind) {

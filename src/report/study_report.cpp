@@ -5,10 +5,10 @@
 #include <set>
 #include <tuple>
 
-#include "study/steps.h"
-#include "report/report.h"
-#include "study/table.h"
 #include "io/mapped_file.h"
+#include "report/report.h"
+#include "study/steps.h"
+#include "study/table.h"
 #include "util/fs.h"
 
 namespace calq::report {
@@ -27,7 +27,7 @@ StudyReportInput study_report_input(const study::StudyConfig& c, const study::Gr
   ReportInput& in = out.input;
   in.title = "calq study report: " + c.name;
   // A KLD evaluation also measures the quantized model's perplexity on its windows; the float model
-  // is not KLD-evaluated (its divergence is 0), so that perplexity has no baseline: left to the tables.
+  // is not KLD-evaluated (its divergence is 0), so that perplexity has no baseline: left to study-table.*.
   std::set<std::string> kld_ppl;
   for (const auto& e : c.evals)
     if (e.kind == "kld") kld_ppl.insert("ppl:" + e.label);
@@ -71,10 +71,6 @@ StudyReportInput study_report_input(const study::StudyConfig& c, const study::Gr
   }
   return out;
 }
-
-}  // namespace calq::report
-
-namespace calq::report {
 
 StudyReportSummary write_study_report(const study::StudyConfig& c, const study::Grid& g, const study::Store& s,
                                       const std::string& out_dir, const ReportOptions& opt) {
