@@ -288,7 +288,7 @@ Figure heatmap_figure(const ModelStats& ms) {
   };
   for (const auto& kind : kHiddenKinds) {
     Heatmap h;
-    h.cb_label = several ? "channel absmax |x|, max over sets" : "channel absmax |x|";
+    h.cb_label = several ? "absmax |x| (max over sets)" : "channel absmax |x|";
     h.log = true;
     h.z.assign(size_t(layers), std::vector<double>(width, NAN));
     bool any = false;
