@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 
 #include "analysis/compare.h"
 #include "model/decoder.h"
@@ -114,7 +115,11 @@ TEST(ReportFigures, RobustnessSpreadAndBitsAxes) {
   for (const auto& s : w->panels[0].series)
     if (s.name == "RTN g32") rtn = &s;
   ASSERT_NE(rtn, nullptr);
-  EXPECT_EQ(rtn->x, (std::vector<double>{3, 4}));
+  // At 3 and 4 bits, dodged left: the first of three methods, 0.12 apart (the CSV keeps the bits).
+  ASSERT_EQ(rtn->x.size(), 2u);
+  EXPECT_NEAR(rtn->x[0], 3 - 0.12, 1e-12);
+  EXPECT_NEAR(rtn->x[1], 4 - 0.12, 1e-12);
+  EXPECT_EQ(w->data.rows[0][4], "3");
   EXPECT_EQ(rtn->y, (std::vector<double>{20.0, 14.0}));
   EXPECT_EQ(figure(bits, "bits-kv-a"), nullptr);
   int notes = 0;
@@ -166,48 +171,60 @@ TEST_F(ReportStatsFigures, HeatmapCsvIsTheStatsAbsmax) {
   const Figure f = heatmap_figure(ms);
   EXPECT_TRUE(f.raster);
   ASSERT_EQ(f.panels.size(), 2u);  // attention and MLP inputs
-  const ActStats s = load_stats(in_.stats[0].path);
-  size_t checked = 0;
+  // Every set's rows are its file's per-channel absmax exactly; the drawn rows are the maximum over
+  // the sets (both statistics files feed the map, not only the first).
+  const ActStats s1 = load_stats(in_.stats[0].path), s2 = load_stats(in_.stats[1].path);
+  std::map<std::string, size_t> rows_per_set;
   const auto& h = f.data.header;
-  ASSERT_EQ(h[3 + 17], "ch17");
+  ASSERT_EQ(h[0], "calib_set");
+  ASSERT_EQ(h[4 + 17], "ch17");
   for (const auto& r : f.data.rows) {
-    const TensorStats* t = nullptr;
-    for (const auto& x : s.tensors)
-      if (x.name == r[2]) t = &x;
-    ASSERT_NE(t, nullptr) << r[2];
-    const auto am = t->absmax_vec();
-    for (size_t c = 0; c < am.size(); ++c) ASSERT_EQ(std::strtod(r[3 + c].c_str(), nullptr), double(am[c])) << r[2] << " ch" << c;
+    const TensorStats* t1 = s1.find(r[3]);
+    const TensorStats* t2 = s2.find(r[3]);
+    ASSERT_NE(t1, nullptr) << r[3];
+    ASSERT_NE(t2, nullptr) << r[3];
+    const auto a1 = t1->absmax_vec(), a2 = t2->absmax_vec();
+    for (size_t c = 0; c < a1.size(); ++c) {
+      const double want = r[0] == "s1" ? a1[c] : r[0] == "s2" ? a2[c] : std::max(a1[c], a2[c]);
+      ASSERT_EQ(std::strtod(r[4 + c].c_str(), nullptr), want) << r[0] << " " << r[3] << " ch" << c;
+      if (r[0] == "all sets (max)") {
+        EXPECT_EQ(f.panels[r[1] == "attn_in" ? 0 : 1].heat->z[size_t(std::stoi(r[2]))][c], want);
+      }
+    }
     // The planted channel is the largest of its row, by far.
-    const size_t arg = size_t(std::max_element(am.begin(), am.end()) - am.begin());
-    EXPECT_EQ(arg, 17u) << r[2];
-    EXPECT_EQ(f.panels[r[0] == "attn_in" ? 0 : 1].heat->z[size_t(std::stoi(r[1]))][17], double(am[17]));
-    ++checked;
+    const auto& am = r[0] == "s2" ? a2 : a1;
+    EXPECT_EQ(size_t(std::max_element(am.begin(), am.end()) - am.begin()), 17u) << r[3];
+    ++rows_per_set[r[0]];
   }
-  EXPECT_EQ(checked, 4u);  // 2 layers x (attn_in, mlp_in)
+  // 2 layers x (attn_in, mlp_in) per set and for the maximum.
+  EXPECT_EQ(rows_per_set, (std::map<std::string, size_t>{{"all sets (max)", 4}, {"s1", 4}, {"s2", 4}}));
   EXPECT_NE(f.caption.find("17 (2/2 layers)"), std::string::npos) << f.caption;
 }
 
 TEST_F(ReportStatsFigures, DepthProfileCountsTheOutlierChannel) {
   const ModelStats ms = load_model_stats(in_, "opt");
-  const Figure f = depth_figure(ms, {});
-  ASSERT_EQ(f.panels.size(), 3u);
-  const Panel& out = f.panels[2];
-  int series = 0;
-  for (const auto& s : out.series)
-    if (s.name == "relative, attn_in" || s.name == "relative, mlp_in" || s.name == "LLM.int8, attn_in" ||
-        s.name == "LLM.int8, mlp_in") {
-      EXPECT_EQ(s.y, (std::vector<double>{1, 1})) << s.name;  // exactly channel 17, both layers
-      ++series;
-    }
-  EXPECT_EQ(series, 4);
+  const Figure f = depth_figure(ms, set_styles(in_), {});
+  // Rows: max |x|, kurtosis, relative and LLM.int8 counts; columns: attention and MLP inputs.
+  ASSERT_EQ(f.panels.size(), 8u);
+  EXPECT_EQ(f.columns, 2);
+  for (size_t p = 4; p < 8; ++p) {
+    ASSERT_EQ(f.panels[p].series.size(), 2u) << f.panels[p].title;  // one series per set: s1, s2
+    for (const auto& s : f.panels[p].series) EXPECT_EQ(s.y, (std::vector<double>{1, 1})) << f.panels[p].title << " " << s.name;
+    EXPECT_EQ(f.panels[p].legend, p >= 6);
+  }
+  EXPECT_EQ(f.panels[4].series[0].name, "s1");
+  EXPECT_EQ(f.panels[4].series[1].name, "s2");
   const auto& h = f.data.header;
   const size_t ci = size_t(std::find(h.begin(), h.end(), "relative_channels") - h.begin());
   const size_t ki = size_t(std::find(h.begin(), h.end(), "kind") - h.begin());
+  std::map<std::string, int> hidden_rows;
   for (const auto& r : f.data.rows) {
     if (r[ki] == "attn_in" || r[ki] == "mlp_in") {
       EXPECT_EQ(r[ci], "17");
+      ++hidden_rows[r[1]];
     }
   }
+  EXPECT_EQ(hidden_rows, (std::map<std::string, int>{{"s1", 4}, {"s2", 4}}));  // every set's statistics
 }
 
 TEST_F(ReportStatsFigures, SimilarityConvergenceHistograms) {

@@ -29,24 +29,6 @@ bool have_gnuplot() {
   }
 }
 
-// Sets an environment variable for the scope of one test.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value) ::setenv(name, value, 1);
-    else ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_) ::setenv(name_, old_->c_str(), 1);
-    else ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
 std::vector<std::vector<std::string>> read_csv(const std::string& path) {
   std::vector<std::vector<std::string>> rows;
   std::ifstream f(path);
@@ -75,24 +57,32 @@ std::string collect_opt_stats(const std::string& dir, int seed, std::string* out
 }
 
 TEST(ReportRender, MissingGnuplotIsATypedError) {
-  {
-    ScopedEnv env("CALQ_GNUPLOT", "/nonexistent/gnuplot");
-    EXPECT_THROW(find_gnuplot(), MissingToolError);
-    std::string out;
-    const int rc = test::run_command("CALQ_GNUPLOT=/nonexistent/gnuplot '" + test::cli() + "' report -o " +
-                                         test::temp_path("report_render", "none") + " --stats m:s=x.stats.safetensors",
-                                     &out);
-    EXPECT_EQ(rc, 1) << out;
-    EXPECT_NE(out.find("calq: error: CALQ_GNUPLOT=/nonexistent/gnuplot is not an executable file"), std::string::npos) << out;
-  }
-  ScopedEnv env("CALQ_GNUPLOT", nullptr);
-  ScopedEnv path("PATH", "/nonexistent");
+  // The library takes the path (and the search path) as arguments; the CLI passes $CALQ_GNUPLOT.
+  EXPECT_THROW(find_gnuplot("/nonexistent/gnuplot"), MissingToolError);
   try {
-    find_gnuplot();
-    ADD_FAILURE() << "no error without gnuplot on PATH";
+    find_gnuplot("/nonexistent/gnuplot", "", "CALQ_GNUPLOT");
+    ADD_FAILURE() << "no error for a gnuplot that is not there";
+  } catch (const MissingToolError& e) {
+    EXPECT_STREQ(e.what(), "CALQ_GNUPLOT=/nonexistent/gnuplot is not an executable file");
+  }
+  std::string out;
+  const int rc = test::run_command("CALQ_GNUPLOT=/nonexistent/gnuplot '" + test::cli() + "' report -o " +
+                                       test::temp_path("report_render", "none") + " --stats m:s=x.stats.safetensors",
+                                   &out);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("calq: error: CALQ_GNUPLOT=/nonexistent/gnuplot is not an executable file"), std::string::npos) << out;
+  // Not on the search path: the error says what to install; the CLI searches $PATH.
+  try {
+    find_gnuplot("", "/nonexistent:/nonexistent2");
+    ADD_FAILURE() << "no error without gnuplot on the search path";
   } catch (const MissingToolError& e) {
     EXPECT_NE(std::string(e.what()).find("gnuplot-nox"), std::string::npos) << e.what();
   }
+  const int rc2 = test::run_command("env -u CALQ_GNUPLOT PATH=/nonexistent '" + test::cli() + "' report -o " +
+                                        test::temp_path("report_render", "none") + " --stats m:s=x.stats.safetensors",
+                                    &out);
+  EXPECT_EQ(rc2, 1) << out;
+  EXPECT_NE(out.find("calq: error: gnuplot not found on PATH"), std::string::npos) << out;
 }
 
 TEST(ReportRender, CliOnTinyOptWritesTheStatisticsAsCsv) {
@@ -113,18 +103,23 @@ TEST(ReportRender, CliOnTinyOptWritesTheStatisticsAsCsv) {
                         "depth-opt.csv", "hist-opt.svg", "similarity-opt.csv", "convergence-opt.csv"})
     EXPECT_TRUE(fs::exists(rep + "/" + f)) << f;
   EXPECT_FALSE(fs::exists(rep + "/gnuplot"));  // scripts removed unless --keep-scripts
-  // The heat map's data equals the statistics file's per-channel absmax; channel 17 dominates.
+  // The heat map's data holds each statistics file's per-channel absmax exactly; channel 17 dominates.
   const ActStats st = load_stats(s0);
   const auto csv = read_csv(rep + "/heatmap-opt.csv");
   ASSERT_GE(csv.size(), 5u);
-  ASSERT_EQ(csv[0][3 + 17], "ch17");
+  ASSERT_EQ(csv[0][0], "calib_set");
+  ASSERT_EQ(csv[0][4 + 17], "ch17");
+  int r0_rows = 0;
   for (size_t i = 1; i < csv.size(); ++i) {
-    const TensorStats* t = st.find(csv[i][2]);
-    ASSERT_NE(t, nullptr) << csv[i][2];
+    if (csv[i][0] != "r0") continue;
+    const TensorStats* t = st.find(csv[i][3]);
+    ASSERT_NE(t, nullptr) << csv[i][3];
     for (int64_t c = 0; c < t->cols; ++c)
-      ASSERT_EQ(std::strtod(csv[i][3 + size_t(c)].c_str(), nullptr), double(t->absmax(c))) << csv[i][2] << " ch" << c;
-    EXPECT_GT(t->absmax(17), 8 * t->absmax(0)) << csv[i][2];
+      ASSERT_EQ(std::strtod(csv[i][4 + size_t(c)].c_str(), nullptr), double(t->absmax(c))) << csv[i][3] << " ch" << c;
+    EXPECT_GT(t->absmax(17), 8 * t->absmax(0)) << csv[i][3];
+    ++r0_rows;
   }
+  EXPECT_EQ(r0_rows, 4);
   // The per-layer outlier counts name channel 17 in every attention and MLP input.
   const auto depth = read_csv(rep + "/depth-opt.csv");
   const auto& h = depth[0];
@@ -136,7 +131,7 @@ TEST(ReportRender, CliOnTinyOptWritesTheStatisticsAsCsv) {
       EXPECT_EQ(depth[i][rel], "17");
       ++rows;
     }
-  EXPECT_EQ(rows, 4);
+  EXPECT_EQ(rows, 8);  // 2 layers x (attn_in, mlp_in) x both statistics files
   // The input written alongside reads back to the same report input.
   const ReportInput back = report_input_from_json(load_json_file(dir + "/in.json"), "in.json");
   ASSERT_EQ(back.stats.size(), 2u);

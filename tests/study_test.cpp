@@ -13,6 +13,7 @@
 #include "study/runner.h"
 #include "study/store.h"
 #include "study/table.h"
+#include "study_fixture.h"
 #include "test_util.h"
 #include "util/error.h"
 
@@ -21,49 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// One real model, two calibration sets, float + RTN + GPTQ at two bit widths, one perplexity.
-std::string tiny_study(const std::string& extra = "", const std::string& gptq_bits = "[4, 3]") {
-  return R"([study]
-name = "t"
-stats = false
-
-[[models]]
-label = "stories260K"
-path = "{data}/models/stories260K"
-
-[calibration_defaults]
-n = 4
-seqlen = 64
-
-[[calibration]]
-label = "tinystories"
-builder = "text"
-source = "{data}/data/tinystories/tinystories_val.txt"
-
-[[calibration]]
-label = "punct"
-builder = "punct"
-
-[[methods]]
-method = "float"
-
-[[methods]]
-method = "rtn"
-group_size = 32
-
-[[methods]]
-method = "gptq"
-bits = )" + gptq_bits + R"(
-group_size = 32
-
-[[evaluations]]
-kind = "ppl"
-label = "ts"
-data = "{data}/data/tinystories/tinystories_val.txt"
-ctx = 64
-chunks = 2
-)" + extra;
-}
+using test::tiny_study;  // tests/study_fixture.h: one real model, two sets, float + RTN + GPTQ, one perplexity
 
 StudyConfig parse(const std::string& text, const std::string& out) {
   return parse_study_config(text, "test.toml", out, test::data(), out);

@@ -48,7 +48,7 @@ int Panel::elements() const {
 int Panel::markers() const {
   int n = 0;
   for (const auto& s : series)
-    if (s.point > 0) n += int(s.y.size()) + 1;  // every point, plus the legend sample
+    if (s.point > 0) n += int(s.y.size()) + (legend ? 1 : 0);  // every point, plus the legend sample
   return n;
 }
 

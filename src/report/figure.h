@@ -62,6 +62,7 @@ struct Panel {
   std::vector<Series> series;
   std::vector<HLine> hlines;
   std::optional<Heatmap> heat;  // a heat-map panel has no series
+  bool legend = true;           // false: no key (a figure whose panels share one shows it on the last row)
   // Plot elements gnuplot draws (series, reference lines, heat map and its label layers).
   int elements() const;
   // Point markers drawn, legend samples included.

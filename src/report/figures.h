@@ -36,7 +36,7 @@ struct FigureOptions {
 std::vector<Section> results_sections(const ReportInput& in, const FigureOptions& opt = {});
 
 // ---- statistics --------------------------------------------------------------------------
-// One model's statistics, in input order (the first is the model's reference set).
+// One model's statistics, in input order (every figure reads all of them).
 struct ModelStats {
   std::string model;
   bool synthetic = false;
@@ -51,7 +51,9 @@ using SetStyles = std::map<std::string, Style>;
 SetStyles set_styles(const ReportInput& in);
 
 Figure histogram_figure(const ModelStats& ms, const SetStyles& styles);
-Figure depth_figure(const ModelStats& ms, const FigureOptions& opt);
+// Every set of the model, one series per set; one row of panels (max |x|, kurtosis, relative and
+// LLM.int8 outlier-channel counts) per input kind.
+Figure depth_figure(const ModelStats& ms, const SetStyles& styles, const FigureOptions& opt);
 Figure heatmap_figure(const ModelStats& ms);
 Figure similarity_figure(const ModelStats& ms, const FigureOptions& opt);
 Figure convergence_figure(const ModelStats& ms, const SetStyles& styles, const FigureOptions& opt);

@@ -37,10 +37,11 @@ double median(std::vector<double> v) {
   return n == 0 ? NAN : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// The float baseline of (model, eval), NaN when absent.
+// The float baseline of (model, eval), NaN when absent: the float model with a full-precision KV
+// cache (a float row with KV bits is a point of the KV axis).
 double float_value(const ReportInput& in, const std::string& model, const std::string& eval) {
   for (const auto& r : in.results)
-    if (r.model == model && r.eval == eval && r.is_float()) return r.value;
+    if (r.model == model && r.eval == eval && r.is_float() && r.settings.kv_bits <= 0) return r.value;
   return NAN;
 }
 
@@ -229,13 +230,17 @@ std::optional<Figure> robustness_figure(const ReportInput& in) {
               "the best set (bar), as the change against the model's float baseline where there is one. A short "
               "bar means the method is robust to the choice of calibration data. Methods without calibration "
               "(RTN) are not shown.";
-  f.columns = evals.size() > 1 ? 2 : 1;
+  f.columns = 1;  // full width: every model's label stays readable beside the others
   f.data.header = {"eval", "model", "method_key", "sets", "float_value", "unit", "min", "median", "max", "spread"};
+  // A synthetic model is marked unless its label says so already.
+  auto tick = [&](const std::string& m) {
+    return m + (in.synthetic(m) && m.find("synthetic") == std::string::npos ? " (synthetic)" : "");
+  };
   std::vector<std::string> shown_models;
   for (const auto& m : models)
     for (const auto& r : in.results)
       if (r.model == m && !r.is_float() && !r.calib.label.empty()) {
-        add_unique(shown_models, m + (in.synthetic(m) ? " (synthetic)" : ""));
+        add_unique(shown_models, tick(m));
         break;
       }
   for (const auto& eval : evals) {
@@ -263,8 +268,7 @@ std::optional<Figure> robustness_figure(const ReportInput& in) {
             v.push_back(std::isnan(d) ? r.value : d);
             (std::isnan(d) ? any_raw : any_delta) = true;
           }
-        const bool shown = std::find(shown_models.begin(), shown_models.end(),
-                                     m + (in.synthetic(m) ? " (synthetic)" : "")) != shown_models.end();
+        const bool shown = std::find(shown_models.begin(), shown_models.end(), tick(m)) != shown_models.end();
         if (!v.empty()) {
           const double lo = *std::min_element(v.begin(), v.end()), hi = *std::max_element(v.begin(), v.end());
           const double med = median(v);
@@ -290,9 +294,13 @@ std::optional<Figure> robustness_figure(const ReportInput& in) {
 
 // ---- metric vs bits --------------------------------------------------------------------------
 
+// Full precision on the KV axis: a row without KV quantization is its method's point at 16 bits
+// (qllm-eval's KV16), drawn only beside rows that quantize the KV cache.
+constexpr int kKvOffBits = 16;
+
 int axis_bits(const ResultRow& r, const std::string& axis) {
   const auto& s = r.settings;
-  if (axis == "kv") return s.kv_bits;
+  if (axis == "kv") return s.kv_bits > 0 ? s.kv_bits : kKvOffBits;
   if (axis == "a") return s.kv_bits > 0 ? -1 : s.a_bits;
   return s.a_bits > 0 || s.kv_bits > 0 ? -1 : s.w_bits;  // weight-only rows
 }
@@ -302,8 +310,14 @@ std::optional<Figure> bits_figure(const ReportInput& in, const std::string& mode
   std::vector<std::string> evals;
   std::vector<std::pair<std::string, std::string>> keys;
   auto key_of = [&](const ResultRow& r) { return method_label(r.method, r.settings.describe_without(axis)); };
+  // The KV axis includes the float model (its KV cache quantized, and at 16 bits) and exists only
+  // when some row of the model quantizes the KV cache.
+  const bool kv = axis == "kv";
+  if (kv && std::none_of(in.results.begin(), in.results.end(),
+                         [&](const ResultRow& r) { return r.model == model && r.settings.kv_bits > 0; }))
+    return std::nullopt;
   for (const auto& r : in.results)
-    if (r.model == model && !r.is_float() && axis_bits(r, axis) > 0) {
+    if (r.model == model && (kv || !r.is_float()) && axis_bits(r, axis) > 0) {
       rows.push_back(&r);
       add_unique(evals, r.eval);
       add_unique(keys, {key_of(r), r.method});
@@ -317,6 +331,7 @@ std::optional<Figure> bits_figure(const ReportInput& in, const std::string& mode
   f.caption = "Each method along the " + axis_name +
               "-bits axis (qllm-eval's W/A/KV axes): the median over calibration sets, with the range over sets "
               "as a bar when there are several; the dashed line is the float model.";
+  if (kv) f.caption += " At 16 bits the KV cache is not quantized; the float model is a series of its own.";
   f.columns = evals.size() > 1 ? 2 : 1;
   f.data.header = {"model", "axis", "eval", "series", "bits", "sets", "median", "min", "max", "float_value"};
   for (const auto& eval : evals) {
@@ -332,7 +347,11 @@ std::optional<Figure> bits_figure(const ReportInput& in, const std::string& mode
       all.push_back(fv);
     }
     int bmin = 99, bmax = 0;
+    // Methods at one bit width are shifted a little sideways so that their bars do not hide each other.
+    size_t k = 0;
+    const double dodge = keys.size() > 1 ? std::min(0.12, 0.6 / double(keys.size())) : 0.0;
     for (const auto& [key, method] : keys) {
+      const double shift = (double(k++) - (double(keys.size()) - 1) / 2) * dodge;
       Series s;
       s.name = key;
       s.color = styles.at(key).color;
@@ -343,7 +362,7 @@ std::optional<Figure> bits_figure(const ReportInput& in, const std::string& mode
         if (r->eval == eval && key_of(*r) == key) by_bits[axis_bits(*r, axis)].push_back(r->value);
       for (const auto& [bits, v] : by_bits) {
         const double lo = *std::min_element(v.begin(), v.end()), hi = *std::max_element(v.begin(), v.end());
-        s.x.push_back(bits);
+        s.x.push_back(bits + shift);
         s.y.push_back(median(v));
         s.lo.push_back(lo);
         s.hi.push_back(hi);

@@ -24,6 +24,17 @@ std::string join_ints(const std::vector<int>& v) {
 
 std::string model_title(const ModelStats& ms) { return ms.model + (ms.synthetic ? " (synthetic)" : ""); }
 
+// The calib_set label of the heat map's drawn rows when a model has several sets.
+const char* kAllSetsLabel = "all sets (max)";
+
+// All of a model's statistics as one (the calibration sets' data concatenated): per-channel
+// absmax is the largest over the sets. ArgError when the files disagree (observe/act_stats.h).
+ActStats merged_stats(const ModelStats& ms) {
+  ActStats s = ms.stats.at(0);
+  for (size_t i = 1; i < ms.stats.size(); ++i) s.merge(ms.stats[i]);
+  return s;
+}
+
 int num_layers(const ActStats& s) {
   int n = 0;
   for (const auto& t : s.tensors) n = std::max(n, t.layer + 1);
@@ -109,45 +120,33 @@ Figure histogram_figure(const ModelStats& ms, const SetStyles& styles) {
 
 // ---- through depth --------------------------------------------------------------------------
 
-Figure depth_figure(const ModelStats& ms, const FigureOptions& opt) {
-  const OutlierReport rep = analyze_outliers(ms.stats.at(0), opt.outliers);
-  const std::string set = ms.sets.at(0).label;
-  char crit[160];
-  std::snprintf(crit, sizeof crit, "relative: absmax > %g x median channel absmax; LLM.int8: |x| >= %g in >= %g%% of tokens",
-                opt.outliers.rel_k, rep.thresholds[0], 100 * opt.outliers.int8_token_share);
-  Figure f;
-  f.id = "depth-" + slug(ms.model);
-  f.title = model_title(ms) + ": activations through depth (calibration set " + set + ")";
-  f.caption = std::string("Per decoder layer and input: the largest |x|, the kurtosis of all values (3 for a Gaussian; "
-                          "outlier channels make it large) and the number of outlier channels (") +
-              crit + "). Statistics of the model's first calibration set, " + set + ".";
-  f.columns = 3;
-  f.panel_height = 340;
-  f.data.header = {"model", "calib_set", "layer", "kind", "tensor", "cols", "absmax", "argmax_channel",
-                   "median_channel_absmax", "ratio", "kurtosis", "relative_outliers", "relative_channels",
-                   "int8_outliers", "int8_channels"};
-  Panel pmax, pkurt, pout;
-  pmax.title = "max |x| per layer";
+namespace {
+
+// The four depth panels of one input kind (max |x|, kurtosis, relative and LLM.int8 counts), one
+// series per set; `most` grows to the largest count.
+std::array<Panel, 4> depth_panels(const ModelStats& ms, const std::vector<OutlierReport>& reps, const std::string& kind,
+                                  const SetStyles& styles, double* most) {
+  const std::string k = kind == "attn_in" ? "attention input" : kind == "mlp_in" ? "MLP input" : kind_label(kind);
+  Panel pmax, pkurt, prel, pint8;
+  pmax.title = k + ": max |x|";
   pmax.y.label = "max |x| (log scale)";
   pmax.y.log = true;
-  pkurt.title = "kurtosis per layer";
-  pkurt.y.label = "kurtosis E[(x-mean)^4]/var^2 (log scale)";
+  pkurt.title = k + ": kurtosis E[(x-mean)^4]/var^2";
+  pkurt.y.label = "kurtosis (log scale)";
   pkurt.y.log = true;
   pkurt.hlines.push_back({"Gaussian (3)", "#000000", 3.0, 2});
-  pout.title = "outlier channels per layer";
-  pout.y.label = "outlier channels (count)";
-  int layers = 0;
-  for (Panel* p : {&pmax, &pkurt, &pout}) p->x.label = "decoder layer";
-  for (const auto& kind : kAllKinds) {
-    Series smax{kind_label(kind), kind_color(kind), 1, 7, true, {}, {}, {}, {}};
+  prel.title = k + ": relative outlier channels (> k x median)";
+  prel.y.label = "outlier channels (count)";
+  pint8.title = k + ": LLM.int8 outlier channels";
+  pint8.y.label = "outlier channels (count)";
+  for (size_t i = 0; i < reps.size(); ++i) {
+    const Style st = styles.at(ms.sets[i].label);
+    Series smax{ms.sets[i].label, st.color, st.dash, st.point, true, {}, {}, {}, {}};
     Series skurt = smax, srel = smax, sint8 = smax;
-    srel.name = "relative, " + kind;
-    sint8.name = "LLM.int8, " + kind;
-    sint8.dash = 2;
-    sint8.point = 6;
-    for (const auto& t : rep.tensors) {
+    // Counts are small integers: each set is shifted a little sideways so equal counts stay visible.
+    const double dodge = reps.size() > 1 ? 0.3 * (double(i) / double(reps.size() - 1) - 0.5) : 0.0;
+    for (const auto& t : reps[i].tensors) {
       if (t.kind != kind || t.layer < 0) continue;
-      layers = std::max(layers, t.layer + 1);
       if (t.absmax > 0) {
         smax.x.push_back(t.layer);
         smax.y.push_back(t.absmax);
@@ -156,47 +155,97 @@ Figure depth_figure(const ModelStats& ms, const FigureOptions& opt) {
         skurt.x.push_back(t.layer);
         skurt.y.push_back(t.kurtosis);
       }
-      // Counts are small integers: series are shifted a little sideways so that equal counts stay visible.
-      const double dodge = 0.06 * ((kind == "attn_in" ? -1.5 : 0.5));
       srel.x.push_back(t.layer + dodge);
       srel.y.push_back(double(t.relative.size()));
-      sint8.x.push_back(t.layer + dodge + 0.06);
+      sint8.x.push_back(t.layer + dodge);
       sint8.y.push_back(double(t.int8_tokens.size()));
-      f.data.rows.push_back({ms.model, set, std::to_string(t.layer), kind, t.name, std::to_string(t.cols),
+      *most = std::max({*most, double(t.relative.size()), double(t.int8_tokens.size())});
+    }
+    if (!smax.y.empty()) pmax.series.push_back(std::move(smax));
+    if (!skurt.y.empty()) pkurt.series.push_back(std::move(skurt));
+    if (!srel.y.empty()) prel.series.push_back(std::move(srel));
+    if (!sint8.y.empty()) pint8.series.push_back(std::move(sint8));
+  }
+  return {std::move(pmax), std::move(pkurt), std::move(prel), std::move(pint8)};
+}
+
+}  // namespace
+
+Figure depth_figure(const ModelStats& ms, const SetStyles& styles, const FigureOptions& opt) {
+  // Every calibration set's statistics, one series per set (its fixed style), one column of panels
+  // per input kind: the attention and MLP inputs, or whatever kinds the files hold without them.
+  std::vector<OutlierReport> reps;
+  for (const auto& st : ms.stats) reps.push_back(analyze_outliers(st, opt.outliers));
+  std::vector<std::string> kinds;
+  for (const auto& pool : {kHiddenKinds, kAllKinds}) {
+    for (const auto& kind : pool)
+      for (const auto& rep : reps)
+        if (std::any_of(rep.tensors.begin(), rep.tensors.end(), [&](const auto& t) { return t.kind == kind && t.layer >= 0; }) &&
+            std::find(kinds.begin(), kinds.end(), kind) == kinds.end())
+          kinds.push_back(kind);
+    if (!kinds.empty()) break;
+  }
+  char crit[160];
+  std::snprintf(crit, sizeof crit, "relative: absmax > %g x median channel absmax; LLM.int8: |x| >= %g in >= %g%% of tokens",
+                opt.outliers.rel_k, reps.empty() ? 6.0 : reps[0].thresholds[0], 100 * opt.outliers.int8_token_share);
+  Figure f;
+  f.id = "depth-" + slug(ms.model);
+  f.title = model_title(ms) + ": activations through depth, per calibration set";
+  f.caption = std::string("Per decoder layer, one column of panels per input: the largest |x|, the kurtosis of all values "
+                          "(3 for a Gaussian; outlier channels make it large) and the number of outlier channels (") +
+              crit + "), one curve per calibration set. Counts are shifted a little sideways per set so that equal "
+                     "counts stay visible.";
+  f.columns = std::max<int>(1, int(kinds.size()));  // a column per input kind, a row per measure; legend under the last row
+  f.panel_height = 270;
+  f.data.header = {"model", "calib_set", "layer", "kind", "tensor", "cols", "absmax", "argmax_channel",
+                   "median_channel_absmax", "ratio", "kurtosis", "relative_outliers", "relative_channels",
+                   "int8_outliers", "int8_channels"};
+  int layers = 0;
+  for (size_t i = 0; i < reps.size(); ++i)
+    for (const auto& t : reps[i].tensors) {
+      if (t.layer < 0) continue;
+      layers = std::max(layers, t.layer + 1);
+      f.data.rows.push_back({ms.model, ms.sets[i].label, std::to_string(t.layer), t.kind, t.name, std::to_string(t.cols),
                              fmt_exact(t.absmax), std::to_string(t.argmax_channel), fmt_exact(t.median_channel_absmax),
                              fmt_exact(t.ratio()), fmt_exact(t.kurtosis), std::to_string(t.relative.size()),
                              join_ints(t.relative), std::to_string(t.int8_tokens.size()), join_ints(t.int8_tokens)});
     }
-    if (!smax.y.empty()) pmax.series.push_back(std::move(smax));
-    if (!skurt.y.empty()) pkurt.series.push_back(std::move(skurt));
-    if (kind == "attn_in" || kind == "mlp_in") {
-      if (!srel.y.empty()) pout.series.push_back(std::move(srel));
-      if (!sint8.y.empty()) pout.series.push_back(std::move(sint8));
+  double most = 1;
+  std::vector<std::array<Panel, 4>> by_kind;
+  for (const auto& kind : kinds) {
+    by_kind.push_back(depth_panels(ms, reps, kind, styles, &most));
+  }
+  for (size_t m = 0; m < 4; ++m)
+    for (auto& row : by_kind) {
+      row[m].legend = m == 3;
+      f.panels.push_back(std::move(row[m]));
+    }
+  for (auto& p : f.panels) {
+    p.x.label = "decoder layer";
+    p.x.min = -0.5;
+    p.x.max = layers - 0.5;
+    if (layers <= 16) p.x.step = 1;
+    if (!p.y.log) {
+      p.y.min = 0;
+      p.y.max = most * 1.15;  // headroom: counts at the maximum stay off the frame; one scale for all counts
+      if (most <= 10) p.y.step = 1;  // counts: whole numbers only
     }
   }
-  for (Panel* p : {&pmax, &pkurt, &pout}) {
-    p->x.min = -0.5;
-    p->x.max = layers - 0.5;
-    if (layers <= 16) p->x.step = 1;
-  }
-  pout.y.min = 0;
-  double most = 1;
-  for (const auto& s : pout.series)
-    for (double y : s.y) most = std::max(most, y);
-  pout.y.max = most * 1.15;  // headroom: counts at the maximum stay off the frame
-  f.panels = {std::move(pmax), std::move(pkurt), std::move(pout)};
   return f;
 }
 
 // ---- layer × channel heat map ---------------------------------------------------------------
 
 Figure heatmap_figure(const ModelStats& ms) {
-  const ActStats& s = ms.stats.at(0);
-  const std::string set = ms.sets.at(0).label;
+  // Every set of the model: the statistics of all its calibration data together (ActStats::merge:
+  // the per-channel absmax is the largest over the sets); the CSV also holds each set's own rows.
+  const ActStats s = merged_stats(ms);
+  const bool several = ms.stats.size() > 1;
+  const std::string sets = several ? std::to_string(ms.stats.size()) + " calibration sets" : "calibration set " + ms.sets.at(0).label;
   const int layers = num_layers(s);
   Figure f;
   f.id = "heatmap-" + slug(ms.model);
-  f.title = model_title(ms) + ": per-channel absmax, layer × channel (calibration set " + set + ")";
+  f.title = model_title(ms) + ": per-channel absmax, layer × channel (" + sets + ")";
   const OutlierReport rep = analyze_outliers(s);
   std::string found;
   for (const auto& kind : kHiddenKinds) {
@@ -207,8 +256,9 @@ Figure heatmap_figure(const ModelStats& ms) {
       found += (i ? ", " : "") + std::to_string(it->second[i].first) + " (" + std::to_string(it->second[i].second) + "/" +
                std::to_string(layers) + " layers)";
   }
-  f.caption = "Largest |x| of every input channel (colour, log scale) in every layer. A bright vertical stripe is an "
-              "outlier channel that persists through depth. " +
+  f.caption = "Largest |x| of every input channel (colour, log scale) in every layer" +
+              std::string(several ? ", over all the model's calibration sets" : "") +
+              ". A bright vertical stripe is an outlier channel that persists through depth. " +
               (found.empty() ? std::string("No channel exceeds 8x its tensor's median channel absmax.")
                              : "Channels above 8x the median channel absmax: " + found + ".");
   f.raster = true;
@@ -217,26 +267,33 @@ Figure heatmap_figure(const ModelStats& ms) {
   size_t width = 0;
   for (const auto& t : s.tensors)
     if (t.kind == "attn_in" || t.kind == "mlp_in") width = std::max(width, size_t(t.cols));
-  f.data.header = {"kind", "layer", "tensor"};
+  f.data.header = {"calib_set", "kind", "layer", "tensor"};
   for (size_t c = 0; c < width; ++c) f.data.header.push_back("ch" + std::to_string(c));
-  for (const auto& kind : kHiddenKinds) {
-    Heatmap h;
-    h.cb_label = "channel absmax |x|";
-    h.log = true;
-    h.z.assign(size_t(layers), std::vector<double>(width, NAN));
+  // Each file's own rows, exactly, then (several sets) the drawn maximum over the sets.
+  auto rows_of = [&](const ActStats& st, const std::string& label, const std::string& kind, Heatmap* h) {
     bool any = false;
-    for (const auto& t : s.tensors) {
+    for (const auto& t : st.tensors) {
       if (t.kind != kind || t.layer < 0) continue;
-      std::vector<std::string> row{kind, std::to_string(t.layer), t.name};
+      std::vector<std::string> row{label, kind, std::to_string(t.layer), t.name};
       const auto am = t.absmax_vec();
       for (size_t c = 0; c < width; ++c) {
         const double v = c < am.size() ? double(am[c]) : NAN;
         row.push_back(c < am.size() ? fmt_exact(v) : "");
-        if (v > 0) h.z[size_t(t.layer)][c] = v;  // zero cannot be shown on a log colour scale
+        if (h && v > 0 && size_t(t.layer) < h->z.size()) h->z[size_t(t.layer)][c] = v;  // zero: not on a log colour scale
       }
       f.data.rows.push_back(std::move(row));
       any = true;
     }
+    return any;
+  };
+  for (const auto& kind : kHiddenKinds) {
+    Heatmap h;
+    h.cb_label = several ? "absmax |x| (max over sets)" : "channel absmax |x|";
+    h.log = true;
+    h.z.assign(size_t(layers), std::vector<double>(width, NAN));
+    bool any = false;
+    for (size_t i = 0; i < ms.stats.size(); ++i) any |= rows_of(ms.stats[i], ms.sets[i].label, kind, several ? nullptr : &h);
+    if (several) rows_of(s, kAllSetsLabel, kind, &h);
     if (!any) continue;
     Panel p;
     p.title = kind_label(kind);
@@ -362,8 +419,9 @@ struct DepthProfile {
 };
 
 DepthProfile depth_profile(const ModelStats& ms) {
-  DepthProfile d{ms.model, ms.synthetic, num_layers(ms.stats.at(0)), {}};
-  const OutlierReport rep = analyze_outliers(ms.stats.at(0));
+  const ActStats all = merged_stats(ms);  // every set of the model, as the heat map
+  DepthProfile d{ms.model, ms.synthetic, num_layers(all), {}};
+  const OutlierReport rep = analyze_outliers(all);
   for (const auto& t : rep.tensors)
     if ((t.kind == "attn_in" || t.kind == "mlp_in") && t.layer >= 0 && t.ratio() > 0)
       d.ratio[t.kind].push_back({t.layer, t.ratio()});
@@ -376,7 +434,7 @@ Figure overview_from(const std::vector<DepthProfile>& all, const std::vector<std
   f.title = "All models: outlier ratio through depth";
   f.caption = "Per layer: the largest channel absmax divided by the median channel absmax of the same input (1: no "
               "channel stands out; above 8: a relative outlier), at relative depth 0 (first layer) to 1 (last), so "
-              "that models of different depth line up. Each model's first calibration set.";
+              "that models of different depth line up. Each model's calibration sets together (absmax: the largest over the sets).";
   f.columns = 2;
   f.data.header = {"model", "kind", "layer", "layers", "relative_depth", "ratio"};
   for (const auto& kind : kHiddenKinds) {
@@ -438,7 +496,7 @@ std::vector<Section> stats_sections(const ReportInput& in, const FigureOptions& 
     }
     const ModelStats ms = load_model_stats(in, m);  // one model's files at a time
     hist.figures.push_back(histogram_figure(ms, index));
-    depth.figures.push_back(depth_figure(ms, opt));
+    depth.figures.push_back(depth_figure(ms, index, opt));
     profiles.push_back(depth_profile(ms));
     heat.figures.push_back(heatmap_figure(ms));
     if (ms.sets.size() >= 2) sim.figures.push_back(similarity_figure(ms, opt));

@@ -31,17 +31,19 @@ bool executable(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
 }
 
+// Where gnuplot is looked for when the caller gives no search path.
+const char* kDefaultSearchPath = "/usr/local/bin:/usr/bin:/bin";
 const char* kInstallHint = "install Debian's gnuplot-nox (`apt-get install gnuplot-nox`, or scripts/deps.sh)";
 
 }  // namespace
 
-std::string find_gnuplot() {
-  if (const char* env = std::getenv("CALQ_GNUPLOT"); env && *env) {
-    if (!executable(env)) throw MissingToolError(std::string("CALQ_GNUPLOT=") + env + " is not an executable file");
-    return env;
+std::string find_gnuplot(const std::string& configured, const std::string& search_path, const std::string& configured_by) {
+  if (!configured.empty()) {
+    if (!executable(configured))
+      throw MissingToolError((configured_by.empty() ? "gnuplot " : configured_by + "=") + configured + " is not an executable file");
+    return configured;
   }
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin:/bin");
+  std::stringstream dirs(search_path.empty() ? std::string(kDefaultSearchPath) : search_path);
   std::string d;
   while (std::getline(dirs, d, ':'))
     if (!d.empty() && executable(d + "/gnuplot")) return d + "/gnuplot";
@@ -279,6 +281,7 @@ void body(std::ostream& o, const Figure& f) {
     o << "set border 3 lw 1\nset tics nomirror\n";
     // The key goes below the plot, so that it never covers data and leaves the full width.
     o << "set key below horizontal Left reverse samplen 2 spacing 1.1 width 1 font \",9\"\n";
+    if (!p.legend) o << "unset key\n";
     if (!p.title.empty()) o << "set title " << q(p.title) << "\n";
     if (p.heat) heat_panel(o, p, pi);
     else series_panel(o, p, pi);

@@ -19,9 +19,13 @@ class ToolError : public Error {
   using Error::Error;
 };
 
-// Path of the gnuplot executable: $CALQ_GNUPLOT when set (must be executable), else `gnuplot`
-// on $PATH. MissingToolError, saying which Debian package to install, when there is none.
-std::string find_gnuplot();
+// Path of the gnuplot executable: `configured` when not empty (it must be executable; errors name
+// it as `configured_by`=PATH, e.g. the CLI's "CALQ_GNUPLOT"), else `gnuplot` in the first folder
+// of `search_path` (a PATH-style list; empty: /usr/local/bin:/usr/bin:/bin) that has one.
+// MissingToolError, saying which Debian package to install, when there is none. The library reads
+// no environment: the command line passes $CALQ_GNUPLOT and $PATH.
+std::string find_gnuplot(const std::string& configured = "", const std::string& search_path = "",
+                         const std::string& configured_by = "");
 
 // The gnuplot script that draws `f` into `svg_path` (and `png_path` when not empty).
 std::string gnuplot_script(const Figure& f, const std::string& svg_path, const std::string& png_path);

@@ -56,7 +56,7 @@ std::string describe_settings(const MethodSettings& s, const std::string& skip) 
   if (s.group_size < 0) add("per-channel");
   add(gran(s.w_granularity, "per_channel"));
   add(gran(s.a_granularity, "per_token"));
-  add(gran(s.kv_granularity, ""));
+  if (skip != "kv") add(gran(s.kv_granularity, ""));
   if (!std::isnan(s.alpha)) add("α" + fmt_num(s.alpha));
   return out;
 }
@@ -228,6 +228,8 @@ Json calib_json(const CalibRef& c) {
 }
 
 }  // namespace
+
+MethodSettings method_settings_from_json(const Json& j, const std::string& what) { return settings_from(j, what); }
 
 Json report_input_to_json(const ReportInput& in) {
   Json j = {{"format", "calq-report-input"}, {"version", 1}, {"title", in.title}};

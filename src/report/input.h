@@ -101,6 +101,9 @@ std::string metric_axis_label(const std::string& metric);
 // Whether smaller values are better (ppl, kld) or larger (acc).
 bool lower_is_better(const std::string& metric);
 
+// Settings from their JSON (the "settings" of a result row; a study cell's "report_settings"): absent keys unset.
+MethodSettings method_settings_from_json(const Json& j, const std::string& what);
+
 Json report_input_to_json(const ReportInput& in);
 // `what` names the source in errors (ConfigError on a missing or mistyped field).
 ReportInput report_input_from_json(const Json& j, const std::string& what);

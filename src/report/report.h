@@ -15,7 +15,7 @@ namespace calq::report {
 
 struct ReportOptions {
   FigureOptions figures;
-  std::string gnuplot;        // gnuplot executable (empty: find_gnuplot())
+  std::string gnuplot;        // gnuplot executable (empty: find_gnuplot() on the default search path)
   bool keep_scripts = false;  // keep the gnuplot scripts in <out>/gnuplot/
 };
 

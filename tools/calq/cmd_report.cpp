@@ -6,8 +6,8 @@
 #include <memory>
 
 #include "command.h"
+#include "gnuplot_path.h"
 #include "io/mapped_file.h"
-#include "report/gnuplot.h"
 #include "report/loose_files.h"
 #include "report/report.h"
 
@@ -23,7 +23,7 @@ struct ReportOpts {
 
 int run(ReportOpts& o) {
   report::ReportOptions ro;
-  ro.gnuplot = report::find_gnuplot();  // before any work: a missing gnuplot is the first error
+  ro.gnuplot = gnuplot_path();  // before any work: a missing gnuplot is the first error
   report::ReportInput in;
   if (!o.input.empty()) {
     if (!o.files.stats.empty() || !o.files.evals.empty())

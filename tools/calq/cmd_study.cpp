@@ -5,6 +5,7 @@
 // calq study submit FILE --slurm [...]            Slurm job arrays (+ submission)
 // calq study run-cell FILE --phase P --index I    one array task (what the Slurm scripts run)
 // calq study collect FILE                         merge the tasks' result files into the store
+// calq study report FILE [-o DIR]                 figures, tables and CSV (src/report/, docs/report.md)
 // The study is a library (src/study/); this file parses, calls it and prints (docs/study.md).
 #include <signal.h>
 #include <unistd.h>
@@ -17,7 +18,9 @@
 
 #include "command.h"
 #include "data_root.h"
+#include "gnuplot_path.h"
 #include "progress_bar.h"
+#include "report/study_report.h"
 #include "study/plan.h"
 #include "study/results.h"
 #include "study/runner.h"
@@ -44,7 +47,7 @@ void add_common(CLI::App& app, Common& c, bool required = true) {
 }
 
 StudyConfig load(const Common& c) {
-  if (c.file.empty()) throw ArgError("usage: calq study FILE (or: calq study plan|status|table|submit|collect FILE)");
+  if (c.file.empty()) throw ArgError("usage: calq study FILE (or: calq study plan|status|table|report|submit|collect FILE)");
   const std::string data = fs::absolute(data_root()).lexically_normal().string();
   return load_study_config(c.file, data, c.out.empty() ? "" : fs::absolute(c.out).lexically_normal().string());
 }
@@ -241,6 +244,34 @@ int table(const TableOpts& o) {
   return 0;
 }
 
+// ---- report -----------------------------------------------------------------------------------
+
+struct ReportOpts {
+  Common c;
+  std::string out;
+  double k = 8.0;
+  bool keep_scripts = false;
+};
+
+int report(const ReportOpts& o) {
+  report::ReportOptions ro;
+  ro.gnuplot = gnuplot_path();  // before any work: a missing gnuplot is the first error
+  ro.figures.outliers.rel_k = o.k;
+  ro.keep_scripts = o.keep_scripts;
+  const StudyConfig cfg = load(o.c);
+  if (!file_exists(store_path(cfg))) throw ArgError(store_path(cfg) + ": no store yet; run `calq study " + o.c.file + "`");
+  const Grid g = build_grid(cfg);
+  auto store = Store::open(store_path(cfg));
+  const std::string dir = o.out.empty() ? (fs::path(cfg.out) / "report").string() : o.out;
+  const auto sum = report::write_study_report(cfg, g, *store, dir, ro);
+  if (!sum.missing_stats.empty())
+    info(std::to_string(sum.missing_stats.size()) + " statistics not in the cache (not run yet, or removed by [study] keep; e.g. " +
+         sum.missing_stats.front() + "): their figures are not drawn");
+  std::printf("wrote %s: %d figures, %d tables, %d not drawn (no data)\n", sum.report.index.c_str(), sum.report.figures,
+              sum.report.tables, sum.report.omitted);
+  return 0;
+}
+
 // ---- Slurm ------------------------------------------------------------------------------------
 
 struct SubmitOpts {
@@ -354,7 +385,19 @@ CALQ_REGISTER_COMMAND({{"study", "table"}, "Pivot tables (calibration sets x met
                          return [o] { return table(*o); };
                        }});
 
-CALQ_REGISTER_COMMAND({{"study", "submit"}, "Write (and submit) Slurm job arrays for the study",
+CALQ_REGISTER_COMMAND({{"study", "report"}, "The study report: figures, tables and CSV from the store and cached statistics",
+                       [](CLI::App& app) -> Runner {
+                         auto o = std::make_shared<ReportOpts>();
+                         add_common(app, o->c);
+                         app.add_option("-o,--output", o->out, "report folder (default: <study out>/report)");
+                         app.add_option("-k,--k", o->k, "relative outlier factor (channel absmax > k x median)")
+                             ->capture_default_str();
+                         app.add_flag("--keep-scripts", o->keep_scripts, "keep the gnuplot scripts in OUT/gnuplot/");
+                         return [o] { return report(*o); };
+                       }});
+
+CALQ_REGISTER_COMMAND({{"study", "submit"}
+, "Write (and submit) Slurm job arrays for the study",
                        [](CLI::App& app) -> Runner {
                          auto o = std::make_shared<SubmitOpts>();
                          add_common(app, o->c);
