@@ -230,7 +230,7 @@ std::map<std::string, FigureCheck> check_page(const std::string& chromium_bin, c
   return got;
 }
 
-TEST_F(ReportBrowser, DemoReportRendersOffline) {
+TEST_F(ReportBrowser, DemoReportSlowRendersOffline) {
   const std::string build = fs::path(test::cli()).parent_path().string();
   const std::string demo = build + "/report-demo";
   std::string out;
