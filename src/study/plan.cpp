@@ -30,13 +30,20 @@ namespace {
 // takes long; docs/study.md, "Plan estimates").
 constexpr double kStepOverhead = 0.15;   // s: loading the model's config and tokenizer, threads, records
 constexpr double kTokenizeRate = 2.5e6;  // bytes of text tokenized per second
+// s per task item beyond its forwards (each choice is a request of its own: context and choice
+// tokenized, a forward set up, scores gathered); measured on the demo's tiny models, where it dominates
+constexpr double kTaskItemOverhead = 0.1;
 constexpr double kStatsPerElement = 16;  // flop-equivalents per observed activation (moments, histogram, top values)
 // Passes over the bytes of a weight when a step makes or rewrites it, each costing what filling fresh
 // memory costs (the stream probe): a synthetic weight is generated (Box-Muller), scaled by its
 // planted gains and copied into the file's pages; a quantized weight is read, quantized (scales,
-// rounding: a few passes) and written as the state and as the fake-quant checkpoint.
+// rounding, smoothing, dequantizing: ~12 passes, the count measured on both the demo's 768-wide and
+// a 4096-wide model, docs/study.md) and written as the state and as the fake-quant checkpoint.
 constexpr double kSynthPasses = 3;
-constexpr double kQuantPasses = 4;
+constexpr double kQuantPasses = 12;
+// A mapped weight file already in the page cache costs a minor page fault per page, no zeroing and
+// no copy: a quarter of filling fresh memory.
+constexpr double kReadPasses = 0.25;
 // Every byte written is copied into the file's pages and read again for the artifact's content hash.
 constexpr double kWritePasses = 2;
 
@@ -98,13 +105,15 @@ void windows_of(const EvalEntry& e, const Shape& s, double* n_windows, double* c
   *n_windows = e.w.chunks > 0 ? std::min(double(e.w.chunks), std::max(all, 1.0)) : std::max(all, 1.0);
 }
 
-// Bytes of the first `limit` lines (items) of a task file (0: all), read up to the limit.
-double task_bytes(const std::string& path, int64_t limit) {
-  if (limit <= 0) return file_bytes(path);
+// Bytes of the first `limit` lines (items) of a task file (0: all); adds the lines read to *items.
+double task_bytes(const std::string& path, int64_t limit, double* items) {
   std::ifstream in(path, std::ios::binary);
   std::string line;
   double bytes = 0;
-  for (int64_t i = 0; i < limit && std::getline(in, line); ++i) bytes += double(line.size());
+  for (int64_t i = 0; (limit <= 0 || i < limit) && std::getline(in, line); ++i) {
+    bytes += double(line.size());
+    *items += 1;
+  }
   return bytes;
 }
 
@@ -116,7 +125,7 @@ Json step_cost(const StudyConfig& c, const Grid& g, const Step& st) {
   const Shape s = model_shape(c, st.model);
   // write: bytes written to files; read: bytes of files read (mapped); fill: bytes made or rewritten
   // in memory. Each costs what filling fresh memory costs (the stream probe).
-  double flops = 0, text = 0, write = 0, fill = 0, mem = 4 * s.p_total, read = 4 * s.p_total;
+  double flops = 0, text = 0, write = 0, fill = 0, fixed = 0, mem = 4 * s.p_total, read = 4 * s.p_total;
   switch (st.kind) {
     case StepKind::Model:
       fill = kSynthPasses * 4 * s.p_total;
@@ -146,15 +155,18 @@ Json step_cost(const StudyConfig& c, const Grid& g, const Step& st) {
     case StepKind::Eval: {
       const EvalEntry& e = c.evals[size_t(st.eval)];
       if (e.kind == "tasks") {
-        double bytes = 0;
-        for (const auto& t : e.tasks)
-          bytes += task_bytes(path_join(e.task_dir, eval::task_file_name(eval::canonical_task_name(t))), e.limit);
+        double bytes = 0, items = 0;
+        for (const auto& t : e.tasks) {
+          const std::string f = path_join(e.task_dir, eval::task_file_name(eval::canonical_task_name(t)));
+          bytes += task_bytes(f, e.limit, &items);
+        }
         // Each item's line holds its context once and every choice: the forwards read the context
         // once per choice (~1.5x the line for two to four choices), at ~4 bytes per token; the
         // lm_head scores the choices' tokens (about a third).
         const double tokens = 1.5 * bytes / 4.0;
         flops = fwd_flops(s, tokens, 64, tokens / 3);
         fill = fwd_bytes(s, tokens, 64, tokens / 3);
+        fixed = kTaskItemOverhead * items;
         text = bytes * 2;
         mem += 4 * 256 * (6 * s.H + 3 * s.I) + 4 * 128 * s.V;
         break;
@@ -209,7 +221,7 @@ Json step_cost(const StudyConfig& c, const Grid& g, const Step& st) {
       break;
     }
   }
-  return {{"flops", flops}, {"text_bytes", text}, {"write_bytes", write}, {"read_bytes", read}, {"fill_bytes", fill},
+  return {{"flops", flops}, {"text_bytes", text}, {"write_bytes", write}, {"read_bytes", read}, {"fill_bytes", fill}, {"fixed_seconds", fixed},
           {"hidden", s.H}, {"params", s.p_total}, {"memory_mb", mb(mem)}};
 }
 
@@ -241,7 +253,7 @@ double probe_gemm(int64_t m, int64_t n, int64_t k, double seconds) {
 
 double probe_gflops(int threads) {
   const ThreadScope scope(threads);
-  return probe_gemm(256, 1024, 1024, 0.3);
+  return probe_gemm(512, 1024, 1024, 0.3);
 }
 
 double probe_stream_gbs() {
@@ -270,8 +282,9 @@ Rates probe_rates(int threads) {
   {
     const ThreadScope scope(threads);
     r.gemm_small = probe_gemm(256, 128, 128, 0.1);
-    r.gemm = probe_gemm(256, 1024, 1024, 0.15);
-    r.gemm_large = probe_gemm(256, 4096, 4096, 0.15);
+    // 512 rows: a forward chunk's tokens (fewer rows under-rate the large GEMMs of a 7B forward)
+    r.gemm = probe_gemm(512, 1024, 1024, 0.15);
+    r.gemm_large = probe_gemm(512, 4096, 4096, 0.15);
   }
   r.stream = probe_stream_gbs();
   return r;
@@ -309,9 +322,9 @@ StepEstimate estimate_step(const StudyConfig& c, const Grid& g, const Step& s, c
   const Json cost = step_cost(c, g, s);
   StepEstimate e;
   e.key = s.key;
-  const double bytes = kWritePasses * cost.at("write_bytes").get<double>() + cost.at("read_bytes").get<double>() +
+  const double bytes = kWritePasses * cost.at("write_bytes").get<double>() + kReadPasses * cost.at("read_bytes").get<double>() +
                        cost.value("fill_bytes", 0.0);
-  e.seconds = kStepOverhead + cost.at("flops").get<double>() / (r.gemm_at(cost.at("hidden").get<double>()) * 1e9) +
+  e.seconds = kStepOverhead + cost.value("fixed_seconds", 0.0) + cost.at("flops").get<double>() / (r.gemm_at(cost.at("hidden").get<double>()) * 1e9) +
               cost.at("text_bytes").get<double>() / kTokenizeRate + bytes / (r.stream * 1e9);
   e.memory_mb = cost.at("memory_mb").get<double>();
   return e;

@@ -26,7 +26,7 @@ Json step_cost(const StudyConfig& c, const Grid& g, const Step& s);
 // The machine's speed as the cost model reads it, measured at plan time (or when a study runs, so
 // that its recorded timings can be set against the estimates made at the speed it ran at).
 struct Rates {
-  // GFLOP/s of float32 GEMMs of 256 rows by widths 128 (tiny models), 1024 and 4096 (7B models),
+  // GFLOP/s of float32 GEMMs by widths 128 (tiny models; 256 rows), 1024 and 4096 (7B; 512 rows),
   // with the plan's threads: small GEMMs are overhead-bound, so a model's rate is read at its width.
   double gemm_small = 0, gemm = 0, gemm_large = 0;
   double stream = 0;  // GB/s filling freshly allocated memory (page faults + stores), one thread
