@@ -28,19 +28,28 @@ namespace {
 // constants here is structure (how many passes over a weight a step makes), not speed, except the
 // tokenizer rate and the per-step overhead (both small next to the model's work on any model that
 // takes long; docs/study.md, "Plan estimates").
-constexpr double kStepOverhead = 0.15;   // s: loading the model's config and tokenizer, threads, records
+constexpr double kStepOverhead = 0.05;   // s: opening files, threads, bookkeeping
 constexpr double kTokenizeRate = 2.5e6;  // bytes of text tokenized per second
-// s per task item beyond its forwards (each choice is a request of its own: context and choice
-// tokenized, a forward set up, scores gathered); measured on the demo's tiny models, where it dominates
-constexpr double kTaskItemOverhead = 0.1;
 constexpr double kStatsPerElement = 16;  // flop-equivalents per observed activation (moments, histogram, top values)
 // Passes over the bytes of a weight when a step makes or rewrites it, each costing what filling fresh
 // memory costs (the stream probe): a synthetic weight is generated (Box-Muller), scaled by its
 // planted gains and copied into the file's pages; a quantized weight is read, quantized (scales,
-// rounding, smoothing, dequantizing: ~12 passes, the count measured on both the demo's 768-wide and
-// a 4096-wide model, docs/study.md) and written as the state and as the fake-quant checkpoint.
-constexpr double kSynthPasses = 3;
-constexpr double kQuantPasses = 12;
+// rounding, smoothing, dequantizing) and written as the state and as the fake-quant checkpoint. 30:
+// the count measured on both the demo's 768-wide synthetic model and a 4096-wide one (docs/study.md;
+// the W8A8 paths' time per weight was not profiled further).
+constexpr double kSynthPasses = 4;
+constexpr double kQuantPasses = 30;
+// AWQ fake-quantizes a group's weights for each grid point: scale, round, clamp, rescale.
+constexpr double kTrialPasses = 4;
+// A forward's element-wise passes touch activations that are allocated once and reused: no page
+// faults, a quarter of the cost of filling fresh memory (as for mapped reads below).
+constexpr double kActivationPasses = 0.25;
+// GPTQ's factorizations (Cholesky, inverse, Cholesky of the inverse: ~in³ per linear) go a column
+// at a time, not as large GEMMs: at about a quarter of the GEMM rate.
+constexpr double kFactorizationCost = 4;
+// s per linear layer GPTQ solves, beyond its flops (Hessian set-up, damping, the block loop's
+// bookkeeping): what a tiny model's GPTQ costs (measured on the demo's 64/128-wide models).
+constexpr double kGptqPerLinear = 0.03;
 // A mapped weight file already in the page cache costs a minor page fault per page, no zeroing and
 // no copy: a quarter of filling fresh memory.
 constexpr double kReadPasses = 0.25;
@@ -88,7 +97,7 @@ double fwd_flops(const Shape& s, double n, double t, double r) {
 // activation (~3 passes over 4H + q/k/v + 2I per token and layer); the causal softmax makes ~4
 // passes over heads·t/2 scores per token and layer; the scored rows' log-softmax ~3 passes over V.
 double fwd_bytes(const Shape& s, double n, double t, double r) {
-  return 4 * (n * s.L * (3 * (4 * s.H + s.qd + 2 * s.kvd + 2 * s.I) + 4 * s.heads * t / 2) + 3 * r * s.V);
+  return kActivationPasses * 4 * (n * s.L * (3 * (4 * s.H + s.qd + 2 * s.kvd + 2 * s.I) + 4 * s.heads * t / 2) + 3 * r * s.V);
 }
 
 double file_bytes(const std::string& p) {
@@ -105,14 +114,13 @@ void windows_of(const EvalEntry& e, const Shape& s, double* n_windows, double* c
   *n_windows = e.w.chunks > 0 ? std::min(double(e.w.chunks), std::max(all, 1.0)) : std::max(all, 1.0);
 }
 
-// Bytes of the first `limit` lines (items) of a task file (0: all); adds the lines read to *items.
-double task_bytes(const std::string& path, int64_t limit, double* items) {
+// Bytes of the first `limit` lines (items) of a task file (0: all).
+double task_bytes(const std::string& path, int64_t limit) {
   std::ifstream in(path, std::ios::binary);
   std::string line;
   double bytes = 0;
   for (int64_t i = 0; (limit <= 0 || i < limit) && std::getline(in, line); ++i) {
     bytes += double(line.size());
-    *items += 1;
   }
   return bytes;
 }
@@ -126,6 +134,8 @@ Json step_cost(const StudyConfig& c, const Grid& g, const Step& st) {
   // write: bytes written to files; read: bytes of files read (mapped); fill: bytes made or rewritten
   // in memory. Each costs what filling fresh memory costs (the stream probe).
   double flops = 0, text = 0, write = 0, fill = 0, fixed = 0, mem = 4 * s.p_total, read = 4 * s.p_total;
+  // Steps that tokenize load the tokenizer first: parsing its tokenizer.json (0 when the model is absent).
+  const double tokenizer = file_bytes(path_join(tokenizer_dir(c, st.model), "tokenizer.json"));
   switch (st.kind) {
     case StepKind::Model:
       fill = kSynthPasses * 4 * s.p_total;
@@ -136,7 +146,7 @@ Json step_cost(const StudyConfig& c, const Grid& g, const Step& st) {
     case StepKind::Calib: {
       const CalibSpec& sp = c.calib[size_t(st.calib)].spec;
       const double tokens = double(sp.nsamples * sp.seqlen);
-      text = sp.builder == "random-tokens" ? 0 : 4 * tokens;
+      text = (sp.builder == "random-tokens" ? 0 : 4 * tokens) + tokenizer;
       write = 4 * tokens;
       read = 0;
       mem = 64 * tokens;
@@ -155,10 +165,10 @@ Json step_cost(const StudyConfig& c, const Grid& g, const Step& st) {
     case StepKind::Eval: {
       const EvalEntry& e = c.evals[size_t(st.eval)];
       if (e.kind == "tasks") {
-        double bytes = 0, items = 0;
+        double bytes = 0;
         for (const auto& t : e.tasks) {
           const std::string f = path_join(e.task_dir, eval::task_file_name(eval::canonical_task_name(t)));
-          bytes += task_bytes(f, e.limit, &items);
+          bytes += task_bytes(f, e.limit);
         }
         // Each item's line holds its context once and every choice: the forwards read the context
         // once per choice (~1.5x the line for two to four choices), at ~4 bytes per token; the
@@ -166,8 +176,7 @@ Json step_cost(const StudyConfig& c, const Grid& g, const Step& st) {
         const double tokens = 1.5 * bytes / 4.0;
         flops = fwd_flops(s, tokens, 64, tokens / 3);
         fill = fwd_bytes(s, tokens, 64, tokens / 3);
-        fixed = kTaskItemOverhead * items;
-        text = bytes * 2;
+        text = bytes * 2 + tokenizer;
         mem += 4 * 256 * (6 * s.H + 3 * s.I) + 4 * 128 * s.V;
         break;
       }
@@ -176,7 +185,7 @@ Json step_cost(const StudyConfig& c, const Grid& g, const Step& st) {
       const double scored = nw * (e.w.protocol == "llama.cpp" ? ctx / 2 : ctx - 1);
       flops = fwd_flops(s, nw * ctx, ctx, scored);
       fill = fwd_bytes(s, nw * ctx, ctx, scored);
-      if (st.kind == StepKind::KldRef || e.kind == "ppl") text = file_bytes(e.w.data);
+      text = tokenizer + (st.kind == StepKind::KldRef || e.kind == "ppl" ? file_bytes(e.w.data) : 0);
       if (st.kind == StepKind::KldRef) write = scored * (e.k * 8 + 16);
       mem += 4 * double(e.w.batch) * ctx * (6 * s.H + 3 * s.I) + 4 * 128 * s.V + 4 * ctx * ctx;
       break;
@@ -197,11 +206,12 @@ Json step_cost(const StudyConfig& c, const Grid& g, const Step& st) {
       } else if (m == "gptq") {
         // forward of every sub-block on its updated inputs, Hessians, and the solves (Cholesky and
         // the lazy block updates: ~in³ + 2·out·in² per linear).
-        const double solve = s.L * (3 * s.H * s.H * s.H + s.qd * s.qd * s.qd + s.I * s.I * s.I +
+        const double solve = s.L * (kFactorizationCost * (3 * s.H * s.H * s.H + s.qd * s.qd * s.qd + s.I * s.I * s.I) +
                                     2 * ((s.qd + 2 * s.kvd) * s.H * s.H + s.H * s.qd * s.qd +
                                          (s.gated ? 2 : 1) * s.I * s.H * s.H + s.H * s.I * s.I));
         flops = 2 * layers_fwd + 2 * n * s.L * ins2 + solve;
         fill = 2 * layers_bytes;
+        fixed = kGptqPerLinear * s.L * (s.gated ? 7 : 6);
         mem += 8 * std::max(s.H, s.I) * std::max(s.H, s.I) * 2;
       } else if (m == "awq") {
         const int grid = me.options.awq_grid;
@@ -209,7 +219,7 @@ Json step_cost(const StudyConfig& c, const Grid& g, const Step& st) {
         // q/k/v, o_proj, the MLP for up/gate, down_proj: ~1.3 layer forwards) on its weights
         // fake-quantized for the trial (kQuantPasses over them), then the clip search.
         flops = (1.3 * grid + 3) * layers_fwd + (me.options.awq_clip ? 20 * 2 * s.p_lin * std::min(n, 512.0) : 0);
-        fill = (1.3 * grid + 3) * layers_bytes + grid * kQuantPasses * 4 * s.p_lin;
+        fill = (1.3 * grid + 3) * layers_bytes + grid * kTrialPasses * 4 * s.p_lin;
         mem += 4 * n * (2 * s.H + s.I);
       } else {  // smoothquant, naive-w8a8: the statistics step's scales, no forward of their own
         flops = 0;
