@@ -24,10 +24,10 @@ namespace fs = std::filesystem;
 namespace {
 
 // Constants of the cost model. Time is work over a rate probed on the machine at plan time (GEMM
-// flops over the GEMM rate at the model's width, bytes over the memory fill rate); what is left as
-// constants here is structure (how many passes over a weight a step makes), not speed, except the
-// tokenizer rate and the per-step overhead (both small next to the model's work on any model that
-// takes long; docs/study.md, "Plan estimates").
+// flops over the GEMM rate at the model's width, bytes over the memory fill rate); the constants
+// here are mostly structure (passes over a weight), not speed. Speed-like exceptions, measured on
+// this project's machine and small next to any 7B step: the tokenizer rate, the per-step overhead,
+// GPTQ's per-linear overhead (docs/study.md, "calq study plan").
 constexpr double kStepOverhead = 0.05;   // s: opening files, threads, bookkeeping
 constexpr double kTokenizeRate = 2.5e6;  // bytes of text tokenized per second
 constexpr double kStatsPerElement = 16;  // flop-equivalents per observed activation (moments, histogram, top values)
@@ -231,7 +231,8 @@ Json step_cost(const StudyConfig& c, const Grid& g, const Step& st) {
       break;
     }
   }
-  return {{"flops", flops}, {"text_bytes", text}, {"write_bytes", write}, {"read_bytes", read}, {"fill_bytes", fill}, {"fixed_seconds", fixed},
+  return {{"flops", flops}, {"text_bytes", text}, {"write_bytes", write}, {"read_bytes", read},
+          {"fill_bytes", fill}, {"fixed_seconds", fixed},
           {"hidden", s.H}, {"params", s.p_total}, {"memory_mb", mb(mem)}};
 }
 
@@ -260,11 +261,6 @@ double probe_gemm(int64_t m, int64_t n, int64_t k, double seconds) {
 }
 
 }  // namespace
-
-double probe_gflops(int threads) {
-  const ThreadScope scope(threads);
-  return probe_gemm(512, 1024, 1024, 0.3);
-}
 
 double probe_stream_gbs() {
   // A fresh 64 MiB buffer each time (above glibc's largest mmap threshold, so always new pages):
@@ -332,9 +328,10 @@ StepEstimate estimate_step(const StudyConfig& c, const Grid& g, const Step& s, c
   const Json cost = step_cost(c, g, s);
   StepEstimate e;
   e.key = s.key;
-  const double bytes = kWritePasses * cost.at("write_bytes").get<double>() + kReadPasses * cost.at("read_bytes").get<double>() +
-                       cost.value("fill_bytes", 0.0);
-  e.seconds = kStepOverhead + cost.value("fixed_seconds", 0.0) + cost.at("flops").get<double>() / (r.gemm_at(cost.at("hidden").get<double>()) * 1e9) +
+  const double bytes = kWritePasses * cost.at("write_bytes").get<double>() +
+                       kReadPasses * cost.at("read_bytes").get<double>() + cost.value("fill_bytes", 0.0);
+  const double gemm = r.gemm_at(cost.at("hidden").get<double>()) * 1e9;
+  e.seconds = kStepOverhead + cost.value("fixed_seconds", 0.0) + cost.at("flops").get<double>() / gemm +
               cost.at("text_bytes").get<double>() / kTokenizeRate + bytes / (r.stream * 1e9);
   e.memory_mb = cost.at("memory_mb").get<double>();
   return e;

@@ -37,8 +37,6 @@ struct Rates {
 };
 // A ~1 s probe: each GEMM shape for ~0.15 s after a warm-up, then the memory fill for ~0.15 s.
 Rates probe_rates(int threads);
-// GFLOP/s of the 1024-wide GEMM alone (~0.3 s).
-double probe_gflops(int threads);
 double probe_stream_gbs();
 
 struct StepEstimate {
