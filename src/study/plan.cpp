@@ -290,7 +290,7 @@ Rates probe_rates(int threads) {
     r.gemm_small = probe_gemm(256, 128, 128, 0.1);
     // 512 rows: a forward chunk's tokens (fewer rows under-rate the large GEMMs of a 7B forward)
     r.gemm = probe_gemm(512, 1024, 1024, 0.15);
-    r.gemm_large = probe_gemm(512, 4096, 4096, 0.15);
+    r.gemm_large = probe_gemm(256, 2048, 4096, 0.15);  // 4.3 GFLOP a call: a few calls, not one
   }
   r.stream = probe_stream_gbs();
   return r;

@@ -26,7 +26,7 @@ Json step_cost(const StudyConfig& c, const Grid& g, const Step& s);
 // The machine's speed as the cost model reads it, measured at plan time (or when a study runs, so
 // that its recorded timings can be set against the estimates made at the speed it ran at).
 struct Rates {
-  // GFLOP/s of float32 GEMMs by widths 128 (tiny models; 256 rows), 1024 and 4096 (7B; 512 rows),
+  // GFLOP/s of float32 GEMMs by widths 128 (tiny models), 1024 and 4096 (7B: a 4096-deep product),
   // with the plan's threads: small GEMMs are overhead-bound, so a model's rate is read at its width.
   double gemm_small = 0, gemm = 0, gemm_large = 0;
   double stream = 0;  // GB/s filling freshly allocated memory (page faults + stores), one thread
@@ -35,7 +35,7 @@ struct Rates {
   static Rates from_json(const Json& j);
   static Rates flat(double gflops, double stream_gbs);  // every width at one rate (--gflops)
 };
-// A ~1 s probe: each GEMM shape for ~0.15 s after a warm-up, then the memory fill for ~0.15 s.
+// A ~0.8 s probe: each GEMM shape for ~0.15 s after a warm-up, then the memory fill for ~0.15 s.
 Rates probe_rates(int threads);
 double probe_stream_gbs();
 
