@@ -87,6 +87,7 @@ int run(const RunOpts& o) {
   ro.log = line;
   {
     const Grid g = build_grid(cfg);
+    require_weights(cfg, g);  // before the store exists: a study that cannot run leaves nothing
     auto store = open_store(cfg, g);
     char host[256] = {0};
     gethostname(host, sizeof host - 1);
