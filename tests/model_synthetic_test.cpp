@@ -39,6 +39,9 @@ TEST(SynthPreset, ShapesOfRealModels) {
   EXPECT_EQ(spec_params(a), 16 * (2048LL * 5120 + 3LL * 2048 * 8192 + 2 * 2048) + 2LL * 32000 * 2048 + 2048);
   // Llama-2-7B: 6,738,415,616 parameters.
   EXPECT_EQ(spec_params(synth_config("llama-7b")), 6738415616LL);
+  EXPECT_EQ(spec_params(synth_config("llama2-7b")), 6738415616LL);  // the paper's name for it
+  // Meta-Llama-3-8B: 8,030,261,248 parameters (vocab 128256, GQA 32/8, ffn 14336).
+  EXPECT_EQ(spec_params(synth_config("llama3-8b")), 8030261248LL);
   // Mistral-7B-v0.1: 7,241,732,096 parameters, window 4096 on every layer.
   const ModelConfig m = synth_config("mistral-7b");
   EXPECT_EQ(spec_params(m), 7241732096LL);

@@ -3,6 +3,7 @@
 // same steps typed by hand with the individual commands (bitwise: the same library calls).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -70,6 +71,77 @@ TEST(StudyConfig, ErrorsNameTheEntryAndKey) {
   EXPECT_THROW(parse("[study\nname=", out), FormatError);
 }
 
+// A model whose folder is absent but which names its shape: the grid and the plan exist (estimated
+// from the synthetic preset's config), running is refused with the model named. Figures of the cost
+// model: a 7B forward is ~2 x 6.5 GFLOP per token, so the plan's float perplexity window (2048
+// tokens, one chunk) at 10 GFLOP/s takes minutes, not seconds; halving every rate doubles it.
+TEST(StudyPlan, AbsentModelPlansFromItsShape) {
+  const std::string out = test::temp_path("study", "absent");
+  const std::string text = R"([study]
+name = "p"
+[[models]]
+label = "Llama-2-7B"
+path = "no/such/Llama-2-7b-hf"
+shape = "llama2-7b"
+[[calibration]]
+label = "c4"
+builder = "text"
+source = "{data}/data/c4/c4_sample.jsonl"
+[[methods]]
+method = "float"
+[[methods]]
+method = "gptq"
+[[evaluations]]
+kind = "ppl"
+data = "{data}/data/wikitext-2-raw/wiki.test.raw"
+ctx = 2048
+chunks = 1
+)";
+  const StudyConfig c = parse(text, out);
+  const Grid g = build_grid(c);
+  ASSERT_EQ(g.cells.size(), 2u);
+  ASSERT_EQ(g.inputs.absent.size(), 1u);
+  EXPECT_TRUE(g.inputs.absent[0]);
+  PlanOptions po;
+  po.rates = Rates::flat(10, 1);
+  const Plan p = make_plan(c, g, nullptr, po);
+  const Cell& fl = g.cells[0].quant.empty() ? g.cells[0] : g.cells[1];
+  const double window = p.steps.at(fl.evals.at(0)).seconds;
+  // 2048 tokens x 2 x 6.48e9 linear params + lm_head 2047 x 2 x 32000 x 4096: ~2.7e13 flops.
+  EXPECT_GT(window, 2.6e13 / 10e9);
+  EXPECT_LT(window, 2.6e13 / 10e9 * 1.5);
+  po.rates = Rates::flat(5, 0.5);
+  const Plan slow = make_plan(c, g, nullptr, po);
+  // everything doubles but the per-step overhead and the tokenizer term (~0.7 s for WikiText-2)
+  EXPECT_NEAR(slow.steps.at(fl.evals.at(0)).seconds, 2 * window, 1.0);
+  EXPECT_GT(p.peak_memory_mb, 4.0 * 6.7e9 / 1048576);  // the f32 weights at least
+  try {
+    run_study(c, RunOptions{});
+    FAIL() << "ran without weights";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("Llama-2-7B"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("llama2-7b"), std::string::npos) << e.what();
+  }
+  // Without `shape`, a missing folder is an error at once, which says how to plan anyway.
+  EXPECT_THROW(build_grid(parse(std::string(text).replace(text.find("shape"), 19, ""), out)), ConfigError);
+}
+
+// Rates: read at a model's width by log interpolation between the probed widths, clamped outside.
+TEST(StudyPlan, RatesInterpolateByWidth) {
+  Rates r;
+  r.gemm_small = 10, r.gemm = 40, r.gemm_large = 20, r.stream = 1;
+  EXPECT_DOUBLE_EQ(r.gemm_at(64), 10);
+  EXPECT_DOUBLE_EQ(r.gemm_at(128), 10);
+  EXPECT_NEAR(r.gemm_at(std::exp2(8.5)), 20, 1e-9);  // halfway in log2 between 128 and 1024: sqrt(10 x 40)
+  EXPECT_DOUBLE_EQ(r.gemm_at(1024), 40);
+  EXPECT_NEAR(r.gemm_at(2048), std::sqrt(40.0 * 20.0), 1e-9);
+  EXPECT_DOUBLE_EQ(r.gemm_at(8192), 20);
+  const Rates back = Rates::from_json(r.to_json());
+  EXPECT_EQ(back.gemm_small, 10);
+  EXPECT_EQ(back.gemm_large, 20);
+  EXPECT_EQ(back.stream, 1);
+}
+
 // Runs the tiny study, then the same steps through the CLI, and compares every perplexity
 // exactly; a rerun builds nothing; a changed axis (GPTQ bits) rebuilds only its own steps.
 TEST(StudySlow, MetricsEqualTheIndividualCommandsAndCacheIsReused) {
@@ -97,6 +169,17 @@ TEST(StudySlow, MetricsEqualTheIndividualCommandsAndCacheIsReused) {
       if (m.cell == r.cell && m.eval == "ts" && m.metric == "ppl") ppl[r.method_label + "/" + r.calib] = m.value;
   }
   ASSERT_EQ(ppl.size(), 4u);
+  // The run recorded the machine's rates, and --check has every built step kind to set against them.
+  const Rates ran = store_rates(*store);
+  EXPECT_GT(ran.gemm, 0);
+  EXPECT_GT(ran.stream, 0);
+  int checked = 0;
+  for (const KindCheck& k : check_against_store(c, g, *store, ran)) {
+    EXPECT_GT(k.estimated, 0) << k.kind;
+    EXPECT_GT(k.measured, 0) << k.kind;
+    checked += k.steps;
+  }
+  EXPECT_EQ(checked, int(g.steps.size()));
   const Plan after = make_plan(c, g, store.get(), po);
   EXPECT_EQ(after.remaining_seconds, 0);
   for (const CellEstimate& e : after.cells) EXPECT_TRUE(e.done) << e.cell;

@@ -35,6 +35,8 @@ constexpr PresetShape kPresets[] = {
      2048, 8192, 16, 32, 8, 32000, 2048, 10000.0, 1e-5, 0},
     {"llama-7b", "Llama-2-7B shape: hidden 4096, 32 layers, 32 heads (MHA), ffn 11008, vocab 32000", "llama", 4096,
      11008, 32, 32, 32, 32000, 4096, 10000.0, 1e-5, 0},
+    {"llama2-7b", "Llama-2-7B (= llama-7b): hidden 4096, 32 layers, 32 heads (MHA), ffn 11008, vocab 32000, ctx 4096",
+     "llama", 4096, 11008, 32, 32, 32, 32000, 4096, 10000.0, 1e-5, 0},
     {"mistral-7b", "Mistral-7B-v0.1 shape: hidden 4096, 32 layers, 32/8 heads, ffn 14336, vocab 32000, window 4096",
      "mistral", 4096, 14336, 32, 32, 8, 32000, 32768, 10000.0, 1e-5, 4096},
     {"llama3-8b", "Llama-3-8B shape: hidden 4096, 32 layers, 32/8 heads, ffn 14336, vocab 128256, theta 5e5",

@@ -158,6 +158,8 @@ ModelEntry parse_model(const Json& j, const std::string& what, const Paths& p) {
     synth_config(m.preset, m.layers);  // the preset exists
   } else {
     m.path = p.resolve(e.get<std::string>("path"));
+    m.shape = e.get_or<std::string>("shape", "");
+    if (!m.shape.empty()) synth_config(m.shape);  // the preset exists
   }
   e.finish();
   return m;

@@ -36,6 +36,9 @@ struct ModelEntry {
   uint64_t seed = 0;
   OutlierPlan outliers;
   std::string tokenizer;      // synthetic: the model folder whose tokenizer files it gets
+  // A real model may name the synthetic preset of its shape: while its folder is absent (weights not
+  // downloaded yet), `calq study plan` estimates its cells from that shape; running needs the folder.
+  std::string shape;
 };
 
 struct CalibEntry {

@@ -102,8 +102,19 @@ class Builder {
         in.model_id.push_back("synthetic:" + key);
         in.tokenizer_sha.push_back(files_.sha256(tokenizer_file(m.tokenizer)));
         in.model_dir.push_back(artifact_dir(c_, g_.steps.at(key)));
+        in.absent.push_back(false);
+      } else if (!fs::is_directory(m.path) && !m.shape.empty()) {
+        // No weights yet: ids that name the shape (no content to hash), so the grid and the plan
+        // exist; require_weights() stops a run.
+        in.model_id.push_back("absent:" + m.shape + ":" + m.label);
+        in.tokenizer_sha.push_back("absent:" + m.label);
+        in.model_dir.push_back(m.path);
+        in.absent.push_back(true);
       } else {
-        if (!fs::is_directory(m.path)) throw ConfigError(c_.file + ": model '" + m.label + "': no folder " + m.path);
+        if (!fs::is_directory(m.path))
+          throw ConfigError(c_.file + ": model '" + m.label + "': no folder " + m.path +
+                            " (shape = \"<preset>\" lets `calq study plan` estimate it without the weights)");
+        in.absent.push_back(false);
         in.model_id.push_back(eval::model_hash(m.path));
         in.tokenizer_sha.push_back(files_.sha256(tokenizer_file(m.path)));
         in.model_dir.push_back(m.path);
@@ -344,6 +355,13 @@ class Builder {
 };
 
 }  // namespace
+
+void require_weights(const StudyConfig& c, const Grid& g) {
+  for (size_t i = 0; i < c.models.size() && i < g.inputs.absent.size(); ++i)
+    if (g.inputs.absent[i])
+      throw ConfigError(c.file + ": model '" + c.models[i].label + "': no folder " + c.models[i].path +
+                        " (its shape '" + c.models[i].shape + "' is enough to plan, not to run)");
+}
 
 Grid build_grid(const StudyConfig& c) {
   Grid g;

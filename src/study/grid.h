@@ -52,6 +52,7 @@ struct Inputs {
   std::vector<std::string> model_id;        // per model: content id (synthetic: the model step key)
   std::vector<std::string> tokenizer_sha;   // per model: sha256 of the tokenizer.json it uses
   std::vector<std::string> model_dir;       // per model: the folder (synthetic: in the cache)
+  std::vector<bool> absent;                 // per model: folder missing, planned from its `shape`
 };
 
 struct Grid {
@@ -66,6 +67,10 @@ struct Grid {
 // Expands the config. Reads the model configs and hashes the input files (not the weights: the
 // model id reads a few MB per model, eval/identity.h).
 Grid build_grid(const StudyConfig& c);
+
+// Throws ConfigError naming the first model whose folder is absent (planned from its `shape` only):
+// running a study needs every model's weights.
+void require_weights(const StudyConfig& c, const Grid& g);
 
 // The folder of a step's artifact: <cache>/<kind>/<key>.
 std::string artifact_dir(const StudyConfig& c, const Step& s);

@@ -23,8 +23,21 @@ namespace calq::study {
 // {"flops", "text_bytes", "write_bytes", "params", "memory_mb"}.
 Json step_cost(const StudyConfig& c, const Grid& g, const Step& s);
 
-// GFLOP/s of a float32 GEMM of a transformer-like shape with `threads` threads (a ~0.3 s probe).
-double probe_gflops(int threads);
+// The machine's speed as the cost model reads it, measured at plan time (or when a study runs, so
+// that its recorded timings can be set against the estimates made at the speed it ran at).
+struct Rates {
+  // GFLOP/s of float32 GEMMs by widths 128 (tiny models), 1024 and 4096 (7B: a 4096-deep product),
+  // with the plan's threads: small GEMMs are overhead-bound, so a model's rate is read at its width.
+  double gemm_small = 0, gemm = 0, gemm_large = 0;
+  double stream = 0;  // GB/s filling freshly allocated memory (page faults + stores), one thread
+  double gemm_at(double width) const;  // interpolated in log(width), clamped to the probed range
+  Json to_json() const;
+  static Rates from_json(const Json& j);
+  static Rates flat(double gflops, double stream_gbs);  // every width at one rate (--gflops)
+};
+// A ~0.8 s probe: each GEMM shape for ~0.15 s after a warm-up, then the memory fill for ~0.15 s.
+Rates probe_rates(int threads);
+double probe_stream_gbs();
 
 struct StepEstimate {
   std::string key;
@@ -42,7 +55,8 @@ struct CellEstimate {
 };
 
 struct Plan {
-  double gflops = 0;                     // the rate used
+  double gflops = 0;                     // the 1024-wide GEMM rate used
+  Rates rates;                           // every rate used
   int threads = 0;
   std::map<std::string, StepEstimate> steps;
   std::vector<CellEstimate> cells;
@@ -51,14 +65,29 @@ struct Plan {
 };
 
 struct PlanOptions {
-  double gflops = 0;  // 0: probe
+  double gflops = 0;  // every GEMM width at this rate (0: probe the three widths)
+  double stream_gbs = 0;  // memory fill rate (0: probe)
+  Rates rates;        // when set (gemm > 0): use these, no probe (e.g. the rates a study ran at)
   int threads = 0;    // threads a step gets (0: every core)
   bool calibrate = true;  // scale by the store's measured timings
 };
 
 Plan make_plan(const StudyConfig& c, const Grid& g, const Store* store, const PlanOptions& o);
 
-// The raw estimate of one step at `gflops` (no store calibration).
-StepEstimate estimate_step(const StudyConfig& c, const Grid& g, const Step& s, double gflops);
+// The raw estimate of one step at `r` (no store calibration).
+StepEstimate estimate_step(const StudyConfig& c, const Grid& g, const Step& s, const Rates& r);
+
+// The cost model against a store's recorded timings: per calibration group of steps (the step
+// kind, quantization per method, evaluation per kind), the steps the store finished, their summed
+// raw estimate at `r` and their summed measured seconds.
+struct KindCheck {
+  std::string kind;  // "stats", "quant:gptq", "eval:ppl", ...
+  int steps = 0;
+  double estimated = 0, measured = 0;
+  double ratio() const { return estimated > 0 ? measured / estimated : 0; }
+};
+std::vector<KindCheck> check_against_store(const StudyConfig& c, const Grid& g, const Store& store, const Rates& r);
+// The rates recorded in a store when its study last ran (gemm 0 when none).
+Rates store_rates(const Store& store);
 
 }  // namespace calq::study

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <filesystem>
 #include <map>
@@ -349,11 +350,29 @@ std::vector<std::string> cells_to_run(const Grid& g, Store& store, RunSummary* s
 
 RunSummary run_study(const StudyConfig& c, const RunOptions& o) {
   const Grid g = build_grid(c);
+  require_weights(c, g);
   auto store = open_store(c, g);
   RunSummary pre;
   const std::vector<std::string> todo = cells_to_run(g, *store, &pre);
+  // The machine's speed as this run starts and ends (the geometric mean: a shared machine's load
+  // drifts), with the threads a step gets: `calq study plan --check` sets the step timings recorded
+  // by this run against the cost model at these rates.
+  const int all = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const int step_threads = std::max(1, all / std::max(1, o.jobs));
+  Rates start;
+  if (!todo.empty()) start = probe_rates(step_threads);
   Scheduler s(c, g, o, store.get());
   RunSummary sum = s.run(todo, {}, {});
+  if (!todo.empty()) {
+    // A short run (tests, a resumed study's last cells) keeps the start's rates: no second probe.
+    const Rates end = sum.seconds > 30 ? probe_rates(step_threads) : start;
+    Rates r;
+    r.gemm_small = std::sqrt(start.gemm_small * end.gemm_small);
+    r.gemm = std::sqrt(start.gemm * end.gemm);
+    r.gemm_large = std::sqrt(start.gemm_large * end.gemm_large);
+    r.stream = std::sqrt(start.stream * end.stream);
+    store->set_meta("rates", r.to_json().dump());
+  }
   sum.cells = int(g.cells.size());
   sum.already_done = pre.already_done;
   return sum;
@@ -406,6 +425,7 @@ std::vector<PhaseTask> phase_tasks(const StudyConfig& c, const Grid& g, const st
 
 RunSummary run_task(const StudyConfig& c, const std::string& phase, int index, const RunOptions& o) {
   const Grid g = build_grid(c);
+  require_weights(c, g);
   const std::vector<PhaseTask> tasks = phase_tasks(c, g, phase);
   if (index < 0 || index >= int(tasks.size()))
     throw ArgError("phase " + phase + " has " + std::to_string(tasks.size()) + " tasks; index " + std::to_string(index) +

@@ -90,6 +90,7 @@ int run(const RunOpts& o) {
   ro.log = line;
   {
     const Grid g = build_grid(cfg);
+    require_weights(cfg, g);  // before the store exists: a study that cannot run leaves nothing
     auto store = open_store(cfg, g);
     char host[256] = {0};
     gethostname(host, sizeof host - 1);
@@ -107,9 +108,43 @@ int run(const RunOpts& o) {
 
 struct PlanOpts {
   Common c;
-  double gflops = 0;
-  bool json = false, no_store = false;
+  double gflops = 0, stream_gbs = 0;
+  bool json = false, no_store = false, check = false;
+  double tolerance = 2;
 };
+
+// `plan --check`: the cost model against the timings the store recorded, per kind of step, at the
+// rates the study ran at. Kinds under 1 s of measured time in total are shown, not judged (noise).
+int check_plan(const StudyConfig& cfg, const Grid& g, const Store* store, const PlanOpts& o) {
+  if (!store) throw IoError(store_path(cfg) + ": no store (run the study first)");
+  Rates r = store_rates(*store);
+  const bool recorded = r.gemm > 0;
+  if (o.gflops > 0) r = Rates::flat(o.gflops, o.stream_gbs > 0 ? o.stream_gbs : recorded ? r.stream : probe_stream_gbs());
+  else if (!recorded) r = probe_rates(threads());
+  std::printf("estimates at %.0f / %.0f / %.0f GFLOP/s (GEMM 128 / 1024 / 4096 wide), %.1f GB/s memory fill (%s)\n",
+              r.gemm_small, r.gemm, r.gemm_large, r.stream,
+              o.gflops > 0 ? "given" : recorded ? "probed when the study ran" : "probed now: the store has no rates");
+  std::printf("%-16s %6s %12s %12s %9s\n", "kind", "steps", "estimated", "measured", "meas/est");
+  int bad = 0;
+  double te = 0, tm = 0;
+  int tn = 0;
+  for (const KindCheck& k : check_against_store(cfg, g, *store, r)) {
+    const bool judged = k.measured >= 1.0;
+    const bool ok = !judged || (k.ratio() <= o.tolerance && k.ratio() >= 1 / o.tolerance);
+    bad += ok ? 0 : 1;
+    te += k.estimated, tm += k.measured, tn += k.steps;
+    std::printf("%-16s %6d %12s %12s %9.2f%s\n", k.kind.c_str(), k.steps, secs(k.estimated).c_str(),
+                secs(k.measured).c_str(), k.ratio(), !judged ? "  (under 1 s: not judged)" : ok ? "" : "  OUT OF RANGE");
+  }
+  std::printf("%-16s %6d %12s %12s %9.2f\n", "total", tn, secs(te).c_str(), secs(tm).c_str(), te > 0 ? tm / te : 0);
+  if (tn == 0) throw ConfigError(store_path(cfg) + ": no finished steps of this grid to check against");
+  if (bad) {
+    std::printf("%d kind(s) outside %.3g x of the measured times\n", bad, o.tolerance);
+    return 1;
+  }
+  std::printf("every kind within %.3g x of the measured times\n", o.tolerance);
+  return 0;
+}
 
 int plan(const PlanOpts& o) {
   const StudyConfig cfg = load(o.c);
@@ -118,8 +153,10 @@ int plan(const PlanOpts& o) {
   if (file_exists(store_path(cfg))) store = Store::open(store_path(cfg));
   PlanOptions po;
   po.gflops = o.gflops;
+  po.stream_gbs = o.stream_gbs;
   po.threads = threads();
   po.calibrate = !o.no_store;
+  if (o.check) return check_plan(cfg, g, store.get(), o);
   const Plan p = make_plan(cfg, g, store.get(), po);
   std::map<std::string, int> kinds;
   std::map<std::string, double> kind_s, kind_mb;
@@ -144,7 +181,7 @@ int plan(const PlanOpts& o) {
       steps.push_back({{"key", k}, {"kind", step_kind_name(s.kind)}, {"label", s.label}, {"cells", s.cells.size()},
                        {"seconds", e.seconds}, {"memory_mb", e.memory_mb}, {"done", e.done}, {"scale", e.scale}});
     }
-    std::printf("%s\n", Json{{"study", cfg.name}, {"gflops", p.gflops}, {"threads", p.threads},
+    std::printf("%s\n", Json{{"study", cfg.name}, {"gflops", p.gflops}, {"rates", p.rates.to_json()}, {"threads", p.threads},
                              {"total_seconds", p.total_seconds}, {"remaining_seconds", p.remaining_seconds},
                              {"peak_memory_mb", p.peak_memory_mb}, {"scale_by_kind", p.scale_by_kind},
                              {"cells", cells}, {"steps", steps}}
@@ -159,7 +196,8 @@ int plan(const PlanOpts& o) {
   bool first = true;
   for (const auto& [k, n] : kinds) std::printf("%s%d %s", first ? "" : ", ", n, k.c_str()), first = false;
   std::printf(")\n");
-  std::printf("estimates at %.0f GFLOP/s (sgemm probe, %d threads)", p.gflops, p.threads);
+  std::printf("estimates at %.0f / %.0f / %.0f GFLOP/s (sgemm probe, 128 / 1024 / 4096 wide, %d threads), %.1f GB/s memory fill",
+              p.rates.gemm_small, p.rates.gemm, p.rates.gemm_large, p.threads, p.rates.stream);
   if (!p.scale_by_kind.empty()) {
     std::printf(", scaled by this study's measured timings:");
     for (const auto& [k, v] : p.scale_by_kind) std::printf(" %s x%.2f", k.c_str(), v);
@@ -361,9 +399,15 @@ CALQ_REGISTER_COMMAND({{"study", "plan"}, "Print the cells, the shared work and 
                        [](CLI::App& app) -> Runner {
                          auto o = std::make_shared<PlanOpts>();
                          add_common(app, o->c);
-                         app.add_option("--gflops", o->gflops, "GEMM rate to assume (default: measured by a probe)");
+                         app.add_option("--gflops", o->gflops, "GEMM rate to assume at every width (default: measured by a probe)");
+                         app.add_option("--stream-gbs", o->stream_gbs, "memory fill rate to assume, GB/s (default: measured by a probe)");
                          app.add_flag("--json", o->json, "machine-readable plan");
                          app.add_flag("--no-store", o->no_store, "do not scale by the store's measured timings");
+                         app.add_flag("--check", o->check,
+                                      "set the cost model against the store's measured timings per kind of step "
+                                      "(exit 1 if a kind is off by more than --tolerance)");
+                         app.add_option("--tolerance", o->tolerance, "--check: allowed factor (default 2)")
+                             ->check(CLI::Range(1.0, 100.0));
                          return [o] { return plan(*o); };
                        }});
 
