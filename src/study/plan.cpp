@@ -15,6 +15,7 @@
 #include "kernels/threads.h"
 #include "model/config.h"
 #include "study/steps.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 namespace calq::study {
@@ -29,7 +30,7 @@ namespace {
 // this project's machine and small next to any 7B step: the tokenizer rate, the per-step overhead,
 // GPTQ's per-linear overhead (docs/study.md, "calq study plan").
 constexpr double kStepOverhead = 0.05;   // s: opening files, threads, bookkeeping
-constexpr double kTokenizeRate = 2.5e6;  // bytes of text tokenized per second
+constexpr double kTokenizeRate = 2.5e6;  // bytes of text tokenized per second, where none was probed
 constexpr double kStatsPerElement = 16;  // flop-equivalents per observed activation (moments, histogram, top values)
 // Passes over the bytes of a weight when a step makes or rewrites it, each costing what filling fresh
 // memory costs (the stream probe): a synthetic weight is generated (Box-Muller), scaled by its
@@ -233,7 +234,8 @@ Json step_cost(const StudyConfig& c, const Grid& g, const Step& st) {
   }
   return {{"flops", flops}, {"text_bytes", text}, {"write_bytes", write}, {"read_bytes", read},
           {"fill_bytes", fill}, {"fixed_seconds", fixed},
-          {"hidden", s.H}, {"params", s.p_total}, {"memory_mb", mb(mem)}};
+          {"hidden", s.H}, {"params", s.p_total}, {"memory_mb", mb(mem)},
+          {"tokenizer", tokenizer > 0 ? tokenizer_dir(c, st.model) : std::string()}};
 }
 
 namespace {
@@ -304,7 +306,32 @@ double Rates::gemm_at(double width) const {
 
 Json Rates::to_json() const {
   return {{"gemm_small_gflops", gemm_small}, {"gemm_gflops", gemm}, {"gemm_large_gflops", gemm_large},
-          {"stream_gbs", stream}};
+          {"stream_gbs", stream}, {"tokenize_bytes_per_s", tokenize}};
+}
+
+void probe_tokenizers(const StudyConfig& c, Rates* r) {
+  std::string sample;
+  for (const EvalEntry& e : c.evals) {
+    if (e.kind != "ppl" || sample.size()) continue;
+    std::ifstream in(e.w.data, std::ios::binary);
+    sample.resize(size_t(128) << 10);
+    in.read(sample.data(), std::streamsize(sample.size()));
+    sample.resize(size_t(std::max<std::streamsize>(0, in.gcount())));
+  }
+  if (sample.size() < 4096) return;
+  for (int m = 0; m < int(c.models.size()); ++m) {
+    const std::string dir = tokenizer_dir(c, m);
+    if (r->tokenize.count(dir) || !fs::exists(path_join(dir, "tokenizer.json"))) continue;
+    const auto tok = Tokenizer::from_path(dir);
+    std::vector<double> rates;
+    for (int i = 0; i < 3; ++i) {  // the median of three: a shared machine's single calls swing
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto ids = tok->encode(sample);
+      const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (!ids.empty()) rates.push_back(double(sample.size()) / std::max(1e-6, sec));
+    }
+    if (!rates.empty()) r->tokenize[dir] = median(rates);
+  }
 }
 
 Rates Rates::from_json(const Json& j) {
@@ -314,6 +341,9 @@ Rates Rates::from_json(const Json& j) {
   r.gemm = j.value("gemm_gflops", 0.0);
   r.gemm_large = j.value("gemm_large_gflops", 0.0);
   r.stream = j.value("stream_gbs", 0.0);
+  if (j.contains("tokenize_bytes_per_s") && j["tokenize_bytes_per_s"].is_object())
+    for (const auto& [dir, v] : j["tokenize_bytes_per_s"].items())
+      if (v.is_number() && v.get<double>() > 0) r.tokenize[dir] = v.get<double>();
   return r;
 }
 
@@ -331,8 +361,10 @@ StepEstimate estimate_step(const StudyConfig& c, const Grid& g, const Step& s, c
   const double bytes = kWritePasses * cost.at("write_bytes").get<double>() +
                        kReadPasses * cost.at("read_bytes").get<double>() + cost.value("fill_bytes", 0.0);
   const double gemm = r.gemm_at(cost.at("hidden").get<double>()) * 1e9;
+  const auto tok = r.tokenize.find(cost.value("tokenizer", std::string()));
+  const double tokenize_rate = tok != r.tokenize.end() ? tok->second : kTokenizeRate;
   e.seconds = kStepOverhead + cost.value("fixed_seconds", 0.0) + cost.at("flops").get<double>() / gemm +
-              cost.at("text_bytes").get<double>() / kTokenizeRate + bytes / (r.stream * 1e9);
+              cost.at("text_bytes").get<double>() / tokenize_rate + bytes / (r.stream * 1e9);
   e.memory_mb = cost.at("memory_mb").get<double>();
   return e;
 }
@@ -360,6 +392,7 @@ Plan make_plan(const StudyConfig& c, const Grid& g, const Store* store, const Pl
     p.rates = probe_rates(p.threads);
     if (o.stream_gbs > 0) p.rates.stream = o.stream_gbs;
   }
+  probe_tokenizers(c, &p.rates);
   p.gflops = p.rates.gemm;
   for (const auto& [k, s] : g.steps) {
     StepEstimate e = estimate_step(c, g, s, p.rates);

@@ -30,6 +30,9 @@ struct Rates {
   // with the plan's threads: small GEMMs are overhead-bound, so a model's rate is read at its width.
   double gemm_small = 0, gemm = 0, gemm_large = 0;
   double stream = 0;  // GB/s filling freshly allocated memory (page faults + stores), one thread
+  // Bytes of text per second each model's tokenizer encodes (by tokenizer folder): tokenizers differ
+  // several-fold (vocabulary, merges), and an evaluation tokenizes its whole text. Missing: a default.
+  std::map<std::string, double> tokenize;
   double gemm_at(double width) const;  // interpolated in log(width), clamped to the probed range
   Json to_json() const;
   static Rates from_json(const Json& j);
@@ -37,6 +40,9 @@ struct Rates {
 };
 // A ~0.8 s probe: each GEMM shape for ~0.15 s after a warm-up, then the memory fill for ~0.15 s.
 Rates probe_rates(int threads);
+// Adds the tokenizer rate of every model whose tokenizer is present and not yet in `r`: ~50 ms
+// each, encoding the start of the study's first perplexity text (no rate without one).
+void probe_tokenizers(const StudyConfig& c, Rates* r);
 double probe_stream_gbs();
 
 struct StepEstimate {

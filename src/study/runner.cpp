@@ -360,7 +360,10 @@ RunSummary run_study(const StudyConfig& c, const RunOptions& o) {
   const int all = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   const int step_threads = std::max(1, all / std::max(1, o.jobs));
   Rates start;
-  if (!todo.empty()) start = probe_rates(step_threads);
+  if (!todo.empty()) {
+    start = probe_rates(step_threads);
+    probe_tokenizers(c, &start);
+  }
   Scheduler s(c, g, o, store.get());
   RunSummary sum = s.run(todo, {}, {});
   if (!todo.empty()) {
@@ -371,6 +374,7 @@ RunSummary run_study(const StudyConfig& c, const RunOptions& o) {
     r.gemm = std::sqrt(start.gemm * end.gemm);
     r.gemm_large = std::sqrt(start.gemm_large * end.gemm_large);
     r.stream = std::sqrt(start.stream * end.stream);
+    r.tokenize = start.tokenize;
     store->set_meta("rates", r.to_json().dump());
   }
   sum.cells = int(g.cells.size());

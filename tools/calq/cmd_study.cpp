@@ -121,6 +121,7 @@ int check_plan(const StudyConfig& cfg, const Grid& g, const Store* store, const 
   const bool recorded = r.gemm > 0;
   if (o.gflops > 0) r = Rates::flat(o.gflops, o.stream_gbs > 0 ? o.stream_gbs : recorded ? r.stream : probe_stream_gbs());
   else if (!recorded) r = probe_rates(threads());
+  probe_tokenizers(cfg, &r);  // only those the store's rates lack
   std::printf("estimates at %.0f / %.0f / %.0f GFLOP/s (GEMM 128 / 1024 / 4096 wide), %.1f GB/s memory fill (%s)\n",
               r.gemm_small, r.gemm, r.gemm_large, r.stream,
               o.gflops > 0 ? "given" : recorded ? "probed when the study ran" : "probed now: the store has no rates");
