@@ -114,7 +114,7 @@ for f in "${files[@]}"; do
   done
   ln -s "$build" "$dir/work/build"
   # The demo study's folder (studies/demo.toml: out = ../out/study-demo) is shared by all files:
-  # README runs the study once, and docs/study.md's commands find it finished in its cache.
+  # README runs the study once; docs/report.md and docs/study.md find it finished in its cache.
   mkdir -p "$scratch/study-demo" "$dir/work/out"
   ln -s "$scratch/study-demo" "$dir/work/out/study-demo"
   script="$dir/docs.sh"
