@@ -142,6 +142,29 @@ int main(int argc, char** argv) {
                 r.peak.how.c_str(), r.gemm, r.gemm_gflops, r.attn, other, 100.0 * tps_cpu / limit_cpu, r.gemm_cpu,
                 r.attn_cpu, other_cpu);
   }
+  // The decoder checks every layer's output and the logits for NaN/inf (decoder.h layer_forward):
+  // one read of [tokens, hidden] per layer plus the logits row, timed here on buffers of that size.
+  {
+    const std::vector<float> h = random_vec(size_t(a.tokens) * size_t(cfg.hidden_size), 5);
+    const std::vector<float> lg = random_vec(size_t(cfg.vocab_size), 6);
+    int64_t sink = 0;
+    for (int th : a.threads) {
+      set_threads(th);
+      const Timing c = time_runs(
+          [&] {
+            for (int i = 0; i < cfg.num_layers; ++i) sink += find_non_finite(h.data(), h.size()) >= 0;
+            sink += find_non_finite(lg.data(), lg.size()) >= 0;
+          },
+          a.reps * 10, 2);
+      double best = 1e30;
+      for (const Row& r : rows)
+        if (r.threads == th) best = std::min(best, r.t.best);
+      std::printf("non-finite checks, %d thread(s): %.3f ms per forward = %.2f%% of the fastest forward (%.3f s)\n", th,
+                  c.best * 1e3, 100.0 * c.best / best, best);
+    }
+    if (sink != 0)
+      std::printf("(unexpected non-finite value in the check buffers)\n");
+  }
   std::printf("\ntok/s from the best of %d runs; GEMM / attention / other seconds per forward, averaged over the runs "
               "(GEMM includes the bf16 conversion of activations; other = mean total - both).\n"
               "cpu-time estimate: the same from process CPU time / threads (robust to other load; with 2 threads it "

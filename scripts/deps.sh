@@ -14,6 +14,8 @@ packages=(
   # *recommends*: without ocl-icd-opencl-dev a --no-install-recommends install fails at configure.
   libdnnl-dev ocl-icd-opencl-dev
   nlohmann-json3-dev libonig-dev libutf8proc-dev libcli11-dev
+  # calq study: TOML study files (toml++) and the SQLite results store (docs/study.md).
+  libtomlplusplus-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # calq report draws with gnuplot (svg, pngcairo) in DejaVu Sans; its test opens the page in
   # headless Chromium (docs/report.md).

@@ -241,3 +241,21 @@ TEST(CalibBuild, RefusesEmptyAndTooSmallSources) {
 
 }  // namespace
 }  // namespace calq
+
+namespace calq {
+namespace {
+
+// The window length of `calq calib build`: GPTQ's 2048, capped at the model's context; a longer
+// -T than the model takes is refused at build time.
+TEST(CalibSeqlen, DefaultsToWhatTheModelTakes) {
+  EXPECT_EQ(calib_seqlen(0, 512, "m"), 512);
+  EXPECT_EQ(calib_seqlen(0, 8192, "m"), 2048);
+  EXPECT_EQ(calib_seqlen(0, 0, "m"), 2048);
+  EXPECT_EQ(calib_seqlen(256, 512, "m"), 256);
+  EXPECT_EQ(calib_seqlen(4096, 0, "m"), 4096);  // no model given: as asked
+  EXPECT_THROW(calib_seqlen(600, 512, "m"), ArgError);
+  EXPECT_THROW(calib_seqlen(-1, 512, "m"), ArgError);
+}
+
+}  // namespace
+}  // namespace calq

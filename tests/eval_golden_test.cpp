@@ -49,29 +49,43 @@ struct GoldenCase {
   TextMode mode;
 };
 
-TEST(EvalGolden, PerplexityMatchesGoldenFiles) {
-  const Json golden = load_json_file(test::data("models/stories260K/golden/perplexity.json")).at("results");
-  const Stories& s = stories();
-  DecoderLogits src(*s.model);
+// golden/perplexity.json of a real model of the data pack: the whole-file token streams (count,
+// SHA-256 of the first 2048 ids) and the perplexity of 4 windows of 512 (GPTQ protocol).
+void check_golden_perplexities(const std::string& name, const Decoder& model, const Tokenizer& tok) {
+  const Json golden = load_json_file(test::data("models/" + name + "/golden/perplexity.json")).at("results");
+  DecoderLogits src(model);
   for (const GoldenCase& c : {GoldenCase{"tinystories_val", "data/tinystories/tinystories_val.txt", TextMode::Raw},
                               GoldenCase{"wikitext2_test_raw", "data/wikitext-2-raw/wiki.test.raw", TextMode::Raw},
                               GoldenCase{"wikitext2_test_gptq", "data/wikitext-2-raw/wiki.test.raw", TextMode::HfRows}}) {
     const Json& g = golden.at(c.key);
     const EvalText text = load_eval_text(test::data(c.file), c.mode);
     EXPECT_EQ(text.file_sha256, g.at("file_sha256").get<std::string>());
-    const std::vector<int32_t> stream = token_stream(*s.tok, text.text);
-    EXPECT_EQ(int64_t(stream.size()), g.at("total_tokens_with_bos").get<int64_t>()) << c.key;
-    EXPECT_EQ(ids_sha(stream, 2048), g.at("first_2048_ids_sha256").get<std::string>()) << c.key;
-    const PplResult r = perplexity(src, make_windows(stream, 512, Protocol::Gptq, s.tok->bos_id(), 4));
+    const std::vector<int32_t> stream = token_stream(tok, text.text);
+    EXPECT_EQ(int64_t(stream.size()), g.at("total_tokens_with_bos").get<int64_t>()) << name << " " << c.key;
+    EXPECT_EQ(ids_sha(stream, 2048), g.at("first_2048_ids_sha256").get<std::string>()) << name << " " << c.key;
+    const PplResult r = perplexity(src, make_windows(stream, 512, Protocol::Gptq, tok.bos_id(), 4));
     EXPECT_EQ(r.predictions, g.at("predicted_tokens").get<int64_t>());
     const double nll = g.at("mean_nll").get<double>(), ppl = g.at("perplexity").get<double>();
-    EXPECT_NEAR(r.nll_mean, nll, 1e-6 * nll) << c.key;
-    EXPECT_NEAR(r.ppl, ppl, 1e-5 * ppl) << c.key;  // 4+ significant digits
+    EXPECT_NEAR(r.nll_mean, nll, 1e-6 * nll) << name << " " << c.key;
+    EXPECT_NEAR(r.ppl, ppl, 1e-5 * ppl) << name << " " << c.key;  // 4+ significant digits
     for (size_t w = 0; w < 4; ++w) {
       const double want = g.at("windows")[w].at("nll_sum").get<double>();
-      EXPECT_NEAR(r.window_nll_sum[w], want, 1e-6 * want) << c.key << " window " << w;
+      EXPECT_NEAR(r.window_nll_sum[w], want, 1e-6 * want) << name << " " << c.key << " window " << w;
     }
   }
+}
+
+TEST(EvalGolden, PerplexityMatchesGoldenFiles) {
+  const Stories& s = stories();
+  check_golden_perplexities("stories260K", *s.model, *s.tok);
+}
+
+// TinyStories-656K (tied embedding stored only as lm_head.weight, BPE tokenizer of 2048 pieces).
+TEST(EvalGolden, TinyStories656KPerplexityMatchesGoldenFiles) {
+  const std::string dir = test::data("models/TinyStories-656K");
+  const auto model = load_model(dir);
+  const auto tok = Tokenizer::from_path(dir);
+  check_golden_perplexities("TinyStories-656K", *model, *tok);
 }
 
 TEST(EvalGolden, LlamaCppWindowsOnTinyStoriesHandChecked) {
@@ -288,6 +302,9 @@ TEST(EvalGolden, DefaultWindowLength) {
   EXPECT_EQ(window_length(0, 4096), 2048);  // GPTQ's seqlen
   EXPECT_EQ(window_length(0, 0), 2048);     // unknown context
   EXPECT_EQ(window_length(128, 512), 128);  // --ctx
+  EXPECT_THROW(window_length(1024, 512), ArgError);         // beyond max_position_embeddings
+  EXPECT_EQ(window_length(1024, 512, /*allow_long=*/true), 1024);
+  EXPECT_EQ(window_length(4096, 0), 4096);                  // unknown context: as asked
 }
 
 // ---- the command line: what it prints, and one-line errors ----
@@ -316,9 +333,13 @@ TEST(EvalGolden, CliBadInputIsOneLineError) {
   std::string out;
   run_cli("eval ppl " + m + " --data " + empty, 1, &out);
   EXPECT_NE(out.find("calq: error: " + empty + ": empty data file"), std::string::npos) << out;
+  // A window beyond the model's 512 positions is refused; asked for, a short text is still named.
   run_cli("eval ppl " + m + " --data " + test::data("models/stories260K/golden/README.md") + " --ctx 4096", 1, &out);
+  EXPECT_NE(out.find("--allow-long-ctx"), std::string::npos) << out;
+  run_cli("eval ppl " + m + " --data " + test::data("models/stories260K/golden/README.md") + " --ctx 4096 --allow-long-ctx",
+          1, &out);
   EXPECT_NE(out.find("text too short"), std::string::npos) << out;
-  run_cli("eval tasks " + m + " --tasks mmlu", 1, &out);
+  run_cli("eval tasks " + m + " --tasks mmlu", 2, &out);  // a bad argument: usage error
   EXPECT_NE(out.find("unknown task 'mmlu'"), std::string::npos) << out;
 }
 

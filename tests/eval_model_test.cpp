@@ -13,6 +13,7 @@
 #include "eval/logprob.h"
 #include "eval/loglik.h"
 #include "eval/ppl.h"
+#include "eval/session.h"
 #include "kernels/threads.h"
 #include "io/safetensors.h"
 #include "formats/loader.h"
@@ -163,6 +164,19 @@ TEST(EvalModel, ResultsDoNotDependOnThreadCount) {
     EXPECT_EQ(nll[t], nll[0]);  // bit-identical
     for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(ll[t][i].logprob, ll[0][i].logprob) << t << " " << i;
   }
+}
+
+// A bf16 checkpoint evaluated in f32 (the default) says so and how to get bf16 compute (#10 item 5);
+// an f32 checkpoint, or bf16 compute, says nothing.
+TEST(EvalModel, ComputeTypeNoteForBf16Checkpoints) {
+  const EvalSession bf16 = open_session(test::data("models/tiny/llama3"), "", false);
+  EXPECT_EQ(bf16.model->checkpoint()->config().at("torch_dtype"), "bfloat16");
+  const std::string note = compute_type_note(bf16, ComputeType::F32);
+  EXPECT_NE(note.find("compute: f32 (the checkpoint stores bf16 weights"), std::string::npos) << note;
+  EXPECT_NE(note.find("--bf16"), std::string::npos) << note;
+  EXPECT_EQ(compute_type_note(bf16, ComputeType::BF16), "");
+  const EvalSession f32 = open_session(test::data("models/stories260K"), "", false);
+  EXPECT_EQ(compute_type_note(f32, ComputeType::F32), "");
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // without recomputing finished units; a log from another run is refused; a torn last line (a
 // crash mid-write) is redone.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include "eval/resume.h"
 #include "eval/task_eval.h"
 #include "eval_test_util.h"
+#include "test_util.h"
 #include "util/error.h"
 
 namespace calq::eval {
@@ -97,6 +99,50 @@ TEST(EvalResume, TasksAndKldSkipFinishedUnits) {
   EXPECT_EQ(kgot.kld_mean, kwant.kld_mean);
   EXPECT_EQ(kgot.kld_p99, kwant.kld_p99);
   EXPECT_EQ(kgot.dp_mean_pct, kwant.dp_mean_pct);
+}
+
+}  // namespace
+}  // namespace calq::eval
+
+namespace calq::eval {
+namespace {
+
+// One writer per log: concurrent runs on one --resume log used to interleave and duplicate lines
+// (the next resume then failed). A second writer is refused at once, naming the holder's pid; a log
+// of another run is still told apart by its key; the lock goes with the first writer.
+TEST(EvalResume, OneWriterAtATime) {
+  const std::string path = fresh("locked.jsonl");
+  {
+    ResumeLog first(path, "k");
+    first.put("window/0", 1.5);
+    try {
+      ResumeLog second(path, "k");
+      ADD_FAILURE() << "a second writer was accepted";
+    } catch (const IoError& e) {
+      EXPECT_NE(std::string(e.what()).find(path + " is in use by another calq process (pid " +
+                                           std::to_string(::getpid()) + ")"),
+                std::string::npos)
+          << e.what();
+    }
+    EXPECT_THROW(ResumeLog(path, "other run"), ArgError);
+    std::string out;  // another process sees the lock too (flock(1), util-linux)
+    EXPECT_EQ(test::run_command("flock -n " + path + ".lock true", &out), 1) << out;
+    // The command line: `calq eval ppl --resume LOG2` while this process holds LOG2 (not yet written:
+    // the key check of an existing log comes first).
+    const std::string path2 = fresh("locked2.jsonl");
+    const FileLock hold(path2);
+    const std::string cmd = "CALQ_PROGRESS=0 " + test::cli() + " -t 1 eval ppl " + test::data("models/stories260K") +
+                            " --data " + test::data("data/tinystories/tinystories_val.txt") +
+                            " --ctx 128 --chunks 2 --resume " + path2;
+    EXPECT_EQ(test::run_command(cmd, &out), 1) << out;
+    EXPECT_NE(out.find("is in use by another calq process (pid " + std::to_string(::getpid()) + ")"),
+              std::string::npos)
+        << out;
+  }
+  EXPECT_FALSE(std::filesystem::exists(path + ".lock"));
+  ResumeLog again(path, "k");
+  EXPECT_EQ(again.restored(), 1u);
+  EXPECT_EQ(*again.find("window/0"), 1.5);
 }
 
 }  // namespace

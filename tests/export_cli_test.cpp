@@ -24,14 +24,20 @@ TEST(ExportCli, QuantStateToEveryFormat) {
     std::string out;
     ASSERT_EQ(run_command(cli() + " export " + dir / "qs" + " --format " + fmt + " -o " + dir / fmt, &out), 0) << out;
     EXPECT_NE(out.find("wrote"), std::string::npos) << out;
-    EXPECT_TRUE(bitwise_equal(fixture_logits(*load_model(dir / fmt), model), want)) << fmt;
+    EXPECT_TRUE(bitwise_equal(fixture_logits(*load_dequantized(dir / fmt), model), want)) << fmt;
   }
   std::string out;
-  ASSERT_EQ(run_command(cli() + " export " + dir / "qs" + " --format gguf --type q4_0 -o " + dir / "m.gguf", &out), 0) << out;
+  // GGUF q4_0 cannot hold the codes: refused (exit 1, nothing written) unless --requantize.
+  ASSERT_EQ(run_command(cli() + " export " + dir / "qs" + " --format gguf --type q4_0 -o " + dir / "m.gguf", &out), 1) << out;
+  EXPECT_NE(out.find("--requantize"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "m.gguf"));
+  ASSERT_EQ(run_command(cli() + " export " + dir / "qs" + " --format gguf --type q4_0 --requantize -o " + dir / "m.gguf", &out), 0) << out;
+  EXPECT_NE(out.find("re-quantized"), std::string::npos) << out;
   EXPECT_EQ(detect_model_format(dir / "m.gguf"), "gguf");
   // Byte for byte what the library writes for the same run (its numerics: export_gguf_test.cpp).
   GgufExportOptions o;
   o.type = ggml::Type::Q4_0;
+  o.requantize = true;
   export_gguf(qs, dir / "lib.gguf", o);
   EXPECT_EQ(read_file(dir / "m.gguf"), read_file(dir / "lib.gguf"));
 }
@@ -52,8 +58,9 @@ TEST(ExportCli, BadInputIsOneLineAndWritesNothing) {
   EXPECT_FALSE(std::filesystem::exists(dir / "out.calq-tmp"));
   // A float model cannot become GPTQ; a bad --type is named.
   EXPECT_EQ(run_command(cli() + " export " + data("models/tiny/llama2") + " --format awq -o " + dir / "out", &out), 1);
-  EXPECT_NE(out.find("QuantState"), std::string::npos) << out;
-  EXPECT_EQ(run_command(cli() + " export " + data("models/tiny/llama2") + " --format gguf --type q6_k -o " + dir / "x.gguf", &out), 1);
+  EXPECT_NE(out.find("quantization run"), std::string::npos) << out;
+  // A bad --type is a usage error (exit 2).
+  EXPECT_EQ(run_command(cli() + " export " + data("models/tiny/llama2") + " --format gguf --type q6_k -o " + dir / "x.gguf", &out), 2);
   EXPECT_NE(out.find("q6_k"), std::string::npos) << out;
   EXPECT_FALSE(std::filesystem::exists(dir / "x.gguf"));
   EXPECT_FALSE(std::filesystem::exists(dir / "x.gguf.tmp"));

@@ -111,18 +111,17 @@ QuantState write_quant_state(const MemoryRun& q, const std::string& dir, int num
   QuantState st = QuantState::create(dir, info);
   std::vector<LayerResult> layers(static_cast<size_t>(num_layers));
   for (int i = 0; i < num_layers; ++i) layers[size_t(i)].layer = i;
-  SafetensorsWriter extra;  // outside the decoder layers (lm_head): extra.safetensors
-  bool has_extra = false;
+  LayerResult extra;  // outside the decoder layers (lm_head): extra.safetensors
+  extra.layer = -1;
   for (const auto& [m, w] : q.weights) {
     if (layer_of_name(m) < 0) {
-      add_quantized_weight(extra, m, w);
-      has_extra = true;
+      extra.weights[m] = w;
     } else {
       layers.at(size_t(layer_of_name(m))).weights[m] = w;
     }
   }
   for (const auto& [n, t] : q.tensors) layers.at(size_t(layer_of_name(n))).replaced[n] = t.to(DType::F32);
-  if (has_extra) extra.write(path_join(dir, "extra.safetensors"));
+  if (!extra.weights.empty()) st.write_layer(extra);
   for (const auto& r : layers) st.write_layer(r);
   return QuantState::open(dir);
 }
@@ -163,6 +162,13 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
 bool bitwise_equal(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
   return std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+}
+
+std::unique_ptr<Decoder> load_dequantized(const std::string& path) {
+  LoadOptions o;
+  o.compute = ComputeType::F32;
+  o.float_weights = true;
+  return load_model(path, o);
 }
 
 }  // namespace calq::test

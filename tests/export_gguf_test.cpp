@@ -110,7 +110,7 @@ TEST(ExportGguf, LoadEqualsRequantizedModelBitwise) {
     export_gguf(model, out, o);
     EXPECT_EQ(detect_model_format(out), "gguf");
     auto want = requantized_reference(model, nullptr, o);
-    auto got = load_model(out);
+    auto got = load_dequantized(out);
     expect_same_model(*want, *got, model);
   }
 }
@@ -181,13 +181,13 @@ TEST(ExportGguf, FileContentsMatchLlamaCppConventions) {
   EXPECT_EQ(tokens[3], "<0x00>");
   const gguf::Value* types = f->find("tokenizer.ggml.token_type");
   ASSERT_TRUE(types);
-  EXPECT_EQ(types->arr.at(1).i, 3);    // control (added_tokens_decoder special)
-  EXPECT_EQ(types->arr.at(3).i, 6);    // byte
-  EXPECT_EQ(types->arr.at(300).i, 1);  // normal
+  EXPECT_EQ(types->at(1).i, 3);    // control (added_tokens_decoder special)
+  EXPECT_EQ(types->at(3).i, 6);    // byte
+  EXPECT_EQ(types->at(300).i, 1);  // normal
   const auto sp = parse_sentencepiece_model(read_file(path_join(model, "tokenizer.model")), "tokenizer.model");
   ASSERT_EQ(sp.size(), 512u);
   const gguf::Value* scores = f->find("tokenizer.ggml.scores");
-  EXPECT_EQ(float(scores->arr.at(300).f), sp[300].score);
+  EXPECT_EQ(float(scores->at(300).f), sp[300].score);
   EXPECT_EQ(tokens[300], sp[300].piece);
   EXPECT_EQ(f->get_uint("tokenizer.ggml.bos_token_id"), 1u);
   EXPECT_EQ(f->get_uint("tokenizer.ggml.eos_token_id"), 2u);
@@ -208,14 +208,14 @@ TEST(ExportGguf, TokenizerJsonPaths) {
   EXPECT_TRUE(warnings.empty());
   EXPECT_EQ(w.find("tokenizer.ggml.model")->s, "llama");
   const gguf::Value* types = w.find("tokenizer.ggml.token_type");
-  EXPECT_EQ(types->arr.at(0).i, 3);  // <unk>: an added special token
-  EXPECT_EQ(types->arr.at(10).i, 6);
+  EXPECT_EQ(types->at(0).i, 3);  // <unk>: an added special token
+  EXPECT_EQ(types->at(10).i, 6);
   const gguf::Value* scores = w.find("tokenizer.ggml.scores");
   const Json tj = load_json_file(dir / "tokenizer.json");
   const std::string first = tj["model"]["merges"][0].get<std::string>();
   const std::string merged = first.substr(0, first.find(' ')) + first.substr(first.find(' ') + 1);
   const int64_t id = tj["model"]["vocab"][merged].get<int64_t>();
-  EXPECT_EQ(scores->arr.at(size_t(id)).f, 0.0);  // rank 0 -> the highest score of any merge
+  EXPECT_EQ(scores->at(size_t(id)).f, 0.0);  // rank 0 -> the highest score of any merge
   EXPECT_EQ(w.find("tokenizer.ggml.bos_token_id")->u, 1u);
   // Byte-level BPE (Llama-3 tokenizer.json): gpt2 model with merges.
   cfg.vocab_size = 128256;
@@ -223,9 +223,9 @@ TEST(ExportGguf, TokenizerJsonPaths) {
   add_tokenizer_metadata(w3, data("tokenizers/llama3"), cfg);
   EXPECT_EQ(w3.find("tokenizer.ggml.model")->s, "gpt2");
   EXPECT_EQ(w3.find("tokenizer.ggml.pre")->s, "llama-bpe");
-  EXPECT_EQ(w3.find("tokenizer.ggml.tokens")->arr.size(), 128256u);
-  EXPECT_GT(w3.find("tokenizer.ggml.merges")->arr.size(), 100000u);
-  EXPECT_EQ(w3.find("tokenizer.ggml.token_type")->arr.at(128000).i, 3);  // <|begin_of_text|>
+  EXPECT_EQ(w3.find("tokenizer.ggml.tokens")->size(), 128256u);
+  EXPECT_GT(w3.find("tokenizer.ggml.merges")->size(), 100000u);
+  EXPECT_EQ(w3.find("tokenizer.ggml.token_type")->at(128000).i, 3);  // <|begin_of_text|>
   // Too many tokens for the model's embeddings: no tokenizer metadata, a warning.
   cfg.vocab_size = 1000;
   gguf::Writer w4;
@@ -239,10 +239,21 @@ TEST(ExportGguf, FromAFakeQuantRun) {
   ScratchDir dir("gguf_q");
   GgufExportOptions o;
   o.type = ggml::Type::Q8_0;
-  const ExportReport rep = export_gguf(dir.state(q), dir / "m.gguf", o);
+  // A second quantization only when asked for; nothing is written when refused.
+  const QuantState qs = dir.state(q);
+  try {
+    export_gguf(qs, dir / "m.gguf", o);
+    FAIL() << "re-quantized without requantize";
+  } catch (const ArgError& e) {
+    EXPECT_NE(std::string(e.what()).find("rtn 4-bit g32"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--requantize"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "m.gguf"));
+  o.requantize = true;
+  const ExportReport rep = export_gguf(qs, dir / "m.gguf", o);
   EXPECT_EQ(rep.quantized, int64_t(q.weights.size()));
   auto want = requantized_reference(model, &q, o);
-  auto got = load_model(dir / "m.gguf");
+  auto got = load_dequantized(dir / "m.gguf");
   expect_same_model(*want, *got, model);
   // Sanity: Q8_0 of the 4-bit fake-quant model stays close to the fake-quant model itself.
   auto fq = fake_quant_decoder(q);
@@ -250,6 +261,22 @@ TEST(ExportGguf, FromAFakeQuantRun) {
   const double scale = max_abs_diff(lf, Tensor::zeros(DType::F32, lf.shape()));
   std::printf("fake-quant vs its Q8_0 GGUF: max |dlogit| %g of max |logit| %g\n", max_abs_diff(lf, lg), scale);
   EXPECT_LT(max_abs_diff(lf, lg), 0.05 * scale);
+}
+
+// F32 holds the fake-quant weights exactly: no requantize needed, and the loaded model is the
+// fake-quant model bitwise.
+TEST(ExportGguf, F32FromARunIsTheFakeQuantModel) {
+  const std::string model = data("models/tiny/llama2");
+  const MemoryRun q = rtn_quantize_model(model, {3, 32, false, false});
+  ScratchDir dir("gguf_f32");
+  GgufExportOptions o;
+  o.type = ggml::Type::F32;
+  const ExportReport rep = export_gguf(dir.state(q), dir / "m.gguf", o);
+  EXPECT_EQ(rep.quantized, int64_t(q.weights.size()));
+  auto fq = fake_quant_decoder(q);
+  auto got = load_model(dir / "m.gguf");
+  const Tensor a = fixture_logits(*fq, model), b = fixture_logits(*got, model);
+  EXPECT_TRUE(bitwise_equal(a, b)) << "max |dlogit| " << max_abs_diff(a, b);
 }
 
 TEST(ExportGguf, BadFilesGiveOneLineErrors) {

@@ -3,6 +3,8 @@
 // previous output), and the one list of side files.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 
 #include "export_fixtures.h"
@@ -81,6 +83,48 @@ TEST(FormatsOutput, FakeQuantFolderFollowsTheProtocol) {
   write_file_atomic(dir / "other/notes.txt", "mine");
   EXPECT_THROW(write_fake_quant_checkpoint(qs, dir / "other"), ArgError);
   EXPECT_EQ(read_file(dir / "other/notes.txt"), "mine");
+}
+
+
+
+// Outputs never destroy what they replace: a target that exists and is not a regular file or a
+// folder (a FIFO here; /dev/null as root before the fix) is refused before anything is written, by
+// every writer, and stays what it was. (Before: the temporary file was renamed over it.)
+TEST(FormatsOutput, DevicesAreNeverReplaced) {
+  ScratchDir dir("out_fifo");
+  const std::string fifo = dir / "fifo", link = dir / "link";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  fs::create_symlink(fifo, link);
+  auto is_fifo = [&] { return fs::is_fifo(fs::symlink_status(fifo)) && fs::is_symlink(fs::symlink_status(link)); };
+  for (const std::string& target : {fifo, link}) {
+    EXPECT_THROW(write_file_atomic(target, "x"), ArgError) << target;
+    EXPECT_THROW(AtomicFile{target}, ArgError) << target;
+    EXPECT_THROW(check_new_output_file(target), ArgError) << target;
+    EXPECT_THROW(check_output_dir(target), ArgError) << target;
+    EXPECT_THROW(OutputDir{target}, ArgError) << target;
+    try {
+      check_output_target(target);
+      ADD_FAILURE() << "accepted " << target;
+    } catch (const ArgError& e) {
+      EXPECT_NE(std::string(e.what()).find("a FIFO"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(is_fifo());
+    EXPECT_FALSE(fs::exists(target + ".tmp"));
+  }
+  // A regular file or a folder is fine, and a stale temporary is replaced, not written through.
+  write_file_atomic(dir / "f.json", "1");
+  fs::create_symlink(dir / "victim", dir / "g.json.tmp");
+  write_file_atomic(dir / "victim", "keep");
+  write_file_atomic(dir / "g.json", "2");
+  EXPECT_EQ(read_file(dir / "g.json"), "2");
+  EXPECT_EQ(read_file(dir / "victim"), "keep");
+  // The command line: `calq logits ... -o FIFO` fails with one line before running the model.
+  const std::string ids = dir / "ids.json";
+  write_file_atomic(ids, "{\"input_ids\": [[1, 2, 3]]}");
+  std::string out;
+  EXPECT_EQ(run_command(cli() + " logits " + data("models/stories260K") + " --ids " + ids + " -o " + fifo, &out), 1);
+  EXPECT_NE(out.find("calq: error: " + fifo + ": exists and is a FIFO"), std::string::npos) << out;
+  EXPECT_TRUE(is_fifo());
 }
 
 }  // namespace

@@ -80,12 +80,12 @@ TEST(Gguf, EveryMetadataTypeRoundTrips) {
   const Value* fs = f->find("a.f32s");
   ASSERT_TRUE(fs);
   EXPECT_EQ(fs->elem, ValueType::F32);
-  EXPECT_EQ(fs->arr.at(0).f, -1000.0);
+  EXPECT_EQ(fs->at(0).f, -1000.0);
   const Value* n = f->find("a.nested");
   ASSERT_TRUE(n);
-  ASSERT_EQ(n->arr.size(), 2u);
-  EXPECT_EQ(n->arr[0].arr.at(1).i, 2);
-  EXPECT_TRUE(n->arr[1].arr.empty());
+  ASSERT_EQ(n->size(), 2u);
+  EXPECT_EQ(n->at(0).at(1).i, 2);
+  EXPECT_EQ(n->at(1).size(), 0u);
   EXPECT_THROW(f->get_uint("a.i8"), FormatError);     // negative
   EXPECT_THROW(f->get_string("a.u8"), FormatError);   // wrong type
   EXPECT_THROW(f->get_uint("missing.key"), FormatError);

@@ -73,5 +73,30 @@ TEST(ImatrixExport, RefusesModelsWithoutGgufNames) {
   EXPECT_THROW(imatrix_writer(s), ArgError);
 }
 
+// The legacy .dat layout, byte by byte, on a hand-made statistics entry: 2 chunks, 4 tokens,
+// Σx² = {4, 8}: values mean(x²)·ncall = {2, 4}.
+TEST(ImatrixExport, LegacyDatKnownBytes) {
+  ActStats s;
+  s.meta = {{"samples", 2}};
+  TensorStats t;
+  t.name = "model.layers.0.mlp.down_proj";
+  t.modules = {t.name};
+  t.kind = "mlp_out";
+  t.layer = 0;
+  t.init(2);
+  t.count = 4;
+  t.sum2 = {4.0, 8.0};
+  s.tensors.push_back(t);
+  ImatrixOptions o;
+  o.datasets = {"wiki"};
+  const std::string got = imatrix_dat_bytes(s, o);
+  auto i32 = [](int32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
+  auto f32 = [](float v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
+  const std::string name = "blk.0.ffn_down.weight";
+  const std::string want = i32(1) + i32(int32_t(name.size())) + name + i32(2) + i32(2) + f32(2.0f) + f32(4.0f) +
+                           i32(2) + i32(4) + "wiki";
+  EXPECT_EQ(got, want);
+}
+
 }  // namespace
 }  // namespace calq

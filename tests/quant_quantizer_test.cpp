@@ -176,7 +176,7 @@ TEST(QuantQuantizer, BadSettingsAreRejected) {
   float a[] = {1.0f};
   EXPECT_THROW(fake_quant_per_token(a, 1, 1, 1), ArgError);
   EXPECT_THROW(fake_quant_per_tensor_static(a, 1, 0.0f, 8), ArgError);
-  EXPECT_THROW(parse_act_granularity("per_channel"), ArgError);
+  EXPECT_THROW(parse_act_granularity("per_row"), ArgError);
   try {
     quantize_rtn(x, 1, 2, scheme(12, false, BlockShape::PerChannel, 0, RangeRule::Gptq));
   } catch (const ArgError& e) {
@@ -225,6 +225,36 @@ TEST(QuantQuantizer, PerTokenFastPathAndTransformEqualReference) {
       EXPECT_LE(std::unique(row.begin(), row.end()) - row.begin(), (1 << bits) - 1);
     }
   }
+}
+
+}  // namespace
+}  // namespace calq
+
+namespace calq {
+namespace {
+
+// The qllm-eval activation granularities beside per-token: known answers at 8 bits (s = absmax/127).
+TEST(QuantQuantizer, PerChannelAndPerTensorActivationsKnownAnswers) {
+  EXPECT_EQ(parse_act_granularity("per_channel"), ActGranularity::PerChannel);
+  EXPECT_EQ(parse_act_granularity("per-tensor"), ActGranularity::PerTensor);
+  // rows x cols = 2 x 2: column 0 {1, 0.3}, column 1 {100, 40}.
+  float c[] = {1.0f, 100.0f, 0.3f, 40.0f}, r[4];
+  std::copy(c, c + 4, r);
+  fake_quant_per_channel(c, 2, 2, 8);
+  fake_quant_per_channel_ref(r, 2, 2, 8);
+  EXPECT_EQ(std::memcmp(c, r, sizeof c), 0);
+  EXPECT_FLOAT_EQ(c[0], 1.0f);
+  EXPECT_FLOAT_EQ(c[2], 38.0f / 127.0f);          // 0.3 * 127 = 38.1
+  EXPECT_FLOAT_EQ(c[3], 51.0f * 100.0f / 127.0f);  // 40 * 1.27 = 50.8
+  float t[] = {1.0f, 100.0f, 0.3f, 40.0f};
+  fake_quant_per_tensor_dynamic(t, 4, 8);
+  EXPECT_FLOAT_EQ(t[0], 100.0f / 127.0f);  // 1.27 -> 1
+  EXPECT_EQ(t[2], 0.0f);                   // 0.381 -> 0
+  EXPECT_FLOAT_EQ(t[1], 100.0f);
+  const auto pc = make_dynamic_act_quant(ActGranularity::PerChannel, 8);
+  ASSERT_TRUE(pc);
+  EXPECT_EQ(pc->describe(), "a8 per-channel dynamic");
+  EXPECT_FALSE(make_dynamic_act_quant(ActGranularity::PerTensorStatic, 8));
 }
 
 }  // namespace

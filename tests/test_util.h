@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,12 @@ inline std::string temp_path(const std::string& prefix, const std::string& name)
   const std::string leaf = "calq_" + prefix + "_" + std::to_string(::getpid()) + "_" + name;
   return (std::filesystem::temp_directory_path() / leaf).string();
 }
+
+// Copies the model folder `src` (config.json, model.safetensors, tokenizer/generation files) to
+// `dst`, its float tensors stored as `dtype`; `edit(name, t)` may change each (a writable copy) before
+// it is written, e.g. to plant a NaN.
+void write_model_copy(const std::string& src, const std::string& dst, DType dtype,
+                      const std::function<void(const std::string&, Tensor&)>& edit = {});
 
 // Path of the calq executable built beside the tests.
 inline std::string cli() { return CALQ_CLI_PATH; }

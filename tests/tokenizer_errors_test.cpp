@@ -111,6 +111,20 @@ TEST(TokenizerErrors, UnboundedGrowthIsAnErrorNotAnOutOfMemory) {
   EXPECT_EQ(t3->decode({2}), "b");
 }
 
+// Ids are JSON integers in range: never a fraction, a float-typed whole number or a value that
+// would wrap (util/json.h json_int_problem, shared with every other JSON reader).
+TEST(TokenizerErrors, IdsAreJsonIntegersInRange) {
+  for (const char* lit : {"4294967297", "18446744073709551616", "-1", "1.0", "1.5", "1e0"}) {
+    SCOPED_TRACE(lit);
+    expect_error<FormatError>(variant(R"("a":1)", std::string("\"a\":") + lit), "model.vocab.'a': value ");
+    expect_error<FormatError>(variant(R"("id":0,"content")", std::string("\"id\":") + lit + ",\"content\""),
+                              "added_tokens[0].id: value ");
+    expect_error<FormatError>(variant(R"("ids":[0])", std::string("\"ids\":[") + lit + "]"), "ids[0]: value ");
+  }
+  expect_error<FormatError>(variant(R"("a":1)", R"("a":4294967297)"), "value = 4294967297 is out of range [0, ");
+  expect_error<FormatError>(variant(R"("a":1)", R"("a":1.0)"), "value must be an integer (no fraction or exponent), got 1.0");
+}
+
 TEST(TokenizerErrors, MissingFilesAndFolders) {
   EXPECT_THROW(Tokenizer::from_path("/nonexistent/tokenizer.json"), IoError);
   try {

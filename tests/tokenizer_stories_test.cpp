@@ -29,6 +29,26 @@ TEST(TokenizerStories, InputIdsGolden) {
   EXPECT_EQ(tok.vocab_size(), 512);
 }
 
+// TinyStories-656K's tokenizer.json (BPE, 2048 pieces, no pre-tokenizer, out-of-alphabet characters
+// fused into one <unk>): golden/input_ids.json; its `decoded` drops the special ids 0, 1, 2 first
+// (golden/README.md: tokenizers 0.23 decodes added tokens in their normalized form).
+TEST(TokenizerStories, TinyStories656KInputIdsGolden) {
+  const Tokenizer& tok = shared_tokenizer("TinyStories-656K");
+  const Json j = load_json_file(data("models/TinyStories-656K/golden/input_ids.json"));
+  ASSERT_TRUE(j.at("add_bos").get<bool>());
+  ASSERT_EQ(j.at("texts").size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    const auto want = j.at("input_ids")[i].get<std::vector<int32_t>>();
+    EXPECT_EQ(tok.encode(j.at("texts")[i].get<std::string>()), want) << "text " << i;
+    std::vector<int32_t> plain;
+    for (int32_t id : want)
+      if (id > 2) plain.push_back(id);
+    EXPECT_EQ(tok.decode(plain, true), j.at("decoded")[i].get<std::string>()) << "text " << i;
+  }
+  EXPECT_EQ(tok.bos_id(), 1);
+  EXPECT_EQ(tok.vocab_size(), 2048);
+}
+
 // "\n\n".join(rows): rows are the lines with their "\n", whitespace-only lines made empty
 // (Hugging Face wikitext-2-raw-v1 test["text"]).
 std::string gptq_wikitext(const std::string& raw) {

@@ -22,7 +22,8 @@ inline const Tokenizer& shared_tokenizer(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu);
   auto& slot = cache[name];
   if (!slot) {
-    const std::string dir = name == "stories260K" ? data("models/stories260K") : data("tokenizers/" + name);
+    const bool model = name == "stories260K" || name == "TinyStories-656K";
+    const std::string dir = model ? data("models/" + name) : data("tokenizers/" + name);
     slot = Tokenizer::from_path(dir);
   }
   return *slot;

@@ -372,4 +372,14 @@ CalibMixPart parse_mix_part(const std::string& text, const CalibSpec& defaults) 
   return {w, p};
 }
 
+int64_t calib_seqlen(int64_t requested, int64_t max_position, const std::string& model) {
+  if (requested < 0) throw ArgError("--seqlen must be positive, got " + std::to_string(requested));
+  if (requested == 0) return max_position > 0 ? std::min<int64_t>(2048, max_position) : 2048;
+  if (max_position > 0 && requested > max_position)
+    throw ArgError("--seqlen " + std::to_string(requested) + " is longer than " + model + " takes (" +
+                   std::to_string(max_position) + " positions, max_position_embeddings): use -T " +
+                   std::to_string(max_position) + " or less (or pass its tokenizer.json to build for another model)");
+  return requested;
+}
+
 }  // namespace calq

@@ -65,6 +65,12 @@ CalibSet build_calib_set(const CalibSpec& spec, const Tokenizer* tok);
 // task, lang, charset, vocab; other settings come from `defaults`. ArgError on bad syntax.
 CalibMixPart parse_mix_part(const std::string& text, const CalibSpec& defaults);
 
+// The window length of a set meant for a model with `max_position` positions (0: not known):
+// `requested` when positive, refused (ArgError naming `model`) when longer than the model takes —
+// every consumer (statistics, quantization) would refuse the set later; else GPTQ's 2048, capped
+// at the model's context.
+int64_t calib_seqlen(int64_t requested, int64_t max_position, const std::string& model);
+
 // The spec's settings as stored in the manifest.
 Json calib_spec_json(const CalibSpec& spec);
 

@@ -15,6 +15,21 @@ constexpr const char* kFormat = "calq-calib-v1";
   if (what.empty()) throw ArgError("calibration set: " + msg);
   throw FormatError(what + ": " + msg);
 }
+
+// The manifest's counts (copied into statistics files and read back from there) must be JSON
+// integers that describe the tensors next to them; the seed an unsigned 64-bit integer.
+void check_manifest_counts(const CalibSet& s, const std::string& what) {
+  const std::pair<const char*, int64_t> counts[] = {
+      {"nsamples", s.nsamples()}, {"seqlen", s.seqlen()}, {"tokens", s.token_count()}};
+  for (const auto& [key, actual] : counts) {
+    if (!s.manifest.contains(key)) continue;
+    const int64_t v = json_int<FormatError>(s.manifest[key], key, what, 0, INT64_MAX);
+    if (v != actual)
+      throw FormatError(what + ": field '" + key + "' = " + std::to_string(v) + " does not match the tensors (" +
+                        std::to_string(actual) + ")");
+  }
+  if (s.manifest.contains("seed")) json_uint<FormatError>(s.manifest["seed"], "seed", what, UINT64_MAX);
+}
 }  // namespace
 
 int64_t CalibSet::valid_length(int64_t i) const {
@@ -94,7 +109,9 @@ CalibSet load_calib_set(const std::string& path) {
   auto man = f->metadata().find("manifest");
   if (man == f->metadata().end()) throw FormatError(path + ": missing manifest metadata");
   s.manifest = parse_json(man->second, path + " (manifest)");
+  s.path = path;
   validate_calib_set(s, path);
+  check_manifest_counts(s, path + " (manifest)");
   const std::string want = json_get_or<std::string>(s.manifest, "token_sha256", "", path + " (manifest)");
   if (!want.empty() && want != token_sha256(s.ids))
     throw FormatError(path + ": input_ids do not match the manifest's token_sha256 (file modified?)");
@@ -110,7 +127,18 @@ CalibSet slice_calib_set(const CalibSet& s, int64_t begin, int64_t end) {
   if (s.mask.defined()) r.mask = s.mask.slice_rows(begin, end);
   r.manifest = s.manifest;
   r.manifest["range"] = {begin, end};
+  r.path = s.path;
   return r;
+}
+
+void check_calib_tokenizer(const CalibSet& s, const std::string& tokenizer_json) {
+  const std::string want = s.manifest.value("tokenizer_sha256", "");
+  if (want.empty() || !file_exists(tokenizer_json)) return;
+  const std::string have = sha256_file(tokenizer_json);
+  if (have != want)
+    throw ArgError(s.name() + ": the calibration set was tokenized with tokenizer sha256 " + want.substr(0, 12) +
+                   "…, but " + tokenizer_json + " has sha256 " + have.substr(0, 12) +
+                   "… (rebuild the set with this model's tokenizer: calq calib build --tokenizer)");
 }
 
 }  // namespace calq

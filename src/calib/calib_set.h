@@ -25,6 +25,7 @@ struct CalibSet {
   Tensor ids;     // I32 [n, T]
   Tensor mask;    // U8 [n, T], or undefined when every position is a real token
   Json manifest;  // object; see docs/calibration.md for the fields each builder writes
+  std::string path;  // the file it was read from ("" when built in memory), for messages
 
   int64_t nsamples() const { return ids.defined() ? ids.dim(0) : 0; }
   int64_t seqlen() const { return ids.defined() ? ids.dim(1) : 0; }
@@ -35,6 +36,8 @@ struct CalibSet {
   int64_t valid_length(int64_t i) const;
   // Real tokens in the whole set.
   int64_t token_count() const;
+  // The file, or "calibration set" for a set built in memory: how messages name it.
+  std::string name() const { return path.empty() ? "calibration set" : path; }
 };
 
 // SHA-256 of the token tensor: the little-endian int32 bytes of `ids`, row-major. The identity
@@ -48,6 +51,11 @@ void validate_calib_set(const CalibSet& s, const std::string& what);
 void save_calib_set(const CalibSet& s, const std::string& path);
 // Reads and validates a set written by save_calib_set. Throws IoError/FormatError naming the file.
 CalibSet load_calib_set(const std::string& path);
+
+// Refuses (ArgError naming the set's file) a set whose manifest "tokenizer_sha256" differs from the
+// sha256 of `tokenizer_json` (the model's tokenizer.json): its ids, even when in range, mean other
+// tokens. Nothing is checked when the manifest has no hash (random-token sets) or the file is absent.
+void check_calib_tokenizer(const CalibSet& s, const std::string& tokenizer_json);
 
 // Samples [begin, end) as a new set sharing storage (manifest copied, "range" added).
 CalibSet slice_calib_set(const CalibSet& s, int64_t begin, int64_t end);

@@ -28,9 +28,26 @@ void log(const JobHooks& h, const std::string& line) {
 
 }  // namespace
 
-int64_t window_length(int64_t ctx, int64_t max_position) {
-  if (ctx > 0) return ctx;
-  return max_position > 0 ? std::min<int64_t>(2048, max_position) : 2048;
+Json kv_quant_json(const KvQuant& kv) {
+  if (!kv.enabled()) return nullptr;
+  return {{"bits", kv.bits}, {"group", kv.group}, {"sym", kv.sym}};
+}
+
+namespace {
+// The KV-cache setting joins a results file's settings and a resume key only when it is on.
+void add_kv(Json& j, const KvQuant& kv) {
+  if (kv.enabled()) j["kv_cache"] = kv_quant_json(kv);
+}
+}  // namespace
+
+int64_t window_length(int64_t ctx, int64_t max_position, bool allow_long) {
+  if (ctx <= 0) return max_position > 0 ? std::min<int64_t>(2048, max_position) : 2048;
+  if (max_position > 0 && ctx > max_position && !allow_long)
+    throw ArgError("--ctx " + std::to_string(ctx) + " is longer than the model's context (" + std::to_string(max_position) +
+                   " positions, max_position_embeddings): positions it was never trained on give meaningless numbers "
+                   "without any error; use --ctx " + std::to_string(max_position) +
+                   " or less, or --allow-long-ctx to measure it anyway");
+  return ctx;
 }
 
 // ---- perplexity -------------------------------------------------------------------------------
@@ -41,10 +58,12 @@ PplRun run_ppl(const PplJob& job) {
   const Protocol proto = parse_protocol(job.w.protocol);
   const Stopwatch timer;
   EvalSession s = open_session(job.model, job.tokenizer, true, job.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  if (const std::string n = compute_type_note(s, job.bf16 ? ComputeType::BF16 : ComputeType::F32); !n.empty())
+    log(job.hooks, n);
+  PplRun run;
+  run.ctx = window_length(job.w.ctx, s.model->config().max_position, job.w.allow_long_ctx);
   const EvalText text = load_eval_text(job.w.data, mode, job.w.field);
   const std::vector<int32_t> stream = token_stream(*s.tokenizer, text.text);
-  PplRun run;
-  run.ctx = window_length(job.w.ctx, s.model->config().max_position);
   run.stream_tokens = int64_t(stream.size());
   run.protocol = protocol_name(proto);
   run.text_mode = text_mode_name(text.mode);
@@ -52,16 +71,19 @@ PplRun run_ppl(const PplJob& job) {
   log(job.hooks, "ppl: " + std::to_string(stream.size()) + " tokens, " + std::to_string(windows.size()) +
                      " windows of " + std::to_string(run.ctx) + " (" + run.protocol + ", text mode " + run.text_mode + ")");
 
+  job.kv.validate(int(s.model->config().head_dim));
   DecoderLogits src(*s.model);
+  src.set_kv_quant(job.kv);
   const Stopwatch scoring;
   PplOptions po;
   po.batch = job.w.batch;
   std::unique_ptr<ResumeLog> resume;
   if (!job.resume.empty()) {
-    resume = std::make_unique<ResumeLog>(
-        job.resume, run_key({{"eval", "ppl"}, {"model", s.info.hash}, {"tokenizer", s.info.tokenizer_sha256},
-                             {"data", text.file_sha256}, {"text_mode", run.text_mode}, {"field", job.w.field},
-                             {"protocol", run.protocol}, {"ctx", run.ctx}, {"compute", job.bf16 ? "bf16" : "f32"}}));
+    Json key = {{"eval", "ppl"}, {"model", s.info.hash}, {"tokenizer", s.info.tokenizer_sha256},
+                {"data", text.file_sha256}, {"text_mode", run.text_mode}, {"field", job.w.field},
+                {"protocol", run.protocol}, {"ctx", run.ctx}, {"compute", job.bf16 ? "bf16" : "f32"}};
+    add_kv(key, job.kv);
+    resume = std::make_unique<ResumeLog>(job.resume, run_key(key));
     if (resume->restored())
       log(job.hooks, "resuming: " + std::to_string(resume->restored()) + " windows already in " + job.resume);
     po.resume = resume.get();
@@ -79,10 +101,11 @@ PplRun run_ppl(const PplJob& job) {
 
   const Json data = {{"path", job.w.data}, {"sha256", text.file_sha256}, {"text_mode", run.text_mode},
                      {"documents", text.documents}, {"stream_tokens", stream.size()}};
-  const Json settings = {{"protocol", run.protocol},          {"ctx", run.ctx},
-                         {"chunks", job.w.chunks},            {"windows", r.windows},
-                         {"batch", job.w.batch},              {"compute", job.bf16 ? "bf16" : "f32"},
-                         {"bos_id", s.tokenizer->bos_id()},   {"jsonl_field", job.w.field}};
+  Json settings = {{"protocol", run.protocol},          {"ctx", run.ctx},
+                   {"chunks", job.w.chunks},            {"windows", r.windows},
+                   {"batch", job.w.batch},              {"compute", job.bf16 ? "bf16" : "f32"},
+                   {"bos_id", s.tokenizer->bos_id()},   {"jsonl_field", job.w.field}};
+  add_kv(settings, job.kv);
   const Json metrics = {{"ppl", r.ppl}, {"ppl_stderr", r.ppl_stderr}, {"nll_mean", r.nll_mean},
                         {"nll_sum", r.nll_sum}, {"tokens", r.predictions}};
   run.results = make_results("ppl", s.info, data, settings, metrics, run.seconds,
@@ -102,16 +125,21 @@ TasksRun run_tasks(const TasksJob& job) {
   std::vector<TaskData> tasks;
   for (const auto& n : names) tasks.push_back(load_task(n, job.task_dir, job.limit));  // validate every file first
   EvalSession s = open_session(job.model, job.tokenizer, true, job.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  if (const std::string n = compute_type_note(s, job.bf16 ? ComputeType::BF16 : ComputeType::F32); !n.empty())
+    log(job.hooks, n);
+  job.kv.validate(int(s.model->config().head_dim));
   DecoderLogits src(*s.model);
+  src.set_kv_quant(job.kv);
   TaskOptions topt = job.options;
   std::unique_ptr<ResumeLog> resume;
   if (!job.resume.empty()) {
     Json files_id = Json::object();
     for (const TaskData& td : tasks) files_id[td.name] = td.file_sha256;
-    resume = std::make_unique<ResumeLog>(
-        job.resume, run_key({{"eval", "tasks"}, {"model", s.info.hash}, {"tokenizer", s.info.tokenizer_sha256},
-                             {"files", files_id}, {"add_bos", topt.add_bos}, {"max_length", topt.max_length},
-                             {"compute", job.bf16 ? "bf16" : "f32"}}));
+    Json key = {{"eval", "tasks"}, {"model", s.info.hash}, {"tokenizer", s.info.tokenizer_sha256},
+                {"files", files_id}, {"add_bos", topt.add_bos}, {"max_length", topt.max_length},
+                {"compute", job.bf16 ? "bf16" : "f32"}};
+    add_kv(key, job.kv);
+    resume = std::make_unique<ResumeLog>(job.resume, run_key(key));
     if (resume->restored())
       log(job.hooks, "resuming: " + std::to_string(resume->restored()) + " documents already in " + job.resume);
     topt.resume = resume.get();
@@ -146,13 +174,14 @@ TasksRun run_tasks(const TasksJob& job) {
     run.results.push_back(std::move(r));
   }
   run.seconds = timer.seconds();
-  const Json settings = {{"tasks", names},
-                         {"limit", job.limit},
-                         {"add_bos", topt.add_bos},
-                         {"batch_size", topt.batch_size},
-                         {"max_length", topt.max_length > 0 ? topt.max_length : src.max_length()},
-                         {"num_fewshot", 0},
-                         {"compute", job.bf16 ? "bf16" : "f32"}};
+  Json settings = {{"tasks", names},
+                   {"limit", job.limit},
+                   {"add_bos", topt.add_bos},
+                   {"batch_size", topt.batch_size},
+                   {"max_length", topt.max_length > 0 ? topt.max_length : src.max_length()},
+                   {"num_fewshot", 0},
+                   {"compute", job.bf16 ? "bf16" : "f32"}};
+  add_kv(settings, job.kv);
   run.results_file = make_results("tasks", s.info, files, settings, metrics, run.seconds, details);
   return run;
 }

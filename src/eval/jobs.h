@@ -12,6 +12,7 @@
 #include "eval/kld.h"
 #include "eval/ppl.h"
 #include "eval/task_eval.h"
+#include "kernels/kv_quant.h"
 #include "tensor/dtype.h"
 #include "util/json.h"
 #include "util/progress.h"
@@ -28,11 +29,14 @@ struct WindowSpec {
   int64_t ctx = 0;                 // window length; 0: window_length()'s default
   int64_t chunks = 0;              // score only the first N windows (0: all)
   int64_t batch = 1;               // windows per forward pass
+  bool allow_long_ctx = false;     // accept a ctx beyond the model's max_position_embeddings
 };
 
 // The default window policy: `ctx` when positive, else GPTQ's fixed seqlen 2048, capped at the
-// model's context (max_position_embeddings) when that is smaller.
-int64_t window_length(int64_t ctx, int64_t max_position);
+// model's context (max_position_embeddings) when that is smaller. A ctx beyond the model's context
+// is refused (ArgError) unless `allow_long`: positions the model was never trained on make the
+// numbers meaningless without any error (stories260K: ppl 175 at 2048 against 4.1 at 512).
+int64_t window_length(int64_t ctx, int64_t max_position, bool allow_long = false);
 
 // What every job shares: where to report, how many threads.
 struct JobHooks {
@@ -46,6 +50,7 @@ struct PplJob {
   std::string model, tokenizer, resume;  // tokenizer "": the model's; resume "": no resume log
   WindowSpec w;
   bool bf16 = false;
+  KvQuant kv;  // simulated KV-cache quantization (--kv-bits ...; off by default)
   JobHooks hooks;
   std::function<void(const PplProgress&)> on_window;
 };
@@ -80,6 +85,7 @@ struct KldJob {
   std::string ref_model;  // exact mode: this model runs beside `model`, full-vocabulary KL
   WindowSpec w;           // exact mode: the text; with `ref`: optional data checked against it
   bool bf16 = false;
+  KvQuant kv;             // of the scored model (the reference is what it is)
   JobHooks hooks;
   std::function<void(int64_t done, int64_t total, double running_kld)> on_window;
 };
@@ -102,6 +108,7 @@ struct TasksJob {
   int64_t limit = 0;               // first N documents of each task (0: all)
   TaskOptions options;
   bool bf16 = false;
+  KvQuant kv;
   JobHooks hooks;  // progress: one run per task (the note names it)
   std::function<void(const TaskData&, const TaskResult&)> on_task;
 };
@@ -111,5 +118,9 @@ struct TasksRun {
   Json results_file;  // "tasks"
 };
 TasksRun run_tasks(const TasksJob& job);
+
+// What results files and resume keys record of a KV-cache setting: {"bits", "group", "sym"}, or
+// null when off (then nothing is added, and files are as before the option existed).
+Json kv_quant_json(const KvQuant& kv);
 
 }  // namespace calq::eval

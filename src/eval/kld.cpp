@@ -54,7 +54,7 @@ void tokens_from_json(const Json& j, std::vector<KldToken>& t, size_t b, size_t 
     t[i].nll_q = j.at("nll_q")[i - b].get<double>();
     t[i].p_target_q = j.at("p_q")[i - b].get<double>();
     t[i].lp_ref_target = j.at("lp_ref")[i - b].get<double>();
-    t[i].same_top = j.at("same_top")[i - b].get<int>() != 0;
+    t[i].same_top = json_int<ArgError>(j.at("same_top")[i - b], "same_top", "resume log: a KLD window", 0, 1) != 0;
   }
 }
 

@@ -1,6 +1,7 @@
 // The KLD jobs of eval/jobs.h: building a compact reference, and scoring a model against it (or,
 // in exact mode, against a second model run side by side).
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 
@@ -29,9 +30,9 @@ const char* compute_name(bool bf16) { return bf16 ? "bf16" : "f32"; }
 // The resume log of a KLD run (eval/resume.h), keyed by the scored model and the reference.
 std::unique_ptr<ResumeLog> open_log(const KldJob& job, const EvalSession& s, const Json& reference) {
   if (job.resume.empty()) return nullptr;
-  auto log_file = std::make_unique<ResumeLog>(job.resume, run_key({{"eval", "kld"}, {"model", s.info.hash},
-                                                                    {"reference", reference},
-                                                                    {"compute", compute_name(job.bf16)}}));
+  Json key = {{"eval", "kld"}, {"model", s.info.hash}, {"reference", reference}, {"compute", compute_name(job.bf16)}};
+  if (job.kv.enabled()) key["kv_cache"] = kv_quant_json(job.kv);
+  auto log_file = std::make_unique<ResumeLog>(job.resume, run_key(key));
   if (log_file->restored())
     log(job.hooks, "resuming: " + std::to_string(log_file->restored()) + " windows already in " + job.resume);
   return log_file;
@@ -56,10 +57,11 @@ KldStats score_exact(const KldJob& job, const EvalSession& s, Json* data, Json* 
     throw ArgError(job.ref_model + " and " + job.model + " have different tokenizers");
   const EvalText text = load_eval_text(job.w.data, parse_text_mode(job.w.text_mode), job.w.field);
   const Protocol proto = parse_protocol(job.w.protocol);
-  const int64_t ctx = window_length(job.w.ctx, s.model->config().max_position);
+  const int64_t ctx = window_length(job.w.ctx, s.model->config().max_position, job.w.allow_long_ctx);
   const auto windows =
       make_windows(token_stream(*p.tokenizer, text.text), ctx, proto, p.tokenizer->bos_id(), job.w.chunks);
   DecoderLogits P(*p.model), Q(*s.model);
+  Q.set_kv_quant(job.kv);
   const auto resume = open_log(job, s, {{"model", p.info.hash}, {"data", text.file_sha256},
                                         {"text_mode", text_mode_name(text.mode)}, {"protocol", protocol_name(proto)},
                                         {"ctx", ctx}, {"chunks", job.w.chunks}});
@@ -113,10 +115,19 @@ KldRefRun run_kld_reference(const KldRefJob& job) {
   if (job.logprob_dtype != DType::F32 && job.logprob_dtype != DType::F16)
     throw ArgError("KLD reference log-probabilities are stored as f32 or f16");
   EvalSession s = open_session(job.model, job.tokenizer, true);
+  const int64_t ctx = window_length(job.w.ctx, s.model->config().max_position, job.w.allow_long_ctx);
   const EvalText text = load_eval_text(job.w.data, mode, job.w.field);
   const std::vector<int32_t> stream = token_stream(*s.tokenizer, text.text);
-  const int64_t ctx = window_length(job.w.ctx, s.model->config().max_position);
   const auto windows = make_windows(stream, ctx, proto, s.tokenizer->bos_id(), job.w.chunks);
+  {  // the size of what it is about to write, before the long run
+    int64_t n = 0;
+    for (const Window& w : windows) n += w.predictions();
+    const double mb = double(kld_reference_bytes(int64_t(windows.size()), ctx, n, job.k, job.logprob_dtype)) / 1e6;
+    char b[256];
+    std::snprintf(b, sizeof b, "kld-ref: %zu windows of %lld tokens, %lld scored tokens: writing about %.1f MB to ",
+                  windows.size(), (long long)ctx, (long long)n, mb);
+    log(job.hooks, b + job.out + (windows.size() > 64 && job.w.chunks == 0 ? " (--chunks N keeps the first N windows)" : ""));
+  }
   DecoderLogits src(*s.model);
   const int64_t total = int64_t(windows.size()) * ctx;
   KldReference ref = build_kld_reference(src, windows, job.k, job.w.batch, [&](int64_t done, int64_t) {
@@ -148,6 +159,9 @@ KldRun run_kld(const KldJob& job) {
   if (job.ref.empty() == job.ref_model.empty())
     throw ArgError("give exactly one of --ref (a reference file) or --ref-model");
   EvalSession s = open_session(job.model, job.tokenizer, false, job.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  if (const std::string n = compute_type_note(s, job.bf16 ? ComputeType::BF16 : ComputeType::F32); !n.empty())
+    log(job.hooks, n);
+  job.kv.validate(int(s.model->config().head_dim));
   if (s.info.tokenizer_sha256.empty()) log(job.hooks, "kld: no tokenizer beside the model; tokenizer identity not checked");
   Json data, settings;
   KldRun run;
@@ -157,8 +171,10 @@ KldRun run_kld(const KldJob& job) {
     const KldReference ref = read_kld_reference(job.ref);
     check_reference_matches(ref, job.ref, s.info.arch, s.info.tokenizer_sha256, job.w.data);
     const KldRefMeta& m = ref.meta;
+    window_length(m.ctx, s.model->config().max_position, job.w.allow_long_ctx);  // the reference's windows fit
     run.topk = m.k;
     DecoderLogits src(*s.model);
+    src.set_kv_quant(job.kv);
     const std::string ref_sha = sha256_file(job.ref);
     const auto resume = open_log(job, s, ref_sha);
     run.stats = score_kld(src, ref, job.w.batch, window_hook(job, m.ctx), resume.get());
@@ -170,6 +186,7 @@ KldRun run_kld(const KldJob& job) {
     settings = {{"protocol", m.protocol}, {"ctx", m.ctx},         {"k", m.k},
                 {"windows", ref.windows}, {"batch", job.w.batch}, {"compute", compute_name(job.bf16)}};
   }
+  if (job.kv.enabled()) settings["kv_cache"] = kv_quant_json(job.kv);
   run.seconds = seconds_since(t0);
   run.results = make_results("kld", s.info, data, settings, kld_metrics(run.stats), run.seconds);
   return run;

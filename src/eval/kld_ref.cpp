@@ -169,6 +169,11 @@ void check_reference_matches(const KldReference& ref, const std::string& ref_pat
   }
 }
 
+uint64_t kld_reference_bytes(int64_t windows, int64_t ctx, int64_t predictions, int64_t k, DType logprob_dtype) {
+  const uint64_t per_token = uint64_t(k) * (4 + dtype_size(logprob_dtype)) + 4 + 4;
+  return 4 * uint64_t(windows) * uint64_t(ctx) + per_token * uint64_t(predictions);
+}
+
 uint64_t llamacpp_kld_base_bytes(int64_t windows, int64_t ctx, int64_t predictions, int64_t vocab) {
   const uint64_t nv = 2 * uint64_t((vocab + 1) / 2) + 4;
   return 20 + 4 * uint64_t(windows) * uint64_t(ctx) + 2 * nv * uint64_t(predictions);

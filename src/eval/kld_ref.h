@@ -54,6 +54,10 @@ KldReference read_kld_reference(const std::string& path);
 void check_reference_matches(const KldReference& ref, const std::string& ref_path, const std::string& model_arch,
                              const std::string& tokenizer_sha256, const std::string& data_path = "");
 
+// The tensor bytes of a reference file (tokens, top-k ids and log-probabilities, tail mass, target
+// log-probability; its JSON header adds about a kilobyte): said before a long run.
+uint64_t kld_reference_bytes(int64_t windows, int64_t ctx, int64_t predictions, int64_t k, DType logprob_dtype);
+
 // Bytes llama.cpp's --kl-divergence-base file takes for the same scored tokens: a header, the
 // tokens, and per scored token 2 × (vocab rounded up to even) bytes of uint16 log-probabilities
 // plus 8 bytes of scale/offset (examples/perplexity/perplexity.cpp).

@@ -19,6 +19,7 @@ void DecoderLogits::logits(const int32_t* ids, int64_t batch, int64_t seq, const
     if (r < 0 || r >= total) throw ArgError("DecoderLogits: row index out of range");
   ForwardOptions fo;
   fo.logits = ForwardOptions::Logits::None;  // final hidden states only; lm_head runs below on `rows`
+  fo.kv = kv_;
   const Tensor fh = m_.forward(ids, batch, seq, fo).last_hidden_state;
   const int64_t H = fh.dim(2);
   for (size_t c = 0; c < rows.size(); c += size_t(chunk_)) {

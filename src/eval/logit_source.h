@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "eval/windows.h"
+#include "kernels/kv_quant.h"
 
 namespace calq {
 class Decoder;
@@ -34,6 +35,8 @@ class DecoderLogits final : public LogitSource {
  public:
   // chunk_rows: logit rows computed per lm_head call.
   explicit DecoderLogits(const Decoder& m, int64_t chunk_rows = 128) : m_(m), chunk_(chunk_rows) {}
+  // Runs every forward pass with this simulated KV-cache quantization (kernels/kv_quant.h).
+  void set_kv_quant(const KvQuant& kv) { kv_ = kv; }
   int64_t vocab_size() const override;
   int64_t max_length() const override;
   // Decoder::forward over the whole block without logits (its final hidden states), then lm_head
@@ -44,6 +47,7 @@ class DecoderLogits final : public LogitSource {
  private:
   const Decoder& m_;
   int64_t chunk_;
+  KvQuant kv_;
 };
 
 // Runs windows[w0, w1) (equal lengths) as one batch and streams the logits of their scored

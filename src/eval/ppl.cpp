@@ -57,7 +57,8 @@ PplResult perplexity(const LogitSource& model, const std::vector<Window>& window
       if (const Json* v = log ? log->find(unit(w)) : nullptr) {
         s = v->at(0).get<double>();
         s2 = v->at(1).get<double>();
-        if (v->at(2).get<int64_t>() != n) throw ArgError("resume log: window " + std::to_string(w) + " does not match");
+        const std::string at = "resume log: " + unit(w);
+        if (json_int<ArgError>(v->at(2), "predictions", at, 0, INT64_MAX) != n) throw ArgError(at + " does not match");
       } else {
         for (int64_t i = 0; i < n; ++i) {
           s += nll[k + size_t(i)];

@@ -6,10 +6,30 @@
 
 namespace calq::eval {
 
+namespace {
+
+// Line 1 of a log: refuses another format or another run's key.
+void check_header(const std::string& line, const std::string& path, const std::string& key) {
+  const Json j = parse_json(line, path + ":1");
+  if (json_get_or<int>(j, "calq_resume", 0, path) != 1) throw FormatError(path + ": not a calq resume log");
+  if (json_get<std::string>(j, "key", path) != key)
+    throw ArgError(path + ": resume log belongs to another run (different model, data or settings); "
+                          "delete it or choose another --resume file");
+}
+
+}  // namespace
+
 ResumeLog::ResumeLog(const std::string& path, const std::string& key) : path_(path) {
+  // A log of another run is refused before the lock is taken (its header never changes), so that
+  // message does not depend on whether that run is still going.
+  if (file_exists(path)) {
+    const std::string text = read_file(path);
+    if (const size_t e = text.find('\n'); e != std::string::npos) check_header(text.substr(0, e), path, key);
+  }
+  lock_ = std::make_unique<FileLock>(path);
   bool fresh = !file_exists(path);
   if (!fresh) {
-    const std::string text = read_file(path);
+    const std::string text = read_file(path);  // again, under the lock
     size_t b = 0, lineno = 0;
     while (b < text.size()) {
       size_t e = text.find('\n', b);
@@ -17,15 +37,11 @@ ResumeLog::ResumeLog(const std::string& path, const std::string& key) : path_(pa
       const std::string line = text.substr(b, e - b);
       b = e + 1;
       ++lineno;
-      const Json j = parse_json(line, path + ":" + std::to_string(lineno));
       if (lineno == 1) {
-        if (json_get_or<int>(j, "calq_resume", 0, path) != 1) throw FormatError(path + ": not a calq resume log");
-        const std::string k = json_get<std::string>(j, "key", path);
-        if (k != key)
-          throw ArgError(path + ": resume log belongs to another run (different model, data or settings); "
-                                "delete it or choose another --resume file");
+        check_header(line, path, key);
         continue;
       }
+      const Json j = parse_json(line, path + ":" + std::to_string(lineno));
       done_[json_get<std::string>(j, "unit", path)] = j.at("value");
     }
     if (lineno == 0) fresh = true;

@@ -6,9 +6,11 @@
 //   then:    {"unit": "<name>", "value": <json>}   (a torn last line from a crash is ignored)
 #pragma once
 #include <cstdio>
+#include <memory>
 #include <map>
 #include <string>
 
+#include "io/file_lock.h"
 #include "util/json.h"
 
 namespace calq::eval {
@@ -17,7 +19,9 @@ class ResumeLog {
  public:
   ResumeLog() = default;  // disabled
   // Opens or creates `path`. `key` identifies the run (model, data and settings hashes): an
-  // existing log with another key is refused (ArgError), never silently mixed.
+  // existing log with another key is refused (ArgError), never silently mixed. The log is locked
+  // (io/file_lock.h) for the object's lifetime: a second process on it is refused (IoError "... is
+  // in use by another calq process (pid N)") instead of tearing it.
   ResumeLog(const std::string& path, const std::string& key);
   ~ResumeLog();
   ResumeLog(const ResumeLog&) = delete;
@@ -29,6 +33,7 @@ class ResumeLog {
   size_t restored() const { return restored_; }
 
  private:
+  std::unique_ptr<FileLock> lock_;  // taken before the log is read, released after it is closed
   std::string path_;
   std::FILE* f_ = nullptr;
   std::map<std::string, Json> done_;

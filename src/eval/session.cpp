@@ -3,7 +3,9 @@
 #include "eval/identity.h"
 #include "io/checkpoint.h"
 #include "io/mapped_file.h"
+#include "formats/gguf_tokenizer.h"
 #include "formats/loader.h"
+#include "io/gguf.h"
 #include "util/error.h"
 
 namespace calq::eval {
@@ -20,13 +22,33 @@ EvalSession open_session(const std::string& model_path, const std::string& token
   if (!tokenizer_path.empty() || folder_has_tokenizer) {
     s.tokenizer = Tokenizer::from_path(tokenizer_path.empty() ? model_path : tokenizer_path);
     s.info.tokenizer_sha256 = s.tokenizer->sha256();
-  } else if (need_tokenizer) {
-    throw ArgError(model_path + ": no tokenizer.json beside the model; pass --tokenizer PATH");
+  } else if (s.info.format == "gguf") {
+    // The tokenizer the file carries. A file calq wrote names its source tokenizer.json, whose
+    // sha256 stays the identity (references made on the float model match).
+    const auto f = gguf::File::open(model_path);
+    s.tokenizer = load_gguf_tokenizer(*f);
+    if (s.tokenizer) {
+      const std::string src = gguf_tokenizer_source_sha256(*f);
+      s.info.tokenizer_sha256 = src.empty() ? s.tokenizer->sha256() : src;
+    }
   }
+  if (!s.tokenizer && need_tokenizer)
+    throw ArgError(model_path + (s.info.format == "gguf" ? ": the GGUF file carries no tokenizer" : ": no tokenizer.json beside the model") +
+                   "; pass --tokenizer PATH (a model folder or tokenizer.json)");
   if (s.tokenizer && s.tokenizer->vocab_size() > s.model->config().vocab_size)
     throw ArgError("tokenizer has " + std::to_string(s.tokenizer->vocab_size()) + " ids but the model's vocabulary is " +
                    std::to_string(s.model->config().vocab_size) + ": they do not belong together");
   return s;
+}
+
+std::string compute_type_note(const EvalSession& s, ComputeType compute) {
+  const Checkpoint* c = s.model->checkpoint();
+  if (compute != ComputeType::F32 || !c) return "";
+  const Json& cfg = c->config();
+  const auto it = cfg.find("torch_dtype");
+  if (it == cfg.end() || !it->is_string() || it->get<std::string>() != "bfloat16") return "";
+  return "compute: f32 (the checkpoint stores bf16 weights; bf16 compute, --bf16, is about twice as fast and "
+         "differs slightly)";
 }
 
 }  // namespace calq::eval

@@ -22,4 +22,8 @@ struct EvalSession {
 EvalSession open_session(const std::string& model_path, const std::string& tokenizer_path, bool need_tokenizer,
                          ComputeType compute = ComputeType::F32);
 
+// Which compute type runs when it is not the checkpoint's own: a bf16 checkpoint evaluated in f32
+// (exact, but about half the speed of bf16 compute). "" when the two agree.
+std::string compute_type_note(const EvalSession& s, ComputeType compute);
+
 }  // namespace calq::eval

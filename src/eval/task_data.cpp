@@ -69,13 +69,13 @@ struct Rec {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) throw FormatError(where + ": missing field '" + std::string(key) + "'");
     long long v = -1;
-    if (it->is_number_integer()) {
-      v = it->get<long long>();
+    if (it->is_number()) {
+      v = json_int<FormatError>(*it, key, where, INT32_MIN, INT32_MAX);  // 2.0, 1e9: not labels
     } else if (it->is_string()) {
       const std::string s = it->get<std::string>();
-      if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos)
-        throw FormatError(where + ": field '" + std::string(key) + "' is not an integer label ('" + s + "')");
-      v = std::stoll(s);
+      if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos)
+        throw FormatError(where + ": field '" + std::string(key) + "' is not an integer label ('" + s.substr(0, 40) + "')");
+      v = std::stoll(s);  // at most 9 digits: cannot overflow
     } else {
       throw FormatError(where + ": field '" + std::string(key) + "' is not an integer label");
     }

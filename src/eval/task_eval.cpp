@@ -91,7 +91,7 @@ TaskResult evaluate_encoded(const LogitSource& model, const TaskData& td, const 
         if (v) {
           r.logprob = (*v)[c].at(0).get<double>();
           r.greedy = (*v)[c].at(1).get<bool>();
-          r.tokens = (*v)[c].at(2).get<int64_t>();
+          r.tokens = json_int<ArgError>((*v)[c].at(2), "tokens", "resume log: " + unit(d), 0, INT64_MAX);
         } else {
           r = res[k];
           logged.push_back(Json::array({r.logprob, r.greedy, r.tokens}));

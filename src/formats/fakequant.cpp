@@ -158,8 +158,8 @@ int apply_calq_quant_config(Decoder& model, const std::string& what) {
   for (const auto& m : modules) {
     Linear* l = model.find_linear(m);
     if (!l) throw ConfigError(where + ".activation: no linear layer named '" + m + "'");
-    if (g == ActGranularity::PerToken) {
-      l->input_transform = std::make_shared<PerTokenActQuant>(bits);
+    if (auto t = make_dynamic_act_quant(g, bits)) {
+      l->input_transform = t;
     } else if (g == ActGranularity::PerTensorStatic) {
       const std::string name = m + ".input_scale";
       if (!ck->has(name)) throw FormatError(what + ": missing tensor '" + name + "' (per_tensor_static activations)");

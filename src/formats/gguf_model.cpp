@@ -11,6 +11,7 @@
 #include "formats/gguf_tokenizer.h"
 #include "io/checkpoint.h"
 #include "model/config.h"
+#include "tensor/dtype.h"
 #include "util/error.h"
 
 namespace calq {
@@ -133,12 +134,43 @@ Tensor float_tensor(const Checkpoint& ck, const QuantState* q, const std::string
   return ck.get(name);
 }
 
+// "gptq 3-bit g48" for a run (its method and its first quantized weight's settings).
+std::string run_description(const QuantState& q) {
+  std::string d = q.info().is_object() ? q.info().value("method", std::string("?")) : "?";
+  const auto mods = q.quantized_modules();
+  if (!mods.empty())
+    if (auto w = q.weight(mods.front()))
+      d += " " + std::to_string(w->bits) + "-bit" + (w->group_size > 0 ? " g" + std::to_string(w->group_size) : " per-channel");
+  return d;
+}
+
+// A quantized model's weights written into a GGUF type that cannot hold them unchanged are
+// quantized a second time: refused unless asked for (GgufExportOptions::requantize).
+void check_requantize(const std::string& model_dir, const Checkpoint& ck, const QuantState* q, const GgufExportOptions& o) {
+  if (o.requantize) return;
+  const bool lossy = o.type != ggml::Type::F32 || (o.output_type && *o.output_type != ggml::Type::F32);
+  if (!lossy) return;
+  std::string what;
+  if (q)
+    what = q->dir() + " (" + run_description(*q) + ")";
+  else if (ck.config().is_object() && ck.config().contains("calq_quant"))
+    what = model_dir + " (a calq fake-quant checkpoint)";
+  else
+    return;  // a float model: quantizing it is the point
+  throw ArgError(what + ": GGUF " + ggml::type_name(o.type) +
+                 " cannot store this run's integer codes; writing it rounds the fake-quant weights again with "
+                 "ggml's " + ggml::type_name(o.type) + " quantizer, a second quantization that changes the model. "
+                 "Ask for that with --requantize; or write --type f32 (the fake-quant weights exactly), or "
+                 "--format gptq/awq (the codes themselves)");
+}
+
 ExportReport export_impl(const std::string& model_dir, const QuantState* q, const std::string& out_path,
                          const GgufExportOptions& o) {
   check_new_output_file(out_path);
   if (q) q->require_complete();
   if (!ggml::can_quantize(o.type)) throw UnsupportedError("calq cannot write GGUF tensors of type " + ggml::type_name(o.type));
   auto ck = std::make_shared<const Checkpoint>(Checkpoint::open(model_dir));
+  check_requantize(model_dir, *ck, q, o);
   const std::string what = path_join(model_dir, "config.json");
   const ModelConfig cfg = ModelConfig::from_json(ck->config(), what);
   check_supported(cfg, what);
@@ -170,13 +202,23 @@ ExportReport export_impl(const std::string& model_dir, const QuantState* q, cons
   for (const std::string& warning : add_tokenizer_metadata(w, model_dir, cfg)) rep.warnings.push_back(warning);
 
   std::vector<std::pair<std::string, std::string>> tensors;  // (gguf, hf)
+  // A tied checkpoint that stores its one matrix only as lm_head.weight (TinyStories-656K): GGUF's
+  // tied layout is token_embd.weight without output.weight, as the decoder reads it (decoder.cpp).
+  const bool head_is_embedding = cfg.tie_embeddings && !ck->has("model.embed_tokens.weight");
   for (const auto& hf : ck->names()) {
-    if (auto g = hf_to_gguf_name(hf)) {
+    if (head_is_embedding && hf == "lm_head.weight") {
+      tensors.emplace_back("token_embd.weight", hf);
+    } else if (auto g = hf_to_gguf_name(hf)) {
       tensors.emplace_back(*g, hf);
     } else {
       rep.warnings.push_back("tensor '" + hf + "' has no llama.cpp counterpart; not exported");
     }
   }
+  // Tied embeddings stored only as lm_head.weight (TinyStories-656K): llama.cpp's tied layout is
+  // token_embd alone (no output.weight), so that one matrix goes there.
+  if (cfg.tie_embeddings && std::none_of(tensors.begin(), tensors.end(), [](const auto& t) { return t.first == "token_embd.weight"; }))
+    for (auto& t : tensors)
+      if (t.first == "output.weight") t.first = "token_embd.weight";
   std::sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) { return order_key(a.first) < order_key(b.first); });
   std::set<std::string> quantized, replaced;  // names only: the codes are read when the tensor is written
   if (q) {
@@ -261,17 +303,18 @@ Json gguf_to_hf_config(const gguf::File& f) {
   if (arch != "llama" && arch != "qwen2")
     throw UnsupportedError(f.path() + ": GGUF architecture '" + arch + "' (calq loads llama and qwen2)");
   const std::string p = arch + ".";
-  auto u = [&](const std::string& k) { return int64_t(f.get_uint(p + k)); };
-  auto u_or = [&](const std::string& k, int64_t d) { return f.find(p + k) ? int64_t(f.get_uint(p + k)) : d; };
+  // Unsigned all the way into the JSON: ModelConfig::from_json range-checks every field, naming the value as stored.
+  auto u = [&](const std::string& k) { return f.get_uint(p + k); };
+  auto u_or = [&](const std::string& k, uint64_t d) { return f.find(p + k) ? f.get_uint(p + k) : d; };
   const gguf::TensorInfo* embd = f.find_tensor("token_embd.weight");
   if (!embd || embd->ne.size() != 2) throw FormatError(f.path() + ": missing 2-D tensor 'token_embd.weight'");
   Json j;
-  const int64_t hidden = u("embedding_length"), heads = u("attention.head_count");
-  if (heads <= 0) throw FormatError(f.path() + ": " + p + "attention.head_count must be positive");
-  const int64_t head_dim = u_or("attention.key_length", hidden / heads);
+  const uint64_t hidden = u("embedding_length"), heads = u("attention.head_count");
+  if (heads == 0) throw FormatError(f.path() + ": " + p + "attention.head_count must be positive");
+  const uint64_t head_dim = u_or("attention.key_length", hidden / heads);
   if (u_or("rope.dimension_count", head_dim) != head_dim)
     throw UnsupportedError(f.path() + ": partial rotary embeddings (rope.dimension_count != head size)");
-  const int64_t window = arch == "llama" ? u_or("attention.sliding_window", 0) : 0;
+  const uint64_t window = arch == "llama" ? u_or("attention.sliding_window", 0) : 0;
   j["model_type"] = arch == "qwen2" ? "qwen2" : window > 0 ? "mistral" : "llama";
   j["architectures"] = {arch == "qwen2" ? "Qwen2ForCausalLM" : window > 0 ? "MistralForCausalLM" : "LlamaForCausalLM"};
   j["vocab_size"] = embd->ne[1];
@@ -364,6 +407,24 @@ Tensor GgufSource::get(const std::string& name) const {
   return f_->to_f32(t->name);
 }
 
+// Q4_0..Q8_0 blocks start with their f16 scale d (Q4_1/Q5_1: then the f16 minimum m,
+// ggml-common.h): the one place a non-finite value can hide in them. Packed blocks are never
+// dequantized, so this is their load-time check (#9: non-finite weights are refused at load).
+void GgufSource::check_block_scales(ggml::Type type, const uint8_t* data, size_t bytes, const std::string& name) const {
+  const size_t bs = ggml::type_traits(uint32_t(type)).type_size;
+  const bool has_min = type == ggml::Type::Q4_1 || type == ggml::Type::Q5_1;
+  for (size_t b = 0; b * bs < bytes; ++b)
+    for (int f = 0; f < (has_min ? 2 : 1); ++f) {
+      uint16_t h;
+      std::memcpy(&h, data + b * bs + size_t(f) * 2, 2);
+      const float v = f16_to_f32(h);
+      if (!std::isfinite(v))
+        throw NonFiniteError(where(name) + " holds a non-finite block " + (f ? "minimum" : "scale") + " (" +
+                             (std::isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf") + " in block " + std::to_string(b) +
+                             "): the file is corrupt");
+    }
+}
+
 std::shared_ptr<QuantPackedWeight> GgufSource::quantized_linear(const std::string& module, ComputeType c) const {
   const std::string name = module + ".weight";
   const gguf::TensorInfo* t = info(name);
@@ -384,6 +445,7 @@ std::shared_ptr<QuantPackedWeight> GgufSource::quantized_linear(const std::strin
           std::memcpy(rows.data() + size_t(h * hd + j * half + i) * rs, data + size_t(h * hd + 2 * i + j) * rs, rs);
     data = rows.data();
   }
+  check_block_scales(t->type, data, size_t(n) * rs, name);
   const bool four_bit = t->type == ggml::Type::Q4_0 || t->type == ggml::Type::Q4_1;
   const QActs acts = o_.acts == QActs::Int8 && four_bit ? QActs::Int8 : QActs::Float;
   auto w = pack_ggml(t->type, data, n, k, c, (f_->path() + ": " + t->name).c_str(), acts);
@@ -399,6 +461,11 @@ std::shared_ptr<const EmbeddingRows> GgufSource::embedding_rows(const std::strin
 
 void GgufSource::release(const std::string& name) const {
   if (const gguf::TensorInfo* t = info(name)) f_->release(*t);
+}
+
+std::string GgufSource::where(const std::string& name) const {
+  const auto g = hf_to_gguf_name(name);
+  return f_->path() + ": tensor '" + (g ? *g + "' (" + name + ")" : name + "'");
 }
 
 std::unique_ptr<Decoder> load_gguf_model(const std::string& path, ComputeType compute, const LoadOptions& o) {

@@ -14,7 +14,8 @@
 //     interleaved pairs llama.cpp's rope expects (convert_hf_to_gguf.py LlamaModel.permute);
 //     loading applies the inverse.
 // From a QuantState, the weights re-quantized are the fake-quant weights (dequantize()): GGUF's
-// block formats cannot hold GPTQ's asymmetric g128 codes, so this is a second quantization.
+// block formats cannot hold GPTQ's asymmetric g128 codes, so this is a second quantization, done
+// only when asked for (GgufExportOptions::requantize); f32 keeps the fake-quant weights exactly.
 //
 // Load: the ModelConfig is rebuilt from the metadata (as an HF config.json), names are mapped back
 // (formats/gguf_names.h), q/k rows un-permuted. Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 linears run as packed
@@ -39,6 +40,9 @@ struct GgufExportOptions {
   ggml::Type type = ggml::Type::Q8_0;     // 2-D weights
   std::optional<ggml::Type> output_type;  // output.weight / tied token_embd; default see above
   bool pure = false;                      // every 2-D tensor in `type` (F16 only where impossible)
+  // A quantization run (or a fake-quant checkpoint) written in any type but f32 is quantized a
+  // second time (GGUF's blocks cannot hold GPTQ/AWQ codes): refused with ArgError unless set.
+  bool requantize = false;
   std::string name;                       // general.name; default: the source folder's name
   ProgressFn progress;                    // tensors written
 };
@@ -69,8 +73,11 @@ class GgufSource final : public TensorSource {
   std::shared_ptr<QuantPackedWeight> quantized_linear(const std::string& module, ComputeType c) const override;
   std::shared_ptr<const EmbeddingRows> embedding_rows(const std::string& name) const override;
   void release(const std::string& name) const override;
+  std::string where(const std::string& name) const override;
 
  private:
+  // NonFiniteError naming the tensor when a block's f16 scale (or minimum) is NaN/inf.
+  void check_block_scales(ggml::Type type, const uint8_t* data, size_t bytes, const std::string& name) const;
   const gguf::TensorInfo* info(const std::string& hf_name) const;  // null when absent
   bool permuted(const std::string& hf_name) const;  // llama q/k: rows in GGUF's rope order
   int heads_of(const std::string& hf_name) const;

@@ -8,6 +8,7 @@
 #include "io/checkpoint.h"
 #include "util/error.h"
 #include "util/json.h"
+#include "util/sha256.h"
 
 namespace calq {
 
@@ -156,16 +157,20 @@ Vocab from_tokenizer_json(const std::string& dir, const ModelConfig& cfg, std::v
     set[size_t(id)] = true;
   };
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it->is_number_integer()) throw FormatError(path + ": vocab id of '" + it.key() + "' is not an integer");
+    if (const std::string p = json_int_problem(*it, 0, INT32_MAX); !p.empty())
+      throw FormatError(path + ": vocab id of '" + it.key().substr(0, 40) + "' is not an integer token id: field 'model.vocab' " + p);
     place(it->get<int64_t>(), it.key());
   }
   std::map<size_t, bool> added;  // id -> special
   if (j.contains("added_tokens") && j["added_tokens"].is_array())
     for (const auto& a : j["added_tokens"]) {
-      if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") || !a["content"].is_string())
+      if (!a.is_object() || !a.contains("id") || !a.contains("content") || !a["content"].is_string())
         throw FormatError(path + ": malformed added_tokens entry");
-      place(a["id"].get<int64_t>(), a["content"].get<std::string>());
-      added[a["id"].get<size_t>()] = a.value("special", false);
+      if (const std::string p = json_int_problem(a["id"], 0, INT32_MAX); !p.empty())
+        throw FormatError(path + ": malformed added_tokens entry: field 'id' " + p);
+      const int64_t id = a["id"].get<int64_t>();
+      place(id, a["content"].get<std::string>());
+      added[size_t(id)] = a.value("special", false);
     }
 
   Vocab v;
@@ -304,6 +309,8 @@ std::vector<std::string> add_tokenizer_metadata(gguf::Writer& w, const std::stri
   if (eos >= 0) w.set("tokenizer.ggml.eos_token_id", Value::u32(uint32_t(eos)));
   if (unk >= 0) w.set("tokenizer.ggml.unknown_token_id", Value::u32(uint32_t(unk)));
   if (pad >= 0) w.set("tokenizer.ggml.padding_token_id", Value::u32(uint32_t(pad)));
+  if (const std::string tj = path_join(dir, "tokenizer.json"); file_exists(tj))
+    w.set("calq.tokenizer.sha256", Value::str(sha256_hex(read_file(tj))));
   if (tok_config && tok_config->is_object()) {
     if (tok_config->contains("add_bos_token") && (*tok_config)["add_bos_token"].is_boolean())
       w.set("tokenizer.ggml.add_bos_token", Value::boolean((*tok_config)["add_bos_token"].get<bool>()));

@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 
+#include "formats/export_rules.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "model/config.h"
@@ -43,6 +44,7 @@ Common check_modules(const QuantState& q, const Checkpoint& ck, const std::vecto
                            "); GPTQ/AWQ checkpoints need every linear of every block quantized");
   Common c;
   bool first = true;
+  std::vector<LinearShape> shapes;
   for (const auto& m : quantized) {
     if (!ck.has(m + ".weight")) {
       if (m == "lm_head") throw UnsupportedError(q.dir() + ": lm_head is quantized but tied to the embeddings; untie it first");
@@ -63,7 +65,10 @@ Common check_modules(const QuantState& q, const Checkpoint& ck, const std::vecto
     }
     for (int64_t k = 0; k < w.cols && !c.act_order; ++k)
       if (w.g_idx[size_t(k)] != (w.group_size > 0 ? k / w.group_size : 0)) c.act_order = true;
+    shapes.push_back({m, w.rows, w.cols});
   }
+  // The loaders' rules, for every module before anything is packed (formats/export_rules.h).
+  check_exportable(f == Format::Gptq ? "gptq" : "awq", shapes, c.bits, c.group_size, c.act_order);
   return c;
 }
 

@@ -26,4 +26,14 @@ struct ImatrixOptions {
 gguf::Writer imatrix_writer(const ActStats& s, const ImatrixOptions& opt = {});
 void write_imatrix(const ActStats& s, const std::string& path, const ImatrixOptions& opt = {});
 
+// The legacy binary imatrix (.dat): the only one llama.cpp read before the GGUF imatrix format
+// (llama.cpp PR #9400, merged mid-2025; the default since PR #14842) and the one forks built from
+// older releases (ik_llama.cpp) still read; current llama-quantize tries GGUF and falls back to it.
+// As the old tools/imatrix/imatrix.cpp save_imatrix() wrote it, little-endian:
+//   int32 n_entries; per entry (sorted by name): int32 len, name (GGUF tensor name), int32 ncall,
+//   int32 nval, float32 values[nval] = mean(x²) · ncall (the reader divides by ncall);
+//   then int32 last_call (= ncall) and int32 len + the dataset name (opt.datasets joined by ",").
+// ncall is the number of chunks (calibration samples, at least 1).
+std::string imatrix_dat_bytes(const ActStats& s, const ImatrixOptions& opt = {});
+
 }  // namespace calq

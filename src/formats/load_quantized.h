@@ -35,6 +35,7 @@ class PackedCheckpointSource final : public TensorSource {
   // Null with LoadOptions::float_weights (get() then dequantizes) and for unpacked linears.
   std::shared_ptr<QuantPackedWeight> quantized_linear(const std::string& module, ComputeType c) const override;
   void release(const std::string& name) const override { c_->release(name); }
+  std::string where(const std::string& name) const override { return c_->where(name); }
   // Is `module` stored packed? Its codes, scales and zeros as read from the folder.
   bool is_packed(const std::string& module) const;
   QuantizedWeight quantized(const std::string& module) const;

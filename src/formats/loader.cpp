@@ -26,6 +26,7 @@ std::string detect_model_format(const std::string& path) {
     if (m == "gptq" || m == "awq") return m;
     throw UnsupportedError(cfg + ": unsupported quantization_config.quant_method '" + m + "'");
   }
+  if (j.is_object() && j.contains("calq_quant")) return "fake-quant";  // calq quantize's output (formats/fakequant.h)
   return "hf-float";
 }
 

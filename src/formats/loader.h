@@ -43,7 +43,8 @@ ComputeType natural_compute(const Decoder& model);
 // One line for users: "bf16 (the weights are bf16/f16 or quantized; --f32 to compute in f32)".
 std::string describe_compute(const Decoder& model);
 
-// "hf-float", "gptq", "awq", "qstate", "gguf", or "unknown" (without loading weights).
+// "hf-float", "fake-quant" (a float folder written by calq quantize: config.json has calq_quant),
+// "gptq", "awq", "qstate", "gguf", or "unknown" (without loading weights).
 std::string detect_model_format(const std::string& path);
 
 }  // namespace calq

@@ -36,6 +36,7 @@ bool is_weight_file(const std::string& name) {
 }  // namespace
 
 void check_output_dir(const std::string& out, const std::vector<std::string>& keep) {
+  check_output_target(out);  // a device, FIFO or socket: named as such
   std::error_code ec;
   if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && (fs::is_empty(out, ec) || holds_kept_entry(out, keep))))
     throw ArgError(out + ": already exists (calq never overwrites an output it did not write; remove it or pick "
@@ -60,6 +61,7 @@ std::string OutputDir::path(const std::string& name) const { return path_join(tm
 
 void OutputDir::commit() {
   std::error_code ec;
+  check_output_target(out_);  // never rename over a device that appeared meanwhile
   if (!fs::is_directory(out_, ec) || fs::is_empty(out_, ec)) {
     fs::remove(out_, ec);  // the empty folder the rule accepted
     fs::rename(tmp_, out_, ec);
@@ -86,6 +88,7 @@ void OutputDir::commit() {
 }
 
 void check_new_output_file(const std::string& path) {
+  check_output_target(path);
   if (file_exists(path))
     throw ArgError(path + ": already exists (calq never overwrites an output it did not write; remove it or pick "
                           "another name)");

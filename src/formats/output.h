@@ -5,6 +5,8 @@
 //  * Folders are filled under a temporary name beside the target, "<out>.calq-tmp" (a stale one
 //    from a killed run is removed first), and moved into place when complete: a target that exists
 //    is complete. Single files go through io's AtomicFile ("<out>.tmp", then a rename).
+//  * Never over a device: a target that exists and is not a regular file or folder (/dev/null, a
+//    FIFO, a socket, a link to one) is refused (io's check_output_target), for folders and files.
 //  * One overwrite rule: calq replaces nothing it did not write for this run. The target must not
 //    exist, or be an empty folder — unless it is the folder of the run itself, i.e. it holds one
 //    of the `keep` entries (the QuantState of `calq quantize -o OUT` lives in OUT/qstate): then

@@ -32,6 +32,10 @@ void count_zero_points(const QuantizedWeight& w, PackStats* stats) {
 
 std::vector<float> scales_from(const Tensor& scales, const std::string& what) {
   if (!is_float_dtype(scales.dtype())) throw FormatError(what + ": scales must be a float tensor");
+  // The f16 scales are the only floats of a packed weight: a NaN/inf one would dequantize a whole
+  // group to NaN, so it is named here (what = "<folder>: <module>.scales").
+  if (const int64_t k = find_non_finite(scales); k >= 0)
+    throw NonFiniteError(what + " holds a non-finite value (" + describe_non_finite(scales, k) + ")");
   std::vector<float> s(size_t(scales.numel()));
   convert_to_f32(scales.raw(), scales.dtype(), s.data(), s.size());
   return s;

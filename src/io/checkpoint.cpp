@@ -83,6 +83,11 @@ std::vector<std::string> Checkpoint::names() const {
   return r;
 }
 
+std::string Checkpoint::where(const std::string& name) const {
+  auto it = where_.find(name);
+  return (it == where_.end() ? dir_ : shards_[it->second]->path()) + ": tensor '" + name + "'";
+}
+
 std::vector<std::string> Checkpoint::shard_paths() const {
   std::vector<std::string> r;
   for (const auto& s : shards_) r.push_back(s->path());

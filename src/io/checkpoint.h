@@ -32,6 +32,8 @@ class Checkpoint {
   void release(const std::string& name) const;
   std::vector<std::string> names() const;
   std::vector<std::string> shard_paths() const;
+  // "<shard file>: tensor '<name>'" (the folder when the tensor is absent), for error messages.
+  std::string where(const std::string& name) const;
 
  private:
   std::string dir_;

@@ -23,51 +23,54 @@ constexpr size_t kMaxNameLen = 63;             // GGML_MAX_NAME (64) including t
 constexpr size_t kMaxReadNameLen = 1024;       // lenient when reading
 constexpr size_t kMaxKeyLen = 65535;           // spec: keys are at most 2^16 - 1 bytes
 constexpr int kMaxArrayDepth = 8;              // nested arrays (bounded recursion)
-constexpr uint64_t kMaxArrayElements = 1ull << 24;  // total over the file: bounds memory use
+constexpr uint64_t kMaxArrayElements = 1ull << 24;  // total over the file
+constexpr uint64_t kMaxNestedArrays = 1ull << 16;   // arrays inside arrays: a Value (160 bytes) each
 constexpr uint64_t kMaxAlignment = 1ull << 24;
-
-size_t scalar_size(ValueType t) {
-  switch (t) {
-    case ValueType::U8: case ValueType::I8: case ValueType::BOOL: return 1;
-    case ValueType::U16: case ValueType::I16: return 2;
-    case ValueType::U32: case ValueType::I32: case ValueType::F32: return 4;
-    case ValueType::U64: case ValueType::I64: case ValueType::F64: return 8;
-    default: return 0;
-  }
-}
+// Metadata entries: a KV takes 192 bytes for as few as 14 bytes of file, so their number is
+// capped (llama.cpp files have tens); found by fuzz_gguf with -max_len=17000000 -malloc_limit_mb=64,
+// where an 11 MB file claiming ~390k entries reserved 72 MB before reading one.
+constexpr uint64_t kMaxKV = 1ull << 16;
+constexpr uint64_t kTensorReserve = 4096;  // tensor infos are reserved up to this, then grow as read
 
 bool valid_value_type(uint32_t t) { return t <= uint32_t(ValueType::F64); }
 
-// Bounds-checked little-endian reader over the file image.
+// Bounds-checked little-endian reader over the file image. A field's name is composed (field +
+// suffix) only when an error is reported, so reading a million-element array allocates nothing
+// per element.
 class Cursor {
  public:
   Cursor(const uint8_t* p, size_t size, const std::string& what) : p_(p), size_(size), what_(what) {}
   size_t pos() const { return pos_; }
   size_t left() const { return size_ - pos_; }
 
-  void need(uint64_t n, const std::string& field) const {
+  void need(uint64_t n, const std::string& field, const char* suffix = "") const {
     if (n > left())
-      throw FormatError(what_ + ": truncated: " + field + " needs " + std::to_string(n) + " bytes at offset " +
+      throw FormatError(what_ + ": truncated: " + field + suffix + " needs " + std::to_string(n) + " bytes at offset " +
                         std::to_string(pos_) + ", file has " + std::to_string(size_));
   }
   template <class T>
-  T read(const std::string& field) {
-    need(sizeof(T), field);
+  T read(const std::string& field, const char* suffix = "") {
+    need(sizeof(T), field, suffix);
     T v;
     std::memcpy(&v, p_ + pos_, sizeof(T));
     pos_ += sizeof(T);
     return v;
   }
-  std::string str(const std::string& field, uint64_t max_len) {
-    const uint64_t n = read<uint64_t>(field + " length");
-    if (n > max_len)
-      throw FormatError(what_ + ": " + field + " length " + std::to_string(n) + " exceeds the limit of " +
-                        std::to_string(max_len));
+  // The next n bytes, inside the mapping.
+  std::string_view bytes(uint64_t n, const std::string& field) {
     need(n, field);
-    std::string s(reinterpret_cast<const char*>(p_ + pos_), size_t(n));
+    const std::string_view s(reinterpret_cast<const char*>(p_ + pos_), size_t(n));
     pos_ += size_t(n);
     return s;
   }
+  std::string_view str_view(const std::string& field, uint64_t max_len) {
+    const uint64_t n = read<uint64_t>(field, " length");
+    if (n > max_len)
+      throw FormatError(what_ + ": " + field + " length " + std::to_string(n) + " exceeds the limit of " +
+                        std::to_string(max_len));
+    return bytes(n, field);
+  }
+  std::string str(const std::string& field, uint64_t max_len) { return std::string(str_view(field, max_len)); }
 
  private:
   const uint8_t* p_;
@@ -78,7 +81,34 @@ class Cursor {
 
 struct ParseState {
   uint64_t array_elements = 0;
+  uint64_t nested_arrays = 0;
 };
+
+Value read_value(Cursor& c, ValueType t, const std::string& at, ParseState& st, int depth);
+
+// Arrays stay packed (io/gguf_value.h): fixed-size elements are copied as one block, string
+// elements into one buffer; only arrays of arrays (which llama.cpp does not read) hold a Value per
+// element, and there are at most kMaxNestedArrays of those.
+Value read_array(Cursor& c, ValueType elem, uint64_t n, const std::string& at, ParseState& st, int depth) {
+  if (const size_t es = scalar_size(elem)) {
+    const std::string_view raw = c.bytes(n * es, at);  // n * es <= the bytes left: checked by the caller
+    if (elem == ValueType::BOOL)
+      for (size_t k = 0; k < raw.size(); ++k)
+        if (uint8_t(raw[k]) > 1)
+          throw FormatError(at + ": bool element " + std::to_string(k) + " = " + std::to_string(uint8_t(raw[k])) +
+                            " is neither 0 nor 1");
+    return Value::packed_array(elem, std::string(raw));
+  }
+  if (elem == ValueType::ARRAY && (st.nested_arrays += n) > kMaxNestedArrays)
+    throw FormatError(at + ": more than " + std::to_string(kMaxNestedArrays) + " arrays inside arrays in the metadata");
+  Value v = Value::empty_array(elem, size_t(n));
+  if (elem == ValueType::STRING) {
+    for (uint64_t k = 0; k < n; ++k) v.append_string(c.str_view(at, c.left()));
+    return v;
+  }
+  for (uint64_t k = 0; k < n; ++k) v.append(read_value(c, elem, at, st, depth + 1));
+  return v;
+}
 
 Value read_value(Cursor& c, ValueType t, const std::string& at, ParseState& st, int depth) {
   Value v;
@@ -103,20 +133,18 @@ Value read_value(Cursor& c, ValueType t, const std::string& at, ParseState& st, 
     case ValueType::STRING: v.s = c.str(at, c.left()); break;
     case ValueType::ARRAY: {
       if (depth >= kMaxArrayDepth) throw FormatError(at + ": arrays nested deeper than " + std::to_string(kMaxArrayDepth));
-      const uint32_t et = c.read<uint32_t>(at + " element type");
+      const uint32_t et = c.read<uint32_t>(at, " element type");
       if (!valid_value_type(et)) throw FormatError(at + ": unknown array element type " + std::to_string(et));
-      v.elem = ValueType(et);
-      const uint64_t n = c.read<uint64_t>(at + " element count");
-      const uint64_t min_size = v.elem == ValueType::STRING ? 8 : v.elem == ValueType::ARRAY ? 12 : scalar_size(v.elem);
+      const ValueType elem = ValueType(et);
+      const uint64_t n = c.read<uint64_t>(at, " element count");
+      const uint64_t min_size = elem == ValueType::STRING ? 8 : elem == ValueType::ARRAY ? 12 : scalar_size(elem);
       if (n > c.left() / min_size)
         throw FormatError(at + ": array of " + std::to_string(n) + " elements does not fit in the " +
                           std::to_string(c.left()) + " bytes left in the file");
       st.array_elements += n;
       if (st.array_elements > kMaxArrayElements)
         throw FormatError(at + ": more than " + std::to_string(kMaxArrayElements) + " array elements in the metadata");
-      v.arr.reserve(size_t(n));
-      for (uint64_t k = 0; k < n; ++k) v.arr.push_back(read_value(c, v.elem, at, st, depth + 1));
-      break;
+      return read_array(c, elem, n, at, st, depth);
     }
   }
   return v;
@@ -130,12 +158,12 @@ template <class T>
 void put(std::string& out, T v) {
   out.append(reinterpret_cast<const char*>(&v), sizeof(T));
 }
-void put_str(std::string& out, const std::string& s) {
+void put_str(std::string& out, std::string_view s) {
   put<uint64_t>(out, s.size());
   out += s;
 }
 
-void put_value(std::string& out, const Value& v, const std::string& key) {
+void put_value(std::string& out, const Value& v) {
   switch (v.type) {
     case ValueType::U8: put<uint8_t>(out, uint8_t(v.u)); break;
     case ValueType::U16: put<uint16_t>(out, uint16_t(v.u)); break;
@@ -149,14 +177,15 @@ void put_value(std::string& out, const Value& v, const std::string& key) {
     case ValueType::F64: put<double>(out, v.f); break;
     case ValueType::BOOL: put<uint8_t>(out, v.b ? 1 : 0); break;
     case ValueType::STRING: put_str(out, v.s); break;
-    case ValueType::ARRAY:
+    case ValueType::ARRAY:  // element types were checked when the array was built
       put<uint32_t>(out, uint32_t(v.elem));
-      put<uint64_t>(out, v.arr.size());
-      for (const Value& e : v.arr) {
-        if (e.type != v.elem)
-          throw ArgError("GGUF metadata '" + key + "': array of " + value_type_name(v.elem) + " holds a " +
-                         value_type_name(e.type));
-        put_value(out, e, key);
+      put<uint64_t>(out, v.size());
+      if (v.elem == ValueType::STRING) {
+        for (size_t k = 0; k < v.size(); ++k) put_str(out, v.str_at(k));
+      } else if (v.elem == ValueType::ARRAY) {
+        for (size_t k = 0; k < v.size(); ++k) put_value(out, v.at(k));
+      } else {
+        out += v.packed();
       }
       break;
   }
@@ -165,85 +194,6 @@ void put_value(std::string& out, const Value& v, const std::string& key) {
 std::vector<int64_t> reversed(const Shape& s) { return std::vector<int64_t>(s.rbegin(), s.rend()); }
 
 }  // namespace
-
-// ---- Value ------------------------------------------------------------------------------------
-
-const char* value_type_name(ValueType t) {
-  static const char* names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"};
-  return uint32_t(t) <= 12 ? names[uint32_t(t)] : "unknown";
-}
-
-Value Value::uint_of(ValueType t, uint64_t v) {
-  Value r;
-  r.type = t;
-  r.u = v;
-  return r;
-}
-Value Value::int_of(ValueType t, int64_t v) {
-  Value r;
-  r.type = t;
-  r.i = v;
-  return r;
-}
-Value Value::f32(float v) {
-  Value r;
-  r.type = ValueType::F32;
-  r.f = v;
-  return r;
-}
-Value Value::f64(double v) {
-  Value r;
-  r.type = ValueType::F64;
-  r.f = v;
-  return r;
-}
-Value Value::boolean(bool v) {
-  Value r;
-  r.type = ValueType::BOOL;
-  r.b = v;
-  return r;
-}
-Value Value::str(std::string v) {
-  Value r;
-  r.type = ValueType::STRING;
-  r.s = std::move(v);
-  return r;
-}
-Value Value::array(ValueType elem, std::vector<Value> items) {
-  Value r;
-  r.type = ValueType::ARRAY;
-  r.elem = elem;
-  r.arr = std::move(items);
-  return r;
-}
-Value Value::str_array(const std::vector<std::string>& v) {
-  std::vector<Value> a;
-  a.reserve(v.size());
-  for (const auto& s : v) a.push_back(str(s));
-  return array(ValueType::STRING, std::move(a));
-}
-Value Value::f32_array(const std::vector<float>& v) {
-  std::vector<Value> a;
-  a.reserve(v.size());
-  for (float x : v) a.push_back(f32(x));
-  return array(ValueType::F32, std::move(a));
-}
-Value Value::i32_array(const std::vector<int32_t>& v) {
-  std::vector<Value> a;
-  a.reserve(v.size());
-  for (int32_t x : v) a.push_back(i32(x));
-  return array(ValueType::I32, std::move(a));
-}
-
-bool Value::is_integer() const {
-  switch (type) {
-    case ValueType::U8: case ValueType::U16: case ValueType::U32: case ValueType::U64:
-    case ValueType::I8: case ValueType::I16: case ValueType::I32: case ValueType::I64:
-      return true;
-    default:
-      return false;
-  }
-}
 
 int64_t TensorInfo::numel() const {
   int64_t n = 1;
@@ -272,6 +222,8 @@ Header parse_header(const uint8_t* data, size_t size, const std::string& what) {
   // Each entry takes at least 12 (kv) / 24 (tensor info) bytes: reject absurd counts before allocating.
   if (n_kv > c.left() / 12) throw FormatError(what + ": metadata count " + std::to_string(n_kv) + " exceeds the file size");
   if (n_tensors > c.left() / 24) throw FormatError(what + ": tensor count " + std::to_string(n_tensors) + " exceeds the file size");
+  if (n_kv > kMaxKV)
+    throw FormatError(what + ": metadata count " + std::to_string(n_kv) + " exceeds the limit of " + std::to_string(kMaxKV));
 
   ParseState st;
   std::set<std::string> keys;
@@ -296,7 +248,7 @@ Header parse_header(const uint8_t* data, size_t size, const std::string& what) {
   }
 
   std::set<std::string> names;
-  h.tensors.reserve(size_t(n_tensors));
+  h.tensors.reserve(size_t(std::min(n_tensors, kTensorReserve)));
   for (uint64_t k = 0; k < n_tensors; ++k) {
     TensorInfo ti;
     ti.name = c.str("tensor name #" + std::to_string(k), kMaxReadNameLen);
@@ -425,8 +377,8 @@ std::vector<std::string> File::get_string_array(const std::string& key) const {
   const Value& v = need_kv(*this, key);
   if (v.type != ValueType::ARRAY || v.elem != ValueType::STRING) bad_type(*this, key, v, "an array of strings");
   std::vector<std::string> r;
-  r.reserve(v.arr.size());
-  for (const auto& e : v.arr) r.push_back(e.s);
+  r.reserve(v.size());
+  for (size_t k = 0; k < v.size(); ++k) r.emplace_back(v.str_at(k));
   return r;
 }
 
@@ -551,7 +503,7 @@ std::string Writer::header_bytes() const {
   for (const auto& kv : kv_) {
     put_str(out, kv.key);
     put<uint32_t>(out, uint32_t(kv.value.type));
-    put_value(out, kv.value, kv.key);
+    put_value(out, kv.value);
   }
   uint64_t off = 0;
   for (const auto& p : tensors_) {

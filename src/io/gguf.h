@@ -8,8 +8,9 @@
 // ne[0] is the fastest-varying dimension: a row-major [rows, cols] matrix is stored as ne = {cols, rows}.
 //
 // Reading memory-maps the file; every count, length, type, shape and offset of the (untrusted)
-// header is checked against the file size before it is used. Writing goes through a temporary name
-// and a rename, so a GGUF file that exists is complete.
+// header is checked against the file size before it is used; metadata arrays stay packed
+// (io/gguf_value.h), so parsing takes time and memory linear in the file size. Writing goes through
+// a temporary name and a rename, so a GGUF file that exists is complete.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -18,56 +19,12 @@
 #include <vector>
 
 #include "io/ggml_quants.h"
+#include "io/gguf_value.h"
 #include "io/mapped_file.h"
 #include "tensor/tensor.h"
 #include "util/progress.h"
 
 namespace calq::gguf {
-
-enum class ValueType : uint32_t {
-  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STRING = 8, ARRAY = 9,
-  U64 = 10, I64 = 11, F64 = 12,
-};
-const char* value_type_name(ValueType t);
-
-// One metadata value. Scalars live in the member matching their type class: unsigned integers in
-// `u`, signed in `i`, floats in `f`, bools in `b`; strings in `s`; arrays in `arr`, all elements of
-// type `elem` (nested arrays allowed).
-struct Value {
-  ValueType type = ValueType::U32;
-  uint64_t u = 0;
-  int64_t i = 0;
-  double f = 0;
-  bool b = false;
-  std::string s;
-  ValueType elem = ValueType::U32;
-  std::vector<Value> arr;
-
-  static Value u8(uint8_t v) { return uint_of(ValueType::U8, v); }
-  static Value u16(uint16_t v) { return uint_of(ValueType::U16, v); }
-  static Value u32(uint32_t v) { return uint_of(ValueType::U32, v); }
-  static Value u64(uint64_t v) { return uint_of(ValueType::U64, v); }
-  static Value i8(int8_t v) { return int_of(ValueType::I8, v); }
-  static Value i16(int16_t v) { return int_of(ValueType::I16, v); }
-  static Value i32(int32_t v) { return int_of(ValueType::I32, v); }
-  static Value i64(int64_t v) { return int_of(ValueType::I64, v); }
-  static Value f32(float v);
-  static Value f64(double v);
-  static Value boolean(bool v);
-  static Value str(std::string v);
-  // Array of `elem`; every element's type must equal `elem` (checked when written).
-  static Value array(ValueType elem, std::vector<Value> items);
-  static Value str_array(const std::vector<std::string>& v);
-  static Value f32_array(const std::vector<float>& v);
-  static Value i32_array(const std::vector<int32_t>& v);
-
-  bool is_integer() const;  // any of the 8 integer types
-  bool is_float() const { return type == ValueType::F32 || type == ValueType::F64; }
-
- private:
-  static Value uint_of(ValueType t, uint64_t v);
-  static Value int_of(ValueType t, int64_t v);
-};
 
 struct KV {
   std::string key;

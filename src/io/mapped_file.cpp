@@ -50,7 +50,19 @@ MappedFile::~MappedFile() {
   if (data_) munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+void check_output_target(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return;  // absent (or a dangling link): a new file is written
+  if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) return;
+  const char* kind = S_ISCHR(st.st_mode) ? "a character device" : S_ISBLK(st.st_mode) ? "a block device"
+                     : S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISSOCK(st.st_mode) ? "a socket" : "not a regular file";
+  throw ArgError(path + ": exists and is " + kind + "; calq writes outputs to a temporary file and renames it into "
+                        "place, which would replace it (give the path of a regular file)");
+}
+
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
+  check_output_target(path_);
+  ::unlink(tmp_.c_str());  // a stale temporary (or a link planted there) is replaced, never written through
   out_.open(tmp_, std::ios::binary | std::ios::trunc);
   if (!out_) throw IoError(tmp_ + ": cannot create: " + std::strerror(errno));
 }
@@ -71,6 +83,7 @@ void AtomicFile::commit() {
   out_.flush();
   out_.close();
   if (!out_) throw IoError(tmp_ + ": write failed (disk full?)");
+  check_output_target(path_);  // the target may have appeared meanwhile: never rename over a device
   if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
     throw IoError(path_ + ": cannot rename from " + tmp_ + ": " + std::strerror(errno));
   committed_ = true;

@@ -35,8 +35,15 @@ class MappedFile {
   std::string path_;
 };
 
+// Refuses (ArgError) an output path that exists and is neither a regular file nor a folder: a
+// character device such as /dev/null, a FIFO, a socket, or a symlink to one. Outputs are written to
+// a temporary file and renamed into place, which would replace such a file with a regular one (as
+// root, `-o /dev/null` once did); calq never renames over one.
+void check_output_target(const std::string& path);
+
 // Writes a file under `path.tmp` and renames it to `path` on commit(), so readers never see half a
 // file; destroyed without commit() (an exception on the way), it removes the temporary.
+// The target is checked with check_output_target on construction and again before the rename.
 class AtomicFile {
  public:
   explicit AtomicFile(std::string path);

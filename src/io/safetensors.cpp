@@ -12,6 +12,7 @@ namespace calq {
 namespace {
 
 constexpr uint64_t kMaxHeader = 100ull << 20;  // the reference implementation's limit
+constexpr uint64_t kMaxElements = uint64_t(1) << 62;
 
 uint64_t read_u64le(const uint8_t* p) {
   uint64_t v = 0;
@@ -30,18 +31,23 @@ TensorInfo parse_entry(const std::string& name, const Json& e, const std::string
     throw FormatError(at + ": unknown dtype '" + dt->get<std::string>() + "'");
   auto sh = e.find("shape");
   if (sh == e.end() || !sh->is_array()) throw FormatError(at + ": missing shape");
+  // Each dimension and the byte count stay below 2^62: an int64 shape, and numel * dtype size cannot
+  // wrap (F64 [2^61] with data_offsets [0, 0] would otherwise pass as an empty tensor).
   uint64_t numel = 1;
-  for (const auto& d : *sh) {
-    if (!d.is_number_unsigned()) throw FormatError(at + ": shape entries must be non-negative integers");
-    const uint64_t v = d.get<uint64_t>();
-    if (v != 0 && numel > (uint64_t(1) << 62) / v) throw FormatError(at + ": shape overflows");
+  for (size_t k = 0; k < sh->size(); ++k) {
+    if (const std::string p = json_uint_problem((*sh)[k], kMaxElements); !p.empty())
+      throw FormatError(at + ": shape entries must be non-negative integers: field 'shape[" + std::to_string(k) + "]' " + p);
+    const uint64_t v = (*sh)[k].get<uint64_t>();
+    if (v != 0 && numel > kMaxElements / v) throw FormatError(at + ": shape overflows (more than 2^62 elements)");
     numel *= v;
     ti.shape.push_back(int64_t(v));
   }
+  if (numel > kMaxElements / dtype_size(ti.dtype)) throw FormatError(at + ": shape overflows (more than 2^62 bytes)");
   auto off = e.find("data_offsets");
-  if (off == e.end() || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
-      !(*off)[1].is_number_unsigned())
-    throw FormatError(at + ": data_offsets must be [begin, end]");
+  if (off == e.end() || !off->is_array() || off->size() != 2) throw FormatError(at + ": data_offsets must be [begin, end]");
+  for (int k = 0; k < 2; ++k)
+    if (const std::string p = json_uint_problem((*off)[k], UINT64_MAX); !p.empty())
+      throw FormatError(at + ": data_offsets must be [begin, end]: field 'data_offsets[" + std::to_string(k) + "]' " + p);
   ti.begin = (*off)[0].get<uint64_t>();
   ti.end = (*off)[1].get<uint64_t>();
   if (ti.end < ti.begin) throw FormatError(at + ": data_offsets end < begin");

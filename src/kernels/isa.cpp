@@ -2,11 +2,22 @@
 
 #include <atomic>
 #include <cctype>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 namespace calq {
 
 namespace {
 std::atomic<int> g_max_isa{int(Isa::Avx512)};
+
+#if defined(__x86_64__) || defined(__i386__)
+// F16C from CPUID leaf 1 (ECX bit 29): clang before 16 has no "f16c" in __builtin_cpu_supports.
+bool has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
 
 Isa detect() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -16,7 +27,7 @@ Isa detect() {
       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bf16") &&
       __builtin_cpu_supports("avx512vnni"))
     return Isa::Avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
     return Isa::Avx2;
 #endif
   return Isa::Scalar;

@@ -25,8 +25,23 @@ Activation parse_activation(const std::string& s, const std::string& what) {
   throw UnsupportedError(what + ": unsupported activation '" + s + "'");
 }
 
-void require_positive(int v, const char* field, const std::string& what) {
-  if (v <= 0) throw ConfigError(what + ": field '" + std::string(field) + "' must be positive");
+// Natural ranges of the integer fields (generous: the largest published models use a few percent of
+// them), so that a value which would overflow a size computation is refused when it is read.
+constexpr int64_t kMaxLayers = 100000;
+constexpr int64_t kMaxHidden = int64_t(1) << 20;
+constexpr int64_t kMaxIntermediate = int64_t(1) << 22;
+constexpr int64_t kMaxVocab = int64_t(1) << 24;
+constexpr int64_t kMaxHeads = 4096;    // and head_dim: heads * head_dim stays below 2^24
+constexpr int64_t kMaxPositions = int64_t(1) << 26;
+constexpr int64_t kMaxTokenId = INT32_MAX;
+
+// Required integer field in [1, hi].
+int dim(const Json& j, const char* key, const std::string& what, int64_t hi) {
+  return int(json_get_int(j, key, what, 1, hi));
+}
+// Optional integer field in [lo, hi].
+int int_or(const Json& j, const char* key, int64_t fallback, const std::string& what, int64_t lo, int64_t hi) {
+  return int(json_get_int_or(j, key, fallback, what, lo, hi));
 }
 
 RopeScaling parse_rope_scaling(const Json& j, const std::string& what) {
@@ -42,7 +57,7 @@ RopeScaling parse_rope_scaling(const Json& j, const std::string& what) {
   if (r.factor <= 0) throw ConfigError(what + ": rope_scaling.factor must be positive");
   r.low_freq_factor = json_get_or<double>(*it, "low_freq_factor", 1.0, at);
   r.high_freq_factor = json_get_or<double>(*it, "high_freq_factor", 4.0, at);
-  r.original_max_position = json_get_or<int>(*it, "original_max_position_embeddings", 0, at);
+  r.original_max_position = int_or(*it, "original_max_position_embeddings", 0, at, 0, kMaxPositions);
   if (r.type == "llama3" && (r.original_max_position <= 0 || r.high_freq_factor <= r.low_freq_factor))
     throw ConfigError(what + ": llama3 rope_scaling needs original_max_position_embeddings and "
                               "high_freq_factor > low_freq_factor");
@@ -52,29 +67,23 @@ RopeScaling parse_rope_scaling(const Json& j, const std::string& what) {
 std::vector<int> parse_eos(const Json& j, const std::string& what) {
   auto it = j.find("eos_token_id");
   if (it == j.end() || it->is_null()) return {};
-  if (it->is_number_integer()) return {it->get<int>()};
-  if (it->is_array()) {
-    std::vector<int> r;
-    for (const auto& v : *it) {
-      if (!v.is_number_integer()) throw ConfigError(what + ": eos_token_id entries must be integers");
-      r.push_back(v.get<int>());
-    }
-    return r;
-  }
-  throw ConfigError(what + ": eos_token_id must be an integer or a list");
+  if (!it->is_array()) return {int(json_int(*it, "eos_token_id", what, -1, kMaxTokenId))};
+  std::vector<int> r;
+  for (size_t k = 0; k < it->size(); ++k)
+    r.push_back(int(json_int((*it)[k], "eos_token_id[" + std::to_string(k) + "]", what, -1, kMaxTokenId)));
+  return r;
 }
 
 // Llama, Mistral and Qwen2 share one layout; only defaults and biases differ.
 void read_llama_like(ModelConfig& c, const Json& j, const std::string& what) {
-  c.hidden_size = json_get<int>(j, "hidden_size", what);
-  c.intermediate_size = json_get<int>(j, "intermediate_size", what);
-  c.num_layers = json_get<int>(j, "num_hidden_layers", what);
-  c.num_heads = json_get<int>(j, "num_attention_heads", what);
+  c.hidden_size = dim(j, "hidden_size", what, kMaxHidden);
+  c.intermediate_size = dim(j, "intermediate_size", what, kMaxIntermediate);
+  c.num_layers = dim(j, "num_hidden_layers", what, kMaxLayers);
+  c.num_heads = dim(j, "num_attention_heads", what, kMaxHeads);
   const int kv_default = c.family == Family::Mistral ? 8 : c.family == Family::Qwen2 ? 32 : c.num_heads;
-  c.num_kv_heads = json_get_or<int>(j, "num_key_value_heads", kv_default, what);
-  require_positive(c.num_heads, "num_attention_heads", what);
-  c.head_dim = json_get_or<int>(j, "head_dim", c.hidden_size / c.num_heads, what);
-  c.max_position = json_get_or<int>(j, "max_position_embeddings", 2048, what);
+  c.num_kv_heads = int_or(j, "num_key_value_heads", kv_default, what, 1, kMaxHeads);
+  c.head_dim = int_or(j, "head_dim", c.hidden_size / c.num_heads, what, 1, kMaxHeads);
+  c.max_position = int_or(j, "max_position_embeddings", 2048, what, 1, kMaxPositions);
   c.norm = NormKind::RMSNorm;
   c.norm_eps = json_get_or<double>(j, "rms_norm_eps", 1e-6, what);
   c.rope_theta = json_get_or<double>(j, "rope_theta", 10000.0, what);
@@ -89,25 +98,24 @@ void read_llama_like(ModelConfig& c, const Json& j, const std::string& what) {
   }
   c.sliding_window.assign(size_t(std::max(c.num_layers, 0)), 0);
   if (c.family == Family::Mistral) {
-    const int w = json_get_or<int>(j, "sliding_window", 0, what);
+    const int w = int_or(j, "sliding_window", 0, what, 0, kMaxPositions);
     for (auto& s : c.sliding_window) s = w;
   } else if (c.family == Family::Qwen2 && json_get_or<bool>(j, "use_sliding_window", false, what)) {
     // HF Qwen2: layers from max_window_layers on use the window.
-    const int w = json_get_or<int>(j, "sliding_window", 0, what);
-    const int from = json_get_or<int>(j, "max_window_layers", 0, what);
+    const int w = int_or(j, "sliding_window", 0, what, 0, kMaxPositions);
+    const int from = int_or(j, "max_window_layers", 0, what, 0, kMaxLayers);
     for (int i = from; i < c.num_layers; ++i) c.sliding_window[size_t(i)] = w;
   }
 }
 
 void read_cohere(ModelConfig& c, const Json& j, const std::string& what) {
-  c.hidden_size = json_get<int>(j, "hidden_size", what);
-  c.intermediate_size = json_get<int>(j, "intermediate_size", what);
-  c.num_layers = json_get<int>(j, "num_hidden_layers", what);
-  c.num_heads = json_get<int>(j, "num_attention_heads", what);
-  require_positive(c.num_heads, "num_attention_heads", what);
-  c.num_kv_heads = json_get_or<int>(j, "num_key_value_heads", c.num_heads, what);
+  c.hidden_size = dim(j, "hidden_size", what, kMaxHidden);
+  c.intermediate_size = dim(j, "intermediate_size", what, kMaxIntermediate);
+  c.num_layers = dim(j, "num_hidden_layers", what, kMaxLayers);
+  c.num_heads = dim(j, "num_attention_heads", what, kMaxHeads);
+  c.num_kv_heads = int_or(j, "num_key_value_heads", c.num_heads, what, 1, kMaxHeads);
   c.head_dim = c.hidden_size / c.num_heads;
-  c.max_position = json_get_or<int>(j, "max_position_embeddings", 8192, what);
+  c.max_position = int_or(j, "max_position_embeddings", 8192, what, 1, kMaxPositions);
   c.norm = NormKind::LayerNorm;
   c.norm_bias = false;
   c.norm_eps = json_get_or<double>(j, "layer_norm_eps", 1e-5, what);
@@ -124,14 +132,13 @@ void read_cohere(ModelConfig& c, const Json& j, const std::string& what) {
 }
 
 void read_opt(ModelConfig& c, const Json& j, const std::string& what) {
-  c.hidden_size = json_get<int>(j, "hidden_size", what);
-  c.intermediate_size = json_get<int>(j, "ffn_dim", what);
-  c.num_layers = json_get<int>(j, "num_hidden_layers", what);
-  c.num_heads = json_get<int>(j, "num_attention_heads", what);
-  require_positive(c.num_heads, "num_attention_heads", what);
+  c.hidden_size = dim(j, "hidden_size", what, kMaxHidden);
+  c.intermediate_size = dim(j, "ffn_dim", what, kMaxIntermediate);
+  c.num_layers = dim(j, "num_hidden_layers", what, kMaxLayers);
+  c.num_heads = dim(j, "num_attention_heads", what, kMaxHeads);
   c.num_kv_heads = c.num_heads;
   c.head_dim = c.hidden_size / c.num_heads;
-  c.max_position = json_get_or<int>(j, "max_position_embeddings", 2048, what);
+  c.max_position = int_or(j, "max_position_embeddings", 2048, what, 1, kMaxPositions);
   c.norm = NormKind::LayerNorm;
   c.norm_bias = true;
   c.norm_eps = 1e-5;  // OPT has no config key for it
@@ -144,7 +151,7 @@ void read_opt(ModelConfig& c, const Json& j, const std::string& what) {
   const bool bias = json_get_or<bool>(j, "enable_bias", true, what);
   c.qkv_bias = c.o_bias = c.mlp_bias = bias;
   c.tie_embeddings = json_get_or<bool>(j, "tie_word_embeddings", true, what);
-  c.word_embed_proj_dim = json_get_or<int>(j, "word_embed_proj_dim", c.hidden_size, what);
+  c.word_embed_proj_dim = int_or(j, "word_embed_proj_dim", c.hidden_size, what, 1, kMaxHidden);
   c.sliding_window.assign(size_t(std::max(c.num_layers, 0)), 0);
 }
 
@@ -170,7 +177,7 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& what) {
     throw UnsupportedError(what + ": unknown model_type '" + c.model_type +
                            "' (supported: llama, mistral, qwen2, cohere, opt)");
   }
-  c.vocab_size = json_get<int>(j, "vocab_size", what);
+  c.vocab_size = dim(j, "vocab_size", what, kMaxVocab);
   if (c.family == Family::Cohere) {
     read_cohere(c, j, what);
   } else if (c.family == Family::OPT) {
@@ -178,18 +185,13 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& what) {
   } else {
     read_llama_like(c, j, what);
   }
-  require_positive(c.vocab_size, "vocab_size", what);
-  require_positive(c.hidden_size, "hidden_size", what);
-  require_positive(c.num_layers, "num_hidden_layers", what);
-  require_positive(c.intermediate_size, "intermediate_size", what);
-  require_positive(c.num_kv_heads, "num_key_value_heads", what);
-  require_positive(c.head_dim, "head_dim", what);
+  if (c.head_dim <= 0)  // derived as hidden_size / num_attention_heads where the config has no head_dim
+    throw ConfigError(what + ": hidden_size " + std::to_string(c.hidden_size) + " is smaller than num_attention_heads " +
+                      std::to_string(c.num_heads));
   if (c.num_heads % c.num_kv_heads != 0)
     throw ConfigError(what + ": num_attention_heads must be a multiple of num_key_value_heads");
   if (c.pos == PosKind::Rope && c.head_dim % 2 != 0) throw ConfigError(what + ": head_dim must be even for RoPE");
-  if (c.num_layers > 100000 || c.hidden_size > (1 << 20) || c.vocab_size > (1 << 24))
-    throw ConfigError(what + ": implausible model size");
-  c.bos_token_id = json_get_or<int>(j, "bos_token_id", -1, what);
+  c.bos_token_id = int_or(j, "bos_token_id", -1, what, -1, kMaxTokenId);
   c.eos_token_ids = parse_eos(j, what);
   c.torch_dtype = json_get_or<std::string>(j, "torch_dtype", "", what);
   return c;

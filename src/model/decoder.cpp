@@ -51,12 +51,20 @@ void scale_llama3(std::vector<double>& f, const RopeScaling& s) {
   }
 }
 
-void check_shape(const TensorSource& src, const std::string& name, const Tensor& t, const Shape& want) {
+// Tensor `name` from the source, checked: the shape config.json implies, a float dtype, and finite
+// values. The finiteness test is the one pass over the tensor's bytes at load (the weights stay
+// mapped in their file dtype until first use), so a corrupt weight is named here, with its file,
+// instead of surfacing as NaN logits later (bench/bench_load.cpp measures the cost).
+Tensor fetch(const TensorSource& src, const std::string& name, const Shape& want) {
+  Tensor t = src.get(name);
   if (t.shape() != want)
-    throw FormatError(src.describe() + ": tensor '" + name + "' has shape " + shape_str(t.shape()) +
-                      ", config.json implies " + shape_str(want));
-  if (!is_float_dtype(t.dtype()))
-    throw FormatError(src.describe() + ": tensor '" + name + "' has non-float dtype " + dtype_name(t.dtype()));
+    throw FormatError(src.where(name) + " has shape " + shape_str(t.shape()) + ", config.json implies " +
+                      shape_str(want));
+  if (!is_float_dtype(t.dtype())) throw FormatError(src.where(name) + " has non-float dtype " + dtype_name(t.dtype()));
+  if (const int64_t k = find_non_finite(t); k >= 0)
+    throw NonFiniteError(src.where(name) + " holds a non-finite value (" + describe_non_finite(t, k) +
+                         "): the file is corrupt or was saved from a diverged model");
+  return t;
 }
 
 Tensor new_rows(int64_t rows, int64_t cols) { return Tensor::empty(DType::F32, {rows, cols}); }
@@ -91,34 +99,35 @@ void Decoder::load_linear(Linear& l, const std::string& name, int64_t out, int64
   }
   if (std::shared_ptr<QuantPackedWeight> q = src_->quantized_linear(name, compute_)) {
     if (q->n() != out || q->k() != in)
-      throw FormatError(src_->describe() + ": quantized weight '" + wn + "' is [" + std::to_string(q->n()) + ", " +
+      throw FormatError(src_->where(wn) + ": quantized weight is [" + std::to_string(q->n()) + ", " +
                         std::to_string(q->k()) + "], config.json implies " + shape_str({out, in}));
     l.set_quantized(std::move(q));
   } else {
-    Tensor w = src_->get(wn);
-    check_shape(*src_, wn, w, {out, in});
-    l.set_weight(w);
+    l.set_weight(fetch(*src_, wn, {out, in}));
+    // Re-read on demand after release (values were checked finite by the first fetch).
     l.set_weight_source([src = src_, wn] { return src->get(wn); });
   }
   if (bias) {
     const std::string bn = name + ".bias";
-    Tensor b = src_->get(bn);
-    check_shape(*src_, bn, b, {out});
-    l.bias = b.to(DType::F32);
+    l.bias = fetch(*src_, bn, {out}).to(DType::F32);
   }
 }
 
 Norm Decoder::load_norm(const std::string& name, int64_t n, bool bias) const {
   Norm r;
-  Tensor w = src_->get(name + ".weight");
-  check_shape(*src_, name + ".weight", w, {n});
-  r.weight = w.to(DType::F32);
-  if (bias) {
-    Tensor b = src_->get(name + ".bias");
-    check_shape(*src_, name + ".bias", b, {n});
-    r.bias = b.to(DType::F32);
-  }
+  r.weight = fetch(*src_, name + ".weight", {n}).to(DType::F32);
+  if (bias) r.bias = fetch(*src_, name + ".bias", {n}).to(DType::F32);
   return r;
+}
+
+// With tied embeddings the input embedding and lm_head are one matrix, and a checkpoint may hold it
+// under either name: transformers ties the two parameters before loading, so either key fills
+// both, and safetensors' save_model keeps only one of duplicate names (TinyStories-656K stores
+// just "lm_head.weight", with {"model.embed_tokens.weight": "lm_head.weight"} in its metadata).
+std::string Decoder::embedding_tensor_name() const {
+  const std::string embed = names_.embed_tokens + ".weight", head = names_.lm_head + ".weight";
+  if (cfg_.tie_embeddings && !src_->has(embed) && src_->has(head)) return head;
+  return embed;
 }
 
 void Decoder::build(std::shared_ptr<const TensorSource> src) {
@@ -127,22 +136,18 @@ void Decoder::build(std::shared_ptr<const TensorSource> src) {
   names_ = ModuleNames::for_checkpoint(c, [&](const std::string& n) { return src_->has(n); });
   const int64_t H = c.hidden_size, E = c.family == Family::OPT ? c.word_embed_proj_dim : H;
 
-  const std::string embed_name = names_.embed_tokens + ".weight";
+  const std::string embed_name = embedding_tensor_name();
   embed_rows_ = src_->embedding_rows(embed_name);
   if (embed_rows_) {
     if (embed_rows_->rows() != c.vocab_size || embed_rows_->cols() != E)
-      throw FormatError(src_->describe() + ": tensor '" + embed_name + "' has shape " +
+      throw FormatError(src_->where(embed_name) + " has shape " +
                         shape_str({embed_rows_->rows(), embed_rows_->cols()}) + ", config.json implies " +
                         shape_str({c.vocab_size, E}));
   } else {
-    embed_tokens_ = src_->get(embed_name);
-    check_shape(*src_, embed_name, embed_tokens_, {c.vocab_size, E});
+    embed_tokens_ = fetch(*src_, embed_name, {c.vocab_size, E});
   }
-  if (c.pos == PosKind::Learned) {
-    embed_positions_ = src_->get(names_.embed_positions + ".weight");
-    check_shape(*src_, names_.embed_positions + ".weight", embed_positions_,
-                {c.max_position + c.position_offset, H});
-  }
+  if (c.pos == PosKind::Learned)
+    embed_positions_ = fetch(*src_, names_.embed_positions + ".weight", {c.max_position + c.position_offset, H});
   has_project_ = E != H;
   if (has_project_) {
     load_linear(project_in_, names_.project_in, H, E, false);
@@ -163,12 +168,8 @@ void Decoder::build(std::shared_ptr<const TensorSource> src) {
     load_linear(L->up, at(names_.up), c.intermediate_size, H, c.mlp_bias);
     load_linear(L->down, at(names_.down), H, c.intermediate_size, c.mlp_bias);
     if (c.qk_norm) {
-      L->q_norm = src_->get(at(names_.q_norm) + ".weight");
-      check_shape(*src_, at(names_.q_norm) + ".weight", L->q_norm, {c.num_heads, c.head_dim});
-      L->q_norm = L->q_norm.to(DType::F32);
-      L->k_norm = src_->get(at(names_.k_norm) + ".weight");
-      check_shape(*src_, at(names_.k_norm) + ".weight", L->k_norm, {c.num_kv_heads, c.head_dim});
-      L->k_norm = L->k_norm.to(DType::F32);
+      L->q_norm = fetch(*src_, at(names_.q_norm) + ".weight", {c.num_heads, c.head_dim}).to(DType::F32);
+      L->k_norm = fetch(*src_, at(names_.k_norm) + ".weight", {c.num_kv_heads, c.head_dim}).to(DType::F32);
     }
     layers_.push_back(std::move(L));
   }
@@ -177,7 +178,7 @@ void Decoder::build(std::shared_ptr<const TensorSource> src) {
   lm_head_.in = E;
   lm_head_.out = c.vocab_size;
   if (c.tie_embeddings) {
-    if (std::shared_ptr<QuantPackedWeight> q = src_->quantized_linear(names_.embed_tokens, compute_)) {
+    if (std::shared_ptr<QuantPackedWeight> q = src_->quantized_linear(embed_name.substr(0, embed_name.size() - 7), compute_)) {
       lm_head_.set_quantized(std::move(q));
     } else {
       lm_head_.set_weight(embed_tokens());
@@ -269,6 +270,7 @@ Tensor Decoder::embed(const int32_t* ids, int64_t batch, int64_t seq) const {
 // Buffers of one forward pass, grown on demand and reused by every layer, so the hot path does
 // not allocate (and page-fault) fresh megabytes per linear layer. Freed when the pass ends.
 struct Decoder::Scratch {
+  KvQuant kv;  // ForwardOptions::kv of the pass
   Tensor xn, qkv, attn, gu, act;
   std::vector<uint16_t> x16, up16, act16;
   std::vector<int32_t> pos;
@@ -359,6 +361,10 @@ void Decoder::attention_into(int i, const float* xn, int64_t batch, int64_t seq,
     const bool inter = c.rope_style == RopeStyle::Interleaved;
     apply_rope(q, rows, c.num_heads, c.head_dim, s.pos.data(), t, inter, qld);
     apply_rope(k, rows, c.num_kv_heads, c.head_dim, s.pos.data(), t, inter, kld);
+  }
+  if (s.kv.enabled()) {  // what a quantized KV cache would hold: K after RoPE, V (kernels/kv_quant.h)
+    kv_fake_quant(k, rows, c.num_kv_heads, c.head_dim, kld, s.kv);
+    kv_fake_quant(v, rows, c.num_kv_heads, c.head_dim, vld, s.kv);
   }
   float* a = Scratch::get(s.attn, rows * qd);
   const int window = c.sliding_window.empty() ? 0 : c.sliding_window[size_t(i)];
@@ -473,6 +479,18 @@ Tensor Decoder::mlp_block(int i, const Tensor& xn, Observer* obs) const {
 }
 
 void Decoder::run_layer(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs) const {
+  h = layer_forward(i, h, batch, seq, obs);
+}
+
+Tensor Decoder::layer_forward(int i, const Tensor& x, int64_t batch, int64_t seq, Observer* obs) const {
+  Tensor h = x.clone();
+  Scratch s;
+  run_layer(i, h, batch, seq, obs, s);
+  if (find_non_finite(h.f32(), size_t(h.numel())) >= 0) throw_non_finite_layer(i, x, batch, seq, h);
+  return h;
+}
+
+void Decoder::run_layer_unchecked(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs) const {
   Scratch s;
   run_layer(i, h, batch, seq, obs, s);
 }
@@ -518,6 +536,15 @@ Tensor Decoder::lm_logits(const Tensor& fh, Observer* obs) const {
     float* d = y.f32_mut();
     for (int64_t j = 0; j < y.numel(); ++j) d[j] *= s;
   }
+  // One read of the logits: small beside lm_head's GEMM, and the last place a NaN could slip out.
+  if (const int64_t k = find_non_finite(y.f32(), size_t(y.numel())); k >= 0) {
+    const bool in_bad = find_non_finite(fh.f32(), size_t(fh.numel())) >= 0;
+    throw NonFiniteError(std::string("non-finite logits (") + non_finite_kind(y.f32(), DType::F32, size_t(k)) +
+                         " at row " + std::to_string(k / y.dim(1)) + "): first in " +
+                         (in_bad ? "the input of " + lm_head_.name + " (the final norm" +
+                                       (final_norm_.weight.defined() ? " " + names_.final_norm : std::string()) + ")"
+                                 : "the output of " + lm_head_.name));
+  }
   return y;
 }
 
@@ -530,8 +557,15 @@ ForwardOutput Decoder::forward(const int32_t* ids, int64_t batch, int64_t seq, c
   Tensor h = embed(ids, batch, seq);
   if (opt.hidden_states) out.hidden_states.push_back(h.clone().reshaped({batch, seq, H}));
   Scratch scratch;
+  opt.kv.validate(cfg_.head_dim);
+  scratch.kv = opt.kv;
   for (int i = 0; i < num_layers(); ++i) {
     run_layer(i, h, batch, seq, opt.observer, scratch);
+    if (find_non_finite(h.f32(), size_t(h.numel())) >= 0) {  // failure path: rebuild layer i's input
+      Tensor x = embed(ids, batch, seq);
+      for (int j = 0; j < i; ++j) run_layer_unchecked(j, x, batch, seq, nullptr);
+      throw_non_finite_layer(i, x, batch, seq, h);
+    }
     const std::string mod = names_.layer(i);
     if (opt.observer && opt.observer->wants(mod)) opt.observer->on_layer_output(mod, i, h.f32(), h.dim(0), H);
     if (opt.hidden_states) out.hidden_states.push_back(h.clone().reshaped({batch, seq, H}));
@@ -582,6 +616,8 @@ Tensor Decoder::cached_step(const int32_t* ids, int64_t n, KvCache& cache, const
   if (c.pos == PosKind::Learned) add_positions(h.f32_mut(), n, n, pos0);
   cache.reserve(n);
   Scratch scratch;
+  opt.kv.validate(c.head_dim);
+  scratch.kv = opt.kv;  // KV fake-quant: keys/values are quantized before they are stored (quantize-on-store)
   for (int i = 0; i < num_layers(); ++i) run_layer(i, h, 1, n, nullptr, scratch, &cache);
   cache.advance(n);
   if (opt.logits == ForwardOptions::Logits::Last) {
@@ -632,7 +668,7 @@ ForwardOutput Decoder::forward_cached(const int32_t* ids, int64_t n, KvCache& ca
 // ---- weights in memory ---------------------------------------------------------------------------
 
 size_t Decoder::pack_weights() {
-  const std::string embed_name = names_.embed_tokens + ".weight";
+  const std::string embed_name = embedding_tensor_name();
   auto pack = [&](Linear& l, const std::string& tensor) {
     if (!l.out || l.quantized()) return;
     (void)l.packed(compute_);

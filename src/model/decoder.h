@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "io/checkpoint.h"
+#include "kernels/kv_quant.h"
 #include "kernels/ops.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
@@ -47,6 +48,9 @@ class TensorSource {
   // `name` has been packed: the source may drop its resident pages (a mapped file stays mapped and
   // reads them back if the tensor is asked for again). Default: nothing.
   virtual void release(const std::string& name) const {}
+  // Where tensor `name` comes from, for error messages: "<file>: tensor '<name>'" (the shard file
+  // when the source knows it; the GGUF name too for GGUF files).
+  virtual std::string where(const std::string& name) const { return describe() + ": tensor '" + name + "'"; }
 };
 
 class CheckpointSource final : public TensorSource {
@@ -56,6 +60,7 @@ class CheckpointSource final : public TensorSource {
   Tensor get(const std::string& name) const override { return c_->get(name); }
   std::string describe() const override { return c_->dir(); }
   void release(const std::string& name) const override { c_->release(name); }
+  std::string where(const std::string& name) const override { return c_->where(name); }
 
  private:
   std::shared_ptr<const Checkpoint> c_;
@@ -84,6 +89,7 @@ struct ForwardOptions {
   bool hidden_states = false;   // fill ForwardOutput::hidden_states and last_hidden_state
   Observer* observer = nullptr;
   int threads = 0;              // worker threads of this call (kernels/threads.h; 0: the caller's)
+  KvQuant kv;                   // simulated KV-cache quantization of every attention layer (off by default)
 };
 
 struct ForwardOutput {
@@ -132,8 +138,19 @@ class Decoder {
   // --- layer-wise pieces (the same code forward() runs) ---
   // Residual stream after the embeddings, [batch*seq, hidden]. Throws ArgError on an id >= vocab.
   Tensor embed(const int32_t* ids, int64_t batch, int64_t seq) const;
-  // h [batch*seq, hidden] -> output of decoder layer i, in place.
+  // h [batch*seq, hidden] -> output of decoder layer i, in place (through layer_forward).
   void run_layer(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs = nullptr) const;
+  // Output of decoder layer i for x [batch*seq, hidden] (x unchanged).
+  //
+  // Non-finite activations are never passed on: forward(), run_layer/layer_forward and lm_logits
+  // check every layer's output (the residual stream) and the logits, and throw NonFiniteError
+  // naming the layer and the first module whose output went NaN/inf. The check is one read of the
+  // [rows, hidden] output per layer, outside the GEMMs (bench_prefill: < 1 %); the module is
+  // located only on the failure path, by running the layer again module by module.
+  Tensor layer_forward(int i, const Tensor& x, int64_t batch, int64_t seq, Observer* obs = nullptr) const;
+  // Failure path: what first produces a non-finite value when layer i runs on x, e.g. "the output
+  // of model.layers.3.self_attn.q_proj" ("" when the layer output is finite).
+  std::string locate_non_finite(int i, const Tensor& x, int64_t batch, int64_t seq) const;
   // Final norm (+ OPT project_out): the lm_head input, [rows, proj_dim].
   Tensor final_hidden(const Tensor& h) const;
   // lm_head (× logit_scale) over rows of a final hidden state, [rows, vocab].
@@ -157,6 +174,8 @@ class Decoder {
  private:
   Decoder() = default;
   void build(std::shared_ptr<const TensorSource> src);
+  // The tensor the input embedding is read from (the tied lm_head when only that is stored).
+  std::string embedding_tensor_name() const;
   void load_linear(Linear& l, const std::string& name, int64_t out, int64_t in, bool bias, bool required = true);
   Norm load_norm(const std::string& name, int64_t n, bool bias) const;
   // Shared, so a concurrent forward() that replaces the cached table cannot pull it from under us.
@@ -174,6 +193,10 @@ class Decoder {
   Tensor cached_step(const int32_t* ids, int64_t n, KvCache& cache, const ForwardOptions& opt) const;
   void mlp_into(int i, const float* xn, int64_t rows, Observer* obs, Scratch& s, float* out, bool accumulate) const;
   void norm_into(const Norm& n, const float* x, int64_t rows, float* y) const;
+  // The layer without the output check (locate_non_finite runs it with its probe).
+  void run_layer_unchecked(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs) const;
+  // Throws NonFiniteError for layer i, whose input was x and whose output `out` is not finite.
+  [[noreturn]] void throw_non_finite_layer(int i, const Tensor& x, int64_t batch, int64_t seq, const Tensor& out) const;
 
   ModelConfig cfg_;
   ModuleNames names_;

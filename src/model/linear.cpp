@@ -165,7 +165,11 @@ void linear_forward(const Linear& l, const float* x, int64_t rows, float* y, Com
   const float* b = l.bias.defined() ? l.bias.f32() : nullptr;
   if (l.input_transform) {
     std::vector<float> xt(x, x + rows * l.in);
-    l.input_transform->apply(xt.data(), rows, l.in);
+    try {
+      l.input_transform->apply(xt.data(), rows, l.in);
+    } catch (const NonFiniteError& e) {  // the transform sees numbers only: name the module
+      throw NonFiniteError(l.name + ": " + e.what());
+    }
     gemm_packed(xt.data(), rows, l.packed(c), b, y, accumulate);
   } else {
     gemm_packed(x, rows, l.packed(c), b, y, accumulate);

@@ -13,6 +13,7 @@
 #endif
 
 #include "io/checkpoint.h"
+#include "io/safetensors.h"
 #include "util/error.h"
 
 namespace calq {
@@ -22,7 +23,7 @@ namespace {
 struct PresetShape {
   const char* name;
   const char* description;
-  const char* model_type;  // llama | mistral
+  const char* model_type;  // llama | mistral | opt | cohere
   int hidden, intermediate, layers, heads, kv_heads, vocab, max_position;
   double rope_theta, norm_eps;
   int sliding_window;
@@ -40,6 +41,12 @@ constexpr PresetShape kPresets[] = {
      "llama", 4096, 14336, 32, 32, 8, 128256, 8192, 500000.0, 1e-5, 0},
     {"llama-tiny", "small Llama for tests: hidden 256, 4 layers, 8/4 heads, ffn 688, vocab 2048", "llama", 256, 688,
      4, 8, 4, 2048, 2048, 10000.0, 1e-5, 0},
+    {"opt-125m", "OPT-125m shape: hidden 768, 12 layers, 12 heads, ffn 3072, vocab 50272, learned positions, ReLU",
+     "opt", 768, 3072, 12, 12, 12, 50272, 2048, 0.0, 1e-5, 0},
+    {"opt-6.7b", "OPT-6.7B shape: hidden 4096, 32 layers, 32 heads, ffn 16384, vocab 50272", "opt", 4096, 16384, 32,
+     32, 32, 50272, 2048, 0.0, 1e-5, 0},
+    {"command-r-35b", "Command-R (35B) shape: hidden 8192, 40 layers, 64 heads (MHA), ffn 22528, vocab 256000, "
+     "parallel blocks", "cohere", 8192, 22528, 40, 64, 64, 256000, 8192, 8000000.0, 1e-5, 0},
 };
 
 const PresetShape& find_preset(const std::string& name) {
@@ -74,7 +81,7 @@ struct FillRule {
 FillRule rule_for(const SynthTensorSpec& s) {
   const std::string& n = s.name;
   if (s.shape.size() == 2 && (n.find("embed_tokens") != std::string::npos || n.find("embed_positions") != std::string::npos))
-    return {Fill::Normal, 1.0};
+    return {Fill::Normal, s.tied_head ? 1.0 / std::sqrt(double(s.shape[1])) : 1.0};
   if (s.shape.size() == 2) return {Fill::Normal, 1.0 / std::sqrt(double(s.shape[1]))};  // linear [out, in]
   const bool norm = n.find("norm") != std::string::npos || n.find("layer_norm") != std::string::npos;
   if (norm) return {n.ends_with(".bias") ? Fill::Zeros : Fill::Ones, 0.0};
@@ -259,12 +266,29 @@ const std::vector<SynthPreset>& synth_presets() {
 
 Json synth_config_json(const std::string& preset, int layers) {
   const PresetShape& p = find_preset(preset);
-  const bool mistral = std::string(p.model_type) == "mistral";
+  const std::string type = p.model_type;
+  const int n_layers = layers > 0 ? layers : p.layers;
+  if (type == "opt")  // as OPTForCausalLM.save_pretrained writes it (pre-LN, tied, biases)
+    return {{"architectures", {"OPTForCausalLM"}}, {"model_type", "opt"}, {"hidden_size", p.hidden},
+            {"ffn_dim", p.intermediate}, {"num_hidden_layers", n_layers}, {"num_attention_heads", p.heads},
+            {"vocab_size", p.vocab}, {"max_position_embeddings", p.max_position}, {"word_embed_proj_dim", p.hidden},
+            {"do_layer_norm_before", true}, {"activation_function", "relu"}, {"enable_bias", true},
+            {"tie_word_embeddings", true}, {"bos_token_id", 2}, {"eos_token_id", 2}, {"pad_token_id", 1},
+            {"torch_dtype", "float32"}, {"calq_synthetic_preset", p.name}};
+  if (type == "cohere")
+    return {{"architectures", {"CohereForCausalLM"}}, {"model_type", "cohere"}, {"hidden_size", p.hidden},
+            {"intermediate_size", p.intermediate}, {"num_hidden_layers", n_layers},
+            {"num_attention_heads", p.heads}, {"num_key_value_heads", p.kv_heads}, {"vocab_size", p.vocab},
+            {"max_position_embeddings", p.max_position}, {"layer_norm_eps", p.norm_eps},
+            {"rope_theta", p.rope_theta}, {"hidden_act", "silu"}, {"logit_scale", 0.0625},
+            {"use_qk_norm", false}, {"tie_word_embeddings", true}, {"bos_token_id", 5}, {"eos_token_id", 255001},
+            {"torch_dtype", "float32"}, {"calq_synthetic_preset", p.name}};
+  const bool mistral = type == "mistral";
   Json j = {{"architectures", {mistral ? "MistralForCausalLM" : "LlamaForCausalLM"}},
             {"model_type", p.model_type},
             {"hidden_size", p.hidden},
             {"intermediate_size", p.intermediate},
-            {"num_hidden_layers", layers > 0 ? layers : p.layers},
+            {"num_hidden_layers", n_layers},
             {"num_attention_heads", p.heads},
             {"num_key_value_heads", p.kv_heads},
             {"vocab_size", p.vocab},
@@ -300,8 +324,9 @@ std::vector<SynthTensorSpec> synth_tensor_specs(const ModelConfig& c) {
     v.push_back({name + ".weight", {H}});
     if (ln_bias) v.push_back({name + ".bias", {H}});
   };
-  v.push_back({n.embed_tokens + ".weight", {c.vocab_size, E}});
-  if (c.pos == PosKind::Learned) v.push_back({n.embed_positions + ".weight", {c.max_position + c.position_offset, H}});
+  v.push_back({n.embed_tokens + ".weight", {c.vocab_size, E}, c.tie_embeddings});
+  if (c.pos == PosKind::Learned)
+    v.push_back({n.embed_positions + ".weight", {c.max_position + c.position_offset, H}, c.tie_embeddings});
   if (E != H) {
     linear(n.project_in, H, E, false);
     linear(n.project_out, E, H, false);
@@ -340,7 +365,95 @@ Tensor synth_tensor(const SynthTensorSpec& spec, const SynthOptions& o) {
   } else {
     std::fill(d, d + n, r.fill == Fill::Ones ? 1.0f : 0.0f);
   }
+  if (o.gains)
+    if (auto g = o.gains->find(spec.name); g != o.gains->end()) {
+      const int64_t rows = spec.shape[0], per_row = n / std::max<int64_t>(rows, 1);
+      if (int64_t(g->second.size()) != rows) throw ArgError("synthetic outliers: gain size mismatch for " + spec.name);
+      for (int64_t i = 0; i < n; ++i) d[i] *= g->second[size_t(i / per_row)];
+    }
   return t.to(o.dtype);
+}
+
+namespace {
+
+// "model.decoder.layers.7.fc1" -> 7, -1 outside the decoder layers.
+int layer_index_of(const std::string& name) {
+  const size_t p = name.find(".layers.");
+  if (p == std::string::npos) return -1;
+  size_t e = p + 8;
+  int v = 0;
+  bool any = false;
+  while (e < name.size() && name[e] >= '0' && name[e] <= '9' && v < 1000000) v = v * 10 + (name[e++] - '0'), any = true;
+  return any ? v : -1;
+}
+
+float median_of(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// scale / median(scale) of one linear's input profile.
+std::vector<float> profile_gain(const SafetensorsFile& f, const std::string& module, int64_t width,
+                                const std::string& path) {
+  if (!f.find(module)) throw FormatError(path + ": no act scale for '" + module + "'");
+  const Tensor t = f.get(module).to(DType::F32);
+  if (t.numel() != width)
+    throw ArgError(path + ": act scale of '" + module + "' has " + std::to_string(t.numel()) +
+                   " channels, the synthetic model's input has " + std::to_string(width));
+  std::vector<float> g(t.f32(), t.f32() + width);
+  const float med = median_of(g);
+  if (!(med > 0.0f) || !std::isfinite(med)) throw FormatError(path + ": act scale of '" + module + "' has median 0");
+  for (float& x : g) x /= med;
+  return g;
+}
+
+}  // namespace
+
+SynthGains outlier_gains(const ModelConfig& c, const OutlierPlan& plan) {
+  SynthGains out;
+  if (plan.empty()) return out;
+  const std::string root = c.family == Family::OPT ? "model.decoder" : "model";
+  const ModuleNames n = ModuleNames::for_config(c, root);
+  const bool ln_bias = c.norm == NormKind::LayerNorm && c.norm_bias;
+  auto norm_gain = [&](const std::string& norm, const std::vector<float>& g) {
+    out[norm + ".weight"] = g;
+    if (ln_bias) out[norm + ".bias"] = g;
+  };
+  auto rows_gain = [&](const std::string& lin, bool bias, const std::vector<float>& g) {
+    out[lin + ".weight"] = g;
+    if (bias) out[lin + ".bias"] = g;
+  };
+  if (plan.act_scales.empty()) {
+    std::vector<float> g(size_t(c.hidden_size), 1.0f);
+    for (int64_t ch : plan.channels) {
+      if (ch < 0 || ch >= c.hidden_size)
+        throw ArgError("synthetic outliers: channel " + std::to_string(ch) + " outside hidden size " +
+                       std::to_string(c.hidden_size));
+      g[size_t(ch)] = float(plan.factor);
+    }
+    for (int i = 0; i < c.num_layers; ++i) {
+      norm_gain(n.in_layer(i, n.attn_norm), g);
+      if (!c.parallel_block) norm_gain(n.in_layer(i, n.mlp_norm), g);
+    }
+    return out;
+  }
+  const auto f = SafetensorsFile::open(plan.act_scales);
+  int profile_layers = 0;
+  for (const TensorInfo& t : f->tensors()) profile_layers = std::max(profile_layers, layer_index_of(t.name) + 1);
+  if (profile_layers == 0) throw FormatError(plan.act_scales + ": no decoder-layer act scales");
+  for (int i = 0; i < c.num_layers; ++i) {
+    const int src = int(int64_t(i) * profile_layers / c.num_layers);
+    auto at = [&](const std::string& rel) { return n.in_layer(i, rel); };
+    auto prof = [&](const std::string& rel, int64_t width) {
+      return profile_gain(*f, n.in_layer(src, rel), width, plan.act_scales);
+    };
+    norm_gain(at(n.attn_norm), prof(n.q, c.hidden_size));
+    if (!c.parallel_block) norm_gain(at(n.mlp_norm), prof(n.up, c.hidden_size));
+    if (c.kv_dim() == c.q_dim()) rows_gain(at(n.v), c.qkv_bias, prof(n.o, c.q_dim()));
+    rows_gain(at(n.up), c.mlp_bias, prof(n.down, c.intermediate_size));
+  }
+  return out;
 }
 
 std::shared_ptr<MapSource> synth_source(const ModelConfig& cfg, const SynthOptions& o) {
@@ -361,6 +474,7 @@ void write_synth_model(const Json& config, const SynthOptions& o, const std::str
   Json cj = config;
   cj["torch_dtype"] = o.dtype == DType::BF16 ? "bfloat16" : o.dtype == DType::F16 ? "float16" : "float32";
   cj["calq_synthetic_seed"] = o.seed;
+  if (o.gains && !o.gains->empty()) cj["calq_synthetic_outliers"] = true;
   {
     const std::string p = path_join(dir, "config.json");
     std::ofstream f(p);

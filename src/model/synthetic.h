@@ -6,6 +6,7 @@
 // thread count, so a folder written by `calq synth` and an in-memory MapSource are identical.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -28,15 +29,40 @@ const std::vector<SynthPreset>& synth_presets();
 Json synth_config_json(const std::string& preset, int layers = 0);
 ModelConfig synth_config(const std::string& preset, int layers = 0);
 
+// Planted activation outliers, for a stand-in of the outlier-heavy models of the paper (OPT): gains
+// on the tensors that feed each linear's input, so that input channel c of a linear is multiplied
+// by gain[c] while the weights stay random:
+//   q/k/v inputs: the attention norm's weight and bias;  up/gate (fc1) inputs: the MLP norm's;
+//   o (out_proj) inputs: the rows of v (and its bias);    down (fc2) inputs: the rows of up (and bias).
+// From a profile of real per-channel input max|x| (SmoothQuant's act_scales, e.g. OPT-125m's in the
+// data pack, data/opt-125m-act-scales): gain[c] = scale[c] / median(scale) of the same linear in
+// layer floor(i · L_profile / L) — the real profile's shape, the median channel at gain 1. Or fixed
+// hidden channels × factor on both norms (the tiny OPT fixture's planting: channel 17, × 20).
+struct OutlierPlan {
+  std::string act_scales;          // path of an act_scales safetensors file ("" = none)
+  std::vector<int64_t> channels;   // or these hidden channels...
+  double factor = 20.0;            // ...times this gain
+  bool empty() const { return act_scales.empty() && channels.empty(); }
+};
+// Tensor name -> gain per element (1-D tensors) or per row (2-D [out, in] tensors).
+using SynthGains = std::map<std::string, std::vector<float>>;
+// Throws ArgError/FormatError when the profile lacks a linear of `cfg` or its widths differ.
+SynthGains outlier_gains(const ModelConfig& cfg, const OutlierPlan& plan);
+
 struct SynthOptions {
   uint64_t seed = 0;
   DType dtype = DType::F32;  // F32, BF16 or F16 storage
   ProgressFn progress;       // write_synth_model: MiB written
+  std::shared_ptr<const SynthGains> gains;  // planted outliers (outlier_gains), applied before the dtype cast
 };
 
 struct SynthTensorSpec {
   std::string name;
   Shape shape;
+  // Embeddings of a tied model (it is also the lm_head): drawn with std 1/sqrt(hidden) like a head,
+  // not 1, or the logits would have std ~sqrt(hidden) and every prediction be one-hot (perplexity
+  // ~1e60 for OPT-125m's shape). Positions of such a model take the same scale.
+  bool tied_head = false;
 };
 // The tensors the decoder loads for `cfg` (HF names), in a stable order (file order).
 std::vector<SynthTensorSpec> synth_tensor_specs(const ModelConfig& cfg);

@@ -6,7 +6,7 @@
 #include <limits>
 #include <map>
 
-#include "io/safetensors.h"
+#include "io/content_hash.h"
 #include "util/error.h"
 
 namespace calq {
@@ -208,6 +208,34 @@ class Reader {
   std::shared_ptr<SafetensorsFile> f_;
 };
 
+constexpr int64_t kMaxCount = int64_t(1) << 40;  // samples, layers, sample ranges
+
+// The integers of the header that later code reads (merge, resume, outliers, imatrix): JSON integers
+// in range, or a FormatError naming the field. Everything else in it is informational.
+void check_meta_integers(const Json& head, const std::string& what) {
+  json_get_int<FormatError>(head, "topn", what, 0, 100000);
+  json_get_int_or<FormatError>(head, "samples", 0, what, 0, kMaxCount);
+  if (const auto m = head.find("model"); m != head.end() && m->is_object())
+    for (const char* k : {"num_layers", "hidden_size", "vocab_size", "max_position"})
+      if (m->contains(k)) json_int<FormatError>((*m)[k], std::string("model.") + k, what, 0, INT32_MAX);
+  const auto srcs = head.find("sources");
+  if (srcs == head.end()) return;
+  if (!srcs->is_array()) throw FormatError(what + ": 'sources' must be an array");
+  for (size_t i = 0; i < srcs->size(); ++i) {
+    const Json& src = (*srcs)[i];
+    const std::string at = "sources[" + std::to_string(i) + "]";
+    if (!src.is_object()) throw FormatError(what + ": " + at + " must be an object");
+    if (const auto r = src.find("range"); r != src.end()) {
+      if (!r->is_array() || r->size() != 2) throw FormatError(what + ": " + at + ".range must be [begin, end]");
+      const int64_t b = json_int<FormatError>((*r)[0], at + ".range[0]", what, 0, kMaxCount);
+      json_int<FormatError>((*r)[1], at + ".range[1]", what, b, kMaxCount);
+    }
+    if (const auto c = src.find("calib"); c != src.end() && c->is_object())
+      for (const char* k : {"nsamples", "seqlen"})
+        if (c->contains(k)) json_int<FormatError>((*c)[k], at + ".calib." + k, what, 0, INT32_MAX);
+  }
+}
+
 Json tensor_header(const TensorStats& t) {
   return {{"name", t.name}, {"modules", t.modules}, {"kind", t.kind}, {"layer", t.layer},
           {"cols", t.cols}, {"count", t.count}, {"top", t.top.size()}};
@@ -216,27 +244,27 @@ Json tensor_header(const TensorStats& t) {
 }  // namespace
 
 void save_stats(const ActStats& s, const std::string& path) {
-  SafetensorsWriter w;
+  std::map<std::string, Tensor> tensors;
   Json head = s.meta;
   head["tensors"] = Json::array();
   for (const auto& t : s.tensors) {
     head["tensors"].push_back(tensor_header(t));
     const std::string& n = t.name;
-    w.add(n + ".sum", f64_tensor(t.sum, {t.cols}));
-    w.add(n + ".sum2", f64_tensor(t.sum2, {t.cols}));
-    w.add(n + ".sum3", f64_tensor(t.sum3, {t.cols}));
-    w.add(n + ".sum4", f64_tensor(t.sum4, {t.cols}));
-    w.add(n + ".min", f32_tensor(t.min));
-    w.add(n + ".max", f32_tensor(t.max));
-    w.add(n + ".absmax", f32_tensor(t.absmax_vec()));
-    w.add(n + ".ge0", f64_tensor(t.ge[0], {t.cols}));
-    w.add(n + ".ge1", f64_tensor(t.ge[1], {t.cols}));
-    w.add(n + ".hist", f64_tensor(std::vector<double>(t.hist.begin(), t.hist.end()), {kHistBins}));
+    tensors.emplace(n + ".sum", f64_tensor(t.sum, {t.cols}));
+    tensors.emplace(n + ".sum2", f64_tensor(t.sum2, {t.cols}));
+    tensors.emplace(n + ".sum3", f64_tensor(t.sum3, {t.cols}));
+    tensors.emplace(n + ".sum4", f64_tensor(t.sum4, {t.cols}));
+    tensors.emplace(n + ".min", f32_tensor(t.min));
+    tensors.emplace(n + ".max", f32_tensor(t.max));
+    tensors.emplace(n + ".absmax", f32_tensor(t.absmax_vec()));
+    tensors.emplace(n + ".ge0", f64_tensor(t.ge[0], {t.cols}));
+    tensors.emplace(n + ".ge1", f64_tensor(t.ge[1], {t.cols}));
+    tensors.emplace(n + ".hist", f64_tensor(std::vector<double>(t.hist.begin(), t.hist.end()), {kHistBins}));
     if (!t.top.empty()) {
       std::vector<double> top;
       for (const auto& v : t.top)
         top.insert(top.end(), {double(v.value), double(v.sample), double(v.position), double(v.token), double(v.channel)});
-      w.add(n + ".top", f64_tensor(top, {int64_t(t.top.size()), kTopFields}));
+      tensors.emplace(n + ".top", f64_tensor(top, {int64_t(t.top.size()), kTopFields}));
     }
   }
   head["snapshots"] = Json::array();
@@ -245,12 +273,12 @@ void save_stats(const ActStats& s, const std::string& path) {
     head["snapshots"].push_back({{"samples", sn.samples}, {"tokens", sn.tokens}});
     for (size_t t = 0; t < s.tensors.size(); ++t) {
       const std::string p = "snap." + std::to_string(i) + "." + s.tensors[t].name;
-      w.add(p + ".sum2", f64_tensor(sn.sum2[t], {s.tensors[t].cols}));
-      w.add(p + ".absmax", f32_tensor(sn.absmax[t]));
+      tensors.emplace(p + ".sum2", f64_tensor(sn.sum2[t], {s.tensors[t].cols}));
+      tensors.emplace(p + ".absmax", f32_tensor(sn.absmax[t]));
     }
   }
-  w.set_metadata("format", kFormat);
-  w.set_metadata("stats", head.dump());
+  SafetensorsWriter w;
+  add_with_content_hash(w, tensors, {{"format", kFormat}, {"stats", head.dump()}});
   w.write(path);
 }
 
@@ -259,6 +287,7 @@ ActStats load_stats(const std::string& path) {
   auto fmt = f->metadata().find("format");
   if (fmt == f->metadata().end() || fmt->second != kFormat)
     throw FormatError(path + ": not a calq statistics file (metadata format != " + std::string(kFormat) + ")");
+  verify_content_sha256(*f, "regenerate it with `calq stats` (calq is pre-1.0: statistics files without a hash are not read)");
   auto hs = f->metadata().find("stats");
   if (hs == f->metadata().end()) throw FormatError(path + ": missing 'stats' metadata");
   const std::string what = path + " (stats header)";
@@ -271,15 +300,14 @@ ActStats load_stats(const std::string& path) {
     const Json snaps = json_get_or<Json>(head, "snapshots", Json::array(), what);
     if (!tensors.is_array() || !snaps.is_array()) throw FormatError(what + ": 'tensors'/'snapshots' must be arrays");
     json_get<Json>(head, "thresholds", what).at(1).get<double>();
-    json_get<int>(head, "topn", what);
+    check_meta_integers(head, what);
     for (const auto& th : tensors) {
       TensorStats t;
       t.name = json_get<std::string>(th, "name", what);
       t.modules = json_get<std::vector<std::string>>(th, "modules", what);
       t.kind = json_get<std::string>(th, "kind", what);
-      t.layer = json_get<int>(th, "layer", what);
-      const int64_t cols = json_get<int64_t>(th, "cols", what);
-      if (cols <= 0 || cols > (int64_t(1) << 24)) throw FormatError(what + ": bad cols for '" + t.name + "'");
+      t.layer = int(json_get_int(th, "layer", what, -1, INT32_MAX));
+      const int64_t cols = json_get_int(th, "cols", what, 1, int64_t(1) << 24);
       t.init(cols);
       t.count = json_get<double>(th, "count", what);
       const std::string& n = t.name;
@@ -293,8 +321,7 @@ ActStats load_stats(const std::string& path) {
       t.ge[1] = r.f64(n + ".ge1", cols);
       const auto hist = r.f64(n + ".hist", kHistBins);
       std::copy(hist.begin(), hist.end(), t.hist.begin());
-      const int64_t ntop = json_get<int64_t>(th, "top", what);
-      if (ntop < 0 || ntop > 1000000) throw FormatError(what + ": bad top count for '" + n + "'");
+      const int64_t ntop = json_get_int(th, "top", what, 0, 1000000);
       if (ntop > 0) {
         Tensor top = r.get(n + ".top", DType::F64, {ntop, kTopFields});
         const double* p = top.data<double>();
@@ -305,7 +332,7 @@ ActStats load_stats(const std::string& path) {
     }
     for (size_t i = 0; i < snaps.size(); ++i) {
       StatsSnapshot sn;
-      sn.samples = json_get<int64_t>(snaps[i], "samples", what);
+      sn.samples = json_get_int(snaps[i], "samples", what, 0, kMaxCount);
       sn.tokens = json_get<double>(snaps[i], "tokens", what);
       for (const auto& t : s.tensors) {
         const std::string p = "snap." + std::to_string(i) + "." + t.name;

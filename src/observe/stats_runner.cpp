@@ -1,7 +1,6 @@
 #include "observe/stats_runner.h"
 
 #include <algorithm>
-#include <filesystem>
 
 #include "io/checkpoint.h"
 #include "kernels/threads.h"
@@ -23,22 +22,17 @@ namespace {
 void check_set_fits(const Decoder& model, const CalibSet& set, bool check_tokenizer) {
   const ModelConfig& c = model.config();
   if (c.max_position > 0 && set.seqlen() > c.max_position)
-    throw ArgError("calibration set seqlen " + std::to_string(set.seqlen()) + " exceeds the model's context (" +
+    throw ArgError(set.name() + ": seqlen " + std::to_string(set.seqlen()) + " exceeds the model's context (" +
                    std::to_string(c.max_position) + " positions, max_position_embeddings); rebuild it with --seqlen " +
                    std::to_string(c.max_position) + " or less");
   const int32_t* ids = set.ids.data<int32_t>();
   for (int64_t i = 0; i < set.ids.numel(); ++i)
     if (ids[i] >= c.vocab_size)
-      throw ArgError("calibration set sample " + std::to_string(i / set.seqlen()) + " has token id " +
+      throw ArgError(set.name() + ": sample " + std::to_string(i / set.seqlen()) + " has token id " +
                      std::to_string(ids[i]) + " >= the model's vocab_size " + std::to_string(c.vocab_size) +
                      " (built with another tokenizer?)");
-  const std::string want = set.manifest.value("tokenizer_sha256", "");
-  if (check_tokenizer && !want.empty() && model.checkpoint()) {
-    const std::string tj = path_join(model.checkpoint()->dir(), "tokenizer.json");
-    if (std::filesystem::exists(tj) && sha256_file(tj) != want)
-      throw ArgError("calibration set was tokenized with tokenizer " + want.substr(0, 12) + "…, but " + tj +
-                     " has sha256 " + sha256_file(tj).substr(0, 12) + "… (rebuild the set with this model's tokenizer)");
-  }
+  if (check_tokenizer && model.checkpoint())
+    check_calib_tokenizer(set, path_join(model.checkpoint()->dir(), "tokenizer.json"));
 }
 
 }  // namespace
@@ -96,7 +90,12 @@ ActStats collect_stats(const Decoder& model, const CalibSet& set, const StatsRun
       col.snapshot(s + b - start);
       while (next_snap <= since_begin) next_snap *= 2;
     }
-    report_progress(opt.progress, s + b - start, end - start, "samples");
+    try {
+      report_progress(opt.progress, s + b - start, end - start, "samples");
+    } catch (const Interrupted&) {  // stopped by the caller: keep what is done for --resume
+      if (on_checkpoint && s + b < end) on_checkpoint(current(s + b));
+      throw;
+    }
     ++batches;
     if (on_checkpoint && opt.checkpoint_every > 0 && batches % opt.checkpoint_every == 0 && s + b < end)
       on_checkpoint(current(s + b));

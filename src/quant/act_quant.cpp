@@ -12,6 +12,8 @@ const char* act_granularity_name(ActGranularity g) {
     case ActGranularity::None: return "none";
     case ActGranularity::PerToken: return "per_token";
     case ActGranularity::PerTensorStatic: return "per_tensor_static";
+    case ActGranularity::PerTensor: return "per_tensor";
+    case ActGranularity::PerChannel: return "per_channel";
   }
   return "?";
 }
@@ -21,7 +23,31 @@ ActGranularity parse_act_granularity(const std::string& s) {
   if (s == "per_token" || s == "per-token" || s == "token") return ActGranularity::PerToken;
   if (s == "per_tensor_static" || s == "per-tensor-static" || s == "tensor-static" || s == "static")
     return ActGranularity::PerTensorStatic;
-  throw ArgError("unknown activation granularity '" + s + "' (expected per_token or per_tensor_static)");
+  if (s == "per_tensor" || s == "per-tensor" || s == "tensor") return ActGranularity::PerTensor;
+  if (s == "per_channel" || s == "per-channel" || s == "channel") return ActGranularity::PerChannel;
+  throw ArgError("unknown activation granularity '" + s +
+                 "' (expected per_token, per_tensor, per_channel or per_tensor_static)");
+}
+
+PerTensorActQuant::PerTensorActQuant(int bits) : bits_(bits) { check_bits(bits, "activation quantizer"); }
+void PerTensorActQuant::apply(float* x, int64_t rows, int64_t cols) const {
+  fake_quant_per_tensor_dynamic(x, rows * cols, bits_);
+}
+std::string PerTensorActQuant::describe() const { return "a" + std::to_string(bits_) + " per-tensor dynamic"; }
+
+PerChannelActQuant::PerChannelActQuant(int bits) : bits_(bits) { check_bits(bits, "activation quantizer"); }
+void PerChannelActQuant::apply(float* x, int64_t rows, int64_t cols) const {
+  fake_quant_per_channel(x, rows, cols, bits_);
+}
+std::string PerChannelActQuant::describe() const { return "a" + std::to_string(bits_) + " per-channel dynamic"; }
+
+std::shared_ptr<const InputTransform> make_dynamic_act_quant(ActGranularity g, int bits) {
+  switch (g) {
+    case ActGranularity::PerToken: return std::make_shared<PerTokenActQuant>(bits);
+    case ActGranularity::PerTensor: return std::make_shared<PerTensorActQuant>(bits);
+    case ActGranularity::PerChannel: return std::make_shared<PerChannelActQuant>(bits);
+    default: return nullptr;
+  }
 }
 
 PerTokenActQuant::PerTokenActQuant(int bits) : bits_(bits) { check_bits(bits, "activation quantizer"); }

@@ -20,7 +20,12 @@
 
 namespace calq {
 
-enum class ActGranularity { None, PerToken, PerTensorStatic };
+// per_token: one scale per row (token) of each call, SmoothQuant's default;
+// per_tensor: one scale per call (dynamic), qllm-eval's per_tensor;
+// per_channel: one scale per input channel over the rows of each call (dynamic; an evaluation
+//   window per call at batch 1), the qllm-eval-style axis beside the two;
+// per_tensor_static: one calibrated scale per linear (SmoothQuant O3).
+enum class ActGranularity { None, PerToken, PerTensorStatic, PerTensor, PerChannel };
 const char* act_granularity_name(ActGranularity g);
 ActGranularity parse_act_granularity(const std::string& s);  // ArgError on unknown names
 
@@ -34,6 +39,30 @@ class PerTokenActQuant final : public InputTransform {
  private:
   int bits_;
 };
+
+class PerTensorActQuant final : public InputTransform {
+ public:
+  explicit PerTensorActQuant(int bits);
+  void apply(float* x, int64_t rows, int64_t cols) const override;
+  std::string describe() const override;
+
+ private:
+  int bits_;
+};
+
+class PerChannelActQuant final : public InputTransform {
+ public:
+  explicit PerChannelActQuant(int bits);
+  void apply(float* x, int64_t rows, int64_t cols) const override;
+  std::string describe() const override;
+
+ private:
+  int bits_;
+};
+
+// The run-time transform of a dynamic granularity (per_token, per_tensor, per_channel), null for
+// the others (none; per_tensor_static needs its calibrated scale).
+std::shared_ptr<const InputTransform> make_dynamic_act_quant(ActGranularity g, int bits);
 
 class PerTensorStaticActQuant final : public InputTransform {
  public:

@@ -110,6 +110,8 @@ std::vector<float> awq_search_scale(Decoder& m, int layer, const ScaleGroup& g, 
   cfg.validate();
   const QuantScheme sch = cfg.scheme();
   const int64_t n = x.x.dim(0), in = x.x.dim(1);
+  require_finite(x.x.f32(), n, in, "the input");
+  for (const Linear* l : g.layers) require_finite(l->weight_f32().f32(), l->out, l->in, l->name + ".weight");
   // llm-awq get_act_scale: mean |x| per input channel.
   std::vector<double> xsum(static_cast<size_t>(in), 0.0);
   int64_t used = 0;
@@ -168,6 +170,8 @@ std::vector<float> awq_search_scale(Decoder& m, int layer, const ScaleGroup& g, 
 
 std::vector<float> awq_search_clip(const float* w, int64_t rows, int64_t cols, const Tensor& x, const AwqConfig& cfg,
                                    const std::vector<uint8_t>* valid) {
+  require_finite(w, rows, cols, "the weight");
+  require_finite(x.f32(), x.dim(0), x.dim(1), "the input");
   const QuantScheme sch = cfg.scheme();
   const int maxq = sch.maxq();
   const int64_t G = cfg.group_size > 0 ? cfg.group_size : cols, ng = QuantizedWeight::groups_for(cols, cfg.group_size);
@@ -257,7 +261,7 @@ LayerResult awq_quantize_layer(Decoder& m, int i, const LayerInputs& x, const Aw
   for (const ScaleGroup& g : groups) {
     const LayerInputs gi{cap.input(g.layers[0]->name), x.n_seq, x.seq, x.batch, x.valid};
     AwqGroupReport rep;
-    scales.push_back(awq_search_scale(m, i, g, gi, cfg, &rep));
+    scales.push_back(with_context(g.describe(), [&] { return awq_search_scale(m, i, g, gi, cfg, &rep); }));
     greport.push_back({{"group", rep.group}, {"alpha", rep.best_alpha}, {"loss", rep.best_loss},
                        {"loss_alpha0", rep.loss_alpha0}});
   }
@@ -277,10 +281,13 @@ LayerResult awq_quantize_layer(Decoder& m, int i, const LayerInputs& x, const Aw
     Tensor w = f32_copy(l->weight());
     const Tensor xin = cap.input(l->name);
     const Tensor w_scaled = w.clone();
-    // auto_clip skips q and k: "due to qk bmm, it is hard to clip precisely".
-    if (cfg.clip && l != &L.q && l != &L.k)
-      awq_apply_clip(w.f32_mut(), l->out, l->in, awq_search_clip(w.f32(), l->out, l->in, xin, cfg, x.valid.get()), cfg);
-    QuantizedWeight qw = quantize_rtn(w.f32(), l->out, l->in, sch);
+    QuantizedWeight qw = with_context(l->name, [&] {
+      // auto_clip skips q and k: "due to qk bmm, it is hard to clip precisely".
+      if (cfg.clip && l != &L.q && l != &L.k)
+        awq_apply_clip(w.f32_mut(), l->out, l->in, awq_search_clip(w.f32(), l->out, l->in, xin, cfg, x.valid.get()),
+                       cfg);
+      return quantize_rtn(w.f32(), l->out, l->in, sch);
+    });
     lreport[l->name] = {{"rel_output_error", relative_output_error(xin, w_scaled, qw.dequantize())}};
     res.weights[l->name] = std::move(qw);
   }

@@ -71,6 +71,9 @@ GptqResult gptq_quantize(const float* w, int64_t rows, int64_t cols, const Hessi
   cfg.validate();
   if (h.n != cols) throw ArgError("gptq: Hessian is " + std::to_string(h.n) + "x" + std::to_string(h.n) +
                                   " for a weight with " + std::to_string(cols) + " columns");
+  // Non-finite numbers would surface as a Cholesky failure blamed on the dampening: refuse them here.
+  require_finite(w, rows, cols, "the weight");
+  require_finite(h.h.data(), cols, cols, "the Hessian of its input (X^T X)");
   const QuantScheme s = cfg.scheme();
   const int maxq = s.maxq();
   const int64_t G = cfg.group_size, ng = s.n_groups(cols);
@@ -194,6 +197,8 @@ GptqResult gptq_quantize(const float* w, int64_t rows, int64_t cols, const Hessi
             &Wp[size_t(i2)], cols);
   }
   res.loss = loss / 2;
+  // A lazy update that overflowed would leave NaN/inf scales (find_params propagates NaN).
+  require_finite(qw.scale.data(), rows, ng, "gptq: the computed scales");
 
   // Back to the original column order; g_idx as AutoGPTQ builds it.
   std::vector<int64_t> pos(static_cast<size_t>(cols));

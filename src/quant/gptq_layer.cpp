@@ -1,6 +1,7 @@
 #include "quant/gptq.h"
 #include "quant/layer_state.h"
 #include "quant/scale_groups.h"
+#include "util/error.h"
 
 namespace calq {
 
@@ -32,7 +33,8 @@ LayerResult gptq_quantize_layer(Decoder& m, int i, const LayerInputs& x, const G
     for (const auto& g : subset)
       for (Linear* l : g) {
         const Tensor w = l->weight_f32();
-        GptqResult r = gptq_quantize(w.f32(), l->out, l->in, *hc.get(l->name), cfg);
+        GptqResult r =
+            with_context(l->name, [&] { return gptq_quantize(w.f32(), l->out, l->in, *hc.get(l->name), cfg); });
         l->set_weight(r.qw.dequantize());
         report[l->name] = {{"rel_error", r.rel_error()}, {"error", r.error}, {"gptq_loss", r.loss},
                            {"dead_columns", r.dead_columns}, {"f64_fallback", r.f64_fallback},

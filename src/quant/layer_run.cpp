@@ -25,12 +25,12 @@ Tensor map_chunks(const Tensor& x, int64_t n_seq, int64_t seq, int64_t batch,
 Tensor run_layer_chunked(const Decoder& m, int i, const LayerInputs& in, Observer* obs) {
   int64_t row0 = 0;
   return map_chunks(in.x, in.n_seq, in.seq, in.batch, [&](const Tensor& xc, int64_t b) {
-    Tensor h = xc.clone();
+    Tensor h;
     if (obs && in.valid) {
       RowMaskObserver mo(obs, in.valid->data() + row0);
-      m.run_layer(i, h, b, in.seq, &mo);
+      h = m.layer_forward(i, xc, b, in.seq, &mo);
     } else {
-      m.run_layer(i, h, b, in.seq, obs);
+      h = m.layer_forward(i, xc, b, in.seq, obs);
     }
     row0 += b * in.seq;
     return h;

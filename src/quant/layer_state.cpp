@@ -76,14 +76,14 @@ void install_layer(Decoder& m, const LayerResult& r, const Json& activation) {
     l->set_weight(qw.dequantize());
   }
   if (activation.is_null() || !activation.is_object()) return;
-  const int bits = activation.value("bits", 8);
+  const int bits = int(json_get_int_or<FormatError>(activation, "bits", 8, "quantization state: activation", 2, 8));
   const ActGranularity g = parse_act_granularity(activation.value("granularity", std::string("none")));
   for (const auto& mod : activation.value("modules", std::vector<std::string>{})) {
     if (layer_of_name(mod) != r.layer) continue;
     Linear* l = m.find_linear(mod);
     if (!l) throw FormatError("quantization state names a linear '" + mod + "' the model does not have");
-    if (g == ActGranularity::PerToken) {
-      l->input_transform = std::make_shared<PerTokenActQuant>(bits);
+    if (auto t = make_dynamic_act_quant(g, bits)) {
+      l->input_transform = t;
     } else if (g == ActGranularity::PerTensorStatic) {
       auto it = r.input_scales.find(mod);
       if (it == r.input_scales.end()) throw FormatError("quantization state: no static input scale for '" + mod + "'");

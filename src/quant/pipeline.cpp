@@ -78,7 +78,7 @@ LayerResult rtn_layer(Decoder& m, int i, const QuantScheme& s) {
   Json rep = Json::object();
   for (Linear* l : m.layer(i).linears()) {
     const Tensor w = l->weight_f32();
-    QuantizedWeight qw = quantize_rtn(w.f32(), l->out, l->in, s);
+    QuantizedWeight qw = with_context(l->name, [&] { return quantize_rtn(w.f32(), l->out, l->in, s); });
     rep[l->name] = {{"rel_weight_error", relative_weight_error(w, qw.dequantize())}};
     r.weights[l->name] = std::move(qw);
   }
@@ -115,8 +115,12 @@ void check_existing(const QuantState& qs, const Json& want, const std::string& d
       throw ConfigError(dir + ": holds a quantization state with a different '" + std::string(k) + "' (" +
                         have.value(k, Json()).dump() + " vs " + want.value(k, Json()).dump() +
                         "); delete it or choose another output folder");
-  const Json hc = have.value("calib", Json()), wc = want.value("calib", Json());
-  if (hc.value("sha256", Json()) != wc.value("sha256", Json()))
+  // "calib" is null for rtn (no calibration): compare the token hashes where there are some.
+  const auto calib_sha = [](const Json& info) {
+    const Json c = info.value("calib", Json());
+    return c.is_object() ? c.value("sha256", Json()) : Json();
+  };
+  if (calib_sha(have) != calib_sha(want))
     throw ConfigError(dir + ": holds a quantization state made with other calibration tokens; delete it or choose "
                       "another output folder");
 }
@@ -139,15 +143,18 @@ QuantizeSummary quantize_model(Decoder& model, const CalibSet* calib, const Quan
   if (o.needs_calibration()) {
     if (!calib || calib->nsamples() <= 0 || calib->seqlen() <= 0)
       throw ArgError(method + " needs calibration tokens (--calib)");
-    validate_calib_set(*calib, "calibration set");
+    validate_calib_set(*calib, calib->path);
     const int32_t* ids = calib->ids.data<int32_t>();
     for (int64_t k = 0; k < calib->ids.numel(); ++k)
       if (ids[k] < 0 || ids[k] >= cfg.vocab_size)
-        throw ArgError("calibration token id " + std::to_string(ids[k]) + " out of range for vocab_size " +
-                       std::to_string(cfg.vocab_size));
+        throw ArgError(calib->name() + ": token id " + std::to_string(ids[k]) + " out of range for vocab_size " +
+                       std::to_string(cfg.vocab_size) + " (built with another tokenizer?)");
     if (cfg.max_position > 0 && calib->seqlen() > cfg.max_position)
-      throw ArgError("calibration windows of " + std::to_string(calib->seqlen()) +
+      throw ArgError(calib->name() + ": windows of " + std::to_string(calib->seqlen()) +
                      " tokens exceed the model's context (" + std::to_string(cfg.max_position) + ")");
+    // As `calq stats` does: ids of another tokenizer that happen to be in range are still wrong.
+    if (o.check_tokenizer && model.checkpoint())
+      check_calib_tokenizer(*calib, path_join(model.checkpoint()->dir(), "tokenizer.json"));
   }
 
   Json info = {{"source_model", model.checkpoint() ? model.checkpoint()->dir() : std::string("<synthetic>")},
@@ -205,7 +212,7 @@ QuantizeSummary quantize_model(Decoder& model, const CalibSet* calib, const Quan
   if (const auto* rtn = std::get_if<RtnConfig>(&o.method)) {
     for (int i : todo) {
       const auto t0 = std::chrono::steady_clock::now();
-      LayerResult r = rtn_layer(model, i, rtn->scheme);
+      LayerResult r = with_context(method, [&] { return rtn_layer(model, i, rtn->scheme); });
       finish_layer(r, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
   } else {
@@ -229,15 +236,14 @@ QuantizeSummary quantize_model(Decoder& model, const CalibSet* calib, const Quan
         next = run_layer_chunked(model, i, in);
         snap.restore();
       } else {
-        const LayerResult r = std::visit(
-            [&](const auto& c) -> LayerResult {
-              using C = std::decay_t<decltype(c)>;
-              if constexpr (std::is_same_v<C, GptqConfig>) return gptq_quantize_layer(model, i, in, c, &next);
-              if constexpr (std::is_same_v<C, AwqConfig>) return awq_quantize_layer(model, i, in, c, &next);
-              if constexpr (std::is_same_v<C, SmoothQuantConfig>) return smoothquant_quantize_layer(model, i, in, c, &next);
-              throw Error("quantize: rtn needs no calibration pass");  // handled above
-            },
-            o.method);
+        const auto quantize_layer = [&](const auto& c) -> LayerResult {
+          using C = std::decay_t<decltype(c)>;
+          if constexpr (std::is_same_v<C, GptqConfig>) return gptq_quantize_layer(model, i, in, c, &next);
+          if constexpr (std::is_same_v<C, AwqConfig>) return awq_quantize_layer(model, i, in, c, &next);
+          if constexpr (std::is_same_v<C, SmoothQuantConfig>) return smoothquant_quantize_layer(model, i, in, c, &next);
+          throw Error("quantize: rtn needs no calibration pass");  // handled above
+        };
+        const LayerResult r = with_context(method, [&] { return std::visit(quantize_layer, o.method); });
         finish_layer(r, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       }
       for (Linear* l : model.layer(i).linears()) l->release_packed();

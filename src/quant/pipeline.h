@@ -48,6 +48,7 @@ struct QuantizeOptions {
   std::function<void(const std::string&)> log;  // one line per finished layer (may be empty)
   ProgressFn progress;  // layers done
   int threads = 0;      // worker threads (kernels/threads.h; 0: the caller's)
+  bool check_tokenizer = true;  // refuse a calibration set tokenized with another tokenizer (as stats)
 
   void validate() const;
   Json settings() const;     // what a resumed state must match

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "io/checkpoint.h"
+#include "io/content_hash.h"
 #include "io/mapped_file.h"
 #include "util/error.h"
 
@@ -30,20 +31,49 @@ int layer_of_name(const std::string& name) {
   return std::stoi(name.substr(p, e - p));
 }
 
-void add_quantized_weight(SafetensorsWriter& w, const std::string& m, const QuantizedWeight& qw) {
+namespace {
+
+// The tensors and metadata entries of one quantized module (validates qw: ArgError).
+void quantized_weight_entries(const std::string& m, const QuantizedWeight& qw, std::map<std::string, Tensor>& tensors,
+                              std::map<std::string, std::string>& meta) {
   qw.validate("quantized weight '" + m + "'");
   const int64_t G = qw.n_groups();
   Tensor q = Tensor::empty(DType::U8, {qw.rows, qw.cols});
   std::memcpy(q.raw_mut(), qw.q.data(), qw.q.size());
   Tensor gi = Tensor::empty(DType::I32, {qw.cols});
   std::memcpy(gi.raw_mut(), qw.g_idx.data(), qw.g_idx.size() * 4);
-  w.add(m + ".q", q);
-  w.add(m + ".scale", Tensor::from_f32(qw.scale, {qw.rows, G}));
-  w.add(m + ".zero", Tensor::from_f32(qw.zero, {qw.rows, G}));
-  w.add(m + ".g_idx", gi);
-  w.set_metadata(m + ".bits", std::to_string(qw.bits));
-  w.set_metadata(m + ".group_size", std::to_string(qw.group_size));
-  w.set_metadata(m + ".sym", qw.sym ? "true" : "false");
+  tensors[m + ".q"] = q;
+  tensors[m + ".scale"] = Tensor::from_f32(qw.scale, {qw.rows, G});
+  tensors[m + ".zero"] = Tensor::from_f32(qw.zero, {qw.rows, G});
+  tensors[m + ".g_idx"] = gi;
+  meta[m + ".bits"] = std::to_string(qw.bits);
+  meta[m + ".group_size"] = std::to_string(qw.group_size);
+  meta[m + ".sym"] = qw.sym ? "true" : "false";
+}
+
+// Layer-file metadata entry holding the run identity the file was written for.
+constexpr const char* kRunKey = "calq.run";
+
+// What every file of a state must agree on with state.json: the run's identity (method, settings,
+// source, calibration, layer count, activation quantization). Stored in each layer file, whose
+// content hash covers it, so a modified state.json is caught too.
+std::string run_identity(const Json& info) {
+  Json id = Json::object();
+  for (const char* k : {"method", "settings", "source_sha256", "num_layers", "activation"})
+    id[k] = info.value(k, Json());
+  const Json calib = info.value("calib", Json());
+  id["calib_sha256"] = calib.is_object() ? calib.value("sha256", Json()) : Json();
+  return id.dump();
+}
+
+}  // namespace
+
+void add_quantized_weight(SafetensorsWriter& w, const std::string& m, const QuantizedWeight& qw) {
+  std::map<std::string, Tensor> tensors;
+  std::map<std::string, std::string> meta;
+  quantized_weight_entries(m, qw, tensors, meta);
+  for (const auto& [name, t] : tensors) w.add(name, t);
+  for (const auto& [k, v] : meta) w.set_metadata(k, v);
 }
 
 namespace {
@@ -135,6 +165,7 @@ QuantState QuantState::create(const std::string& dir, Json info) {
   info["version"] = 1;
   info["layers_done"] = Json::array();
   info["quantized"] = Json::array();
+  info["layer_sha256"] = Json::object();
   if (!info.contains("reports")) info["reports"] = Json::object();
   if (!info.contains("num_layers")) throw ArgError("QuantState::create: info needs num_layers");
   s.info_ = std::move(info);
@@ -165,6 +196,9 @@ QuantState QuantState::open(const std::string& dir) {
   if (!j.contains("method") || !j["method"].is_string()) throw bad("'method' must be a string");
   if (!j.contains("layers_done") || !j["layers_done"].is_array()) throw bad("'layers_done' must be an array");
   if (!j.contains("quantized") || !j["quantized"].is_array()) throw bad("'quantized' must be an array");
+  if (!j.contains("layer_sha256") || !j["layer_sha256"].is_object())
+    throw FormatError(path + ": no 'layer_sha256' (a state written before calq recorded content hashes; calq is "
+                             "pre-1.0 and does not read it): delete " + dir + " and run calq quantize again");
   const int64_t L = j["num_layers"].get<int64_t>();
   for (const auto& v : j["layers_done"]) {
     if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= L)
@@ -172,8 +206,9 @@ QuantState QuantState::open(const std::string& dir) {
     const int i = v.get<int>();
     if (!file_exists(s.layer_path(i))) throw bad("layer " + std::to_string(i) + " is listed as done but " +
                                                  s.layer_path(i) + " is missing");
-    s.file_for(i);  // validates the safetensors header now rather than mid-run
+    s.file_for(i);  // validates the header and the content hash now rather than mid-run
   }
+  s.file_for(-1);
   for (const auto& v : j["quantized"])
     if (!v.is_string()) throw bad("'quantized' entries must be module names");
   return s;
@@ -235,6 +270,20 @@ std::vector<std::string> QuantState::replaced_tensors() const {
   return r;
 }
 
+void QuantState::verify_file(const SafetensorsFile& f, int layer) const {
+  const std::string redo = "delete " + dir_ + " and run calq quantize again";
+  const std::string hash = verify_content_sha256(f, redo);
+  const Json& recorded = info_.at("layer_sha256");
+  const std::string key = std::to_string(layer);
+  if (!recorded.contains(key) || recorded[key] != hash)
+    throw FormatError(f.path() + ": its content hash is not the one state.json records for it (a file of another run "
+                      "or an older write); " + redo);
+  auto it = f.metadata().find(kRunKey);
+  if (it == f.metadata().end() || it->second != run_identity(info_))
+    throw FormatError(path_join(dir_, "state.json") + ": the run's method, settings, source or calibration differ from "
+                      "those " + f.path() + " was written for (state.json was modified); " + redo);
+}
+
 std::shared_ptr<SafetensorsFile> QuantState::file_for(int layer) const {
   std::lock_guard<std::mutex> lock(files_->mu);
   auto it = files_->open.find(layer);
@@ -242,6 +291,7 @@ std::shared_ptr<SafetensorsFile> QuantState::file_for(int layer) const {
   const std::string p = layer_path(layer);
   if (!file_exists(p) || (layer >= 0 && !layer_done(layer))) return nullptr;
   auto f = SafetensorsFile::open(p);
+  verify_file(*f, layer);
   files_->open[layer] = f;
   return f;
 }
@@ -294,20 +344,29 @@ LayerResult QuantState::layer(int i) const {
 }
 
 void QuantState::write_layer(const LayerResult& r) {
-  if (r.layer < 0 || r.layer >= num_layers())
-    throw ArgError("QuantState: layer " + std::to_string(r.layer) + " outside 0.." + std::to_string(num_layers() - 1));
-  SafetensorsWriter w;
-  for (const auto& [m, qw] : r.weights) add_quantized_weight(w, m, qw);
+  if (r.layer < -1 || r.layer >= num_layers())
+    throw ArgError("QuantState: layer " + std::to_string(r.layer) + " outside -1.." + std::to_string(num_layers() - 1));
+  std::map<std::string, Tensor> tensors;
+  std::map<std::string, std::string> meta;
+  for (const auto& [m, qw] : r.weights) quantized_weight_entries(m, qw, tensors, meta);
   for (const auto& [name, t] : r.replaced) {
     if (t.dtype() != DType::F32) throw ArgError("QuantState: replaced tensor '" + name + "' must be F32");
-    w.add(name, t);
+    tensors[name] = t;
   }
-  for (const auto& [m, s] : r.input_scales) w.add(m + ".input_scale", Tensor::from_f32({s}, {1}));
+  for (const auto& [m, s] : r.input_scales) tensors[m + ".input_scale"] = Tensor::from_f32({s}, {1});
+  meta[kRunKey] = run_identity(info_);
+  SafetensorsWriter w;
+  const std::string hash = add_with_content_hash(w, tensors, meta);
   {
     std::lock_guard<std::mutex> lock(files_->mu);
     files_->open.erase(r.layer);  // a rewritten file must be re-mapped
   }
   w.write(layer_path(r.layer));
+  info_["layer_sha256"][std::to_string(r.layer)] = hash;
+  if (r.layer < 0) {  // extra.safetensors: not a layer of layers_done
+    write_info();
+    return;
+  }
   if (!layer_done(r.layer)) info_["layers_done"].push_back(r.layer);
   std::set<std::string> q;
   for (const auto& v : info_["quantized"]) q.insert(v.get<std::string>());

@@ -8,6 +8,7 @@
 //                               "layers_done": [0, 1, ...], "quantized": [module names]}
 //                              plus "reports": {"<i>": {<module>: {metrics}}} (per-layer errors, timings)
 //                              and, for W8A8, "activation": {"bits", "granularity"} (see act_quant.h).
+//                              and "layer_sha256": {"<i>": hash, "-1": hash of extra.safetensors}.
 //   DIR/layer.<i>.safetensors  for every quantized linear <m> of layer i:
 //                                <m>.q      U8  [out, in]   codes in [0, 2^bits-1]
 //                                <m>.scale  F32 [out, G]
@@ -19,11 +20,18 @@
 //                              of a method that has no integer codes), F32;
 //                              plus "<m>.input_scale" F32 [1] for a static per-tensor activation
 //                              scale (W8A8 per_tensor_static only).
+//                              Every layer file also carries "content_sha256" (io/content_hash.h: all
+//                              tensors and metadata) and "calq.run", the run identity (method,
+//                              settings, source_sha256, num_layers, activation, calib sha256).
 //   DIR/extra.safetensors      changed tensors outside the decoder layers (e.g. lm_head), optional.
 // Writers (formats/) take a QuantState and ask it for names and tensors; only this file knows the
 // file names and suffixes above.
 // Each file is written to a temporary name and renamed, so a file that exists is complete;
 // state.json is rewritten (atomically) only after the layer file it lists is in place.
+// Integrity: opening a state verifies every finished file: its own content hash, the hash state.json
+// records for it, and that its run identity is state.json's; any difference is a FormatError naming
+// the file (a flipped byte, a file of another run, a hand-edited state.json). States without
+// "layer_sha256" (written before the hashes) are refused: calq is pre-1.0, re-run quantize.
 //
 // Conventions of the codes (QuantizedWeight): W ≈ scale * (q - zero) with G = ceil(in / group_size)
 // groups per row (the last group may be partial when group_size does not divide `in`);
@@ -90,7 +98,8 @@ class QuantState {
   // Everything stored for finished layer i (FormatError when i is not done).
   LayerResult layer(int i) const;
 
-  // Writes layer.<i>.safetensors atomically, then state.json listing layer i as done.
+  // Writes layer.<i>.safetensors atomically, then state.json listing layer i as done and recording
+  // the file's content hash. r.layer = -1 writes extra.safetensors (changes outside the layers).
   void write_layer(const LayerResult& r);
   // Sets a top-level state.json field (e.g. "activation") and rewrites state.json atomically.
   void set_field(const std::string& key, const Json& value);
@@ -105,6 +114,9 @@ class QuantState {
   // The files of the finished layers, then extra.safetensors when present.
   std::vector<std::shared_ptr<SafetensorsFile>> finished_files() const;
   void write_info() const;
+  // The content hash of a layer file (layer -1: extra.safetensors), the hash state.json records for it,
+  // and the run identity it was written for: FormatError naming the file when any differs.
+  void verify_file(const SafetensorsFile& f, int layer) const;
 
   std::string dir_;
   Json info_;

@@ -1,7 +1,9 @@
 #include "quant/quantizer.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
+#include <vector>
 
 #include "tensor/dtype.h"
 #include "util/error.h"
@@ -102,12 +104,23 @@ AffineParams params_from_range(float xmin, float xmax, const QuantScheme& s) {
 
 AffineParams find_params(const float* x, int64_t n, int64_t stride, const QuantScheme& s) {
   float lo = n > 0 ? x[0] : 0.0f, hi = lo;
+  bool nan = lo != lo;
   for (int64_t i = 1; i < n; ++i) {
     const float v = x[i * stride];
     lo = std::min(lo, v);
     hi = std::max(hi, v);
+    nan |= v != v;
   }
+  if (nan) return {std::nanf(""), std::nanf("")};  // refused by QuantizedWeight::validate()
   return params_from_range(lo, hi, s);
+}
+
+void require_finite(const float* x, int64_t rows, int64_t cols, const std::string& what) {
+  const int64_t k = find_non_finite(x, size_t(rows * cols));
+  if (k < 0) return;
+  throw NonFiniteError(what + " holds " + non_finite_kind(x, DType::F32, size_t(k)) + " at [" +
+                       std::to_string(k / std::max<int64_t>(cols, 1)) + ", " +
+                       std::to_string(k % std::max<int64_t>(cols, 1)) + "]");
 }
 
 QuantizedWeight make_quantized_weight(int64_t rows, int64_t cols, const QuantScheme& s) {
@@ -148,6 +161,7 @@ void rtn_row(const float* w, int64_t r, int64_t cols, const QuantScheme& s, cons
 }  // namespace
 
 QuantizedWeight quantize_rtn_ref(const float* w, int64_t rows, int64_t cols, const QuantScheme& s) {
+  require_finite(w, rows, cols, "the weight");
   QuantizedWeight qw = make_quantized_weight(rows, cols, s);
   AffineParams tp;
   if (s.block == BlockShape::PerTensor) tp = find_params(w, rows * cols, 1, s);
@@ -156,6 +170,7 @@ QuantizedWeight quantize_rtn_ref(const float* w, int64_t rows, int64_t cols, con
 }
 
 QuantizedWeight quantize_rtn(const float* w, int64_t rows, int64_t cols, const QuantScheme& s) {
+  require_finite(w, rows, cols, "the weight");
   QuantizedWeight qw = make_quantized_weight(rows, cols, s);
   AffineParams tp;
   if (s.block == BlockShape::PerTensor) tp = find_params(w, rows * cols, 1, s);
@@ -170,11 +185,25 @@ QuantizedWeight quantize_rtn(const float* w, int64_t rows, int64_t cols, const Q
 namespace {
 inline float absmax_scale(float amax, int bits) { return std::max(amax, 1e-5f) / float((1 << (bits - 1)) - 1); }
 
-void per_token_row(float* x, int64_t cols, int bits) {
+// One row; false (row untouched) when it holds a NaN or ±inf: the absmax pass tests that on the side
+// (!(|x| <= FLT_MAX) is true for both), so the check costs no extra read.
+bool per_token_row(float* x, int64_t cols, int bits) {
   float amax = 0.0f;
-  for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(x[c]));
+  bool bad = false;
+  for (int64_t c = 0; c < cols; ++c) {
+    const float a = std::fabs(x[c]);
+    amax = std::max(amax, a);
+    bad |= !(a <= FLT_MAX);
+  }
+  if (bad) return false;
   const float s = absmax_scale(amax, bits);
   for (int64_t c = 0; c < cols; ++c) x[c] = s * std::nearbyint(x[c] / s);
+  return true;
+}
+
+[[noreturn]] void non_finite_row(const float* x, int64_t row, int64_t cols) {
+  require_finite(x + row * cols, 1, cols, "activation quantizer: input row " + std::to_string(row));
+  throw NonFiniteError("activation quantizer: input row " + std::to_string(row) + " is not finite");
 }
 }  // namespace
 
@@ -185,27 +214,58 @@ float static_scale_for_absmax(float absmax, int bits) {
 
 void fake_quant_per_token_ref(float* x, int64_t rows, int64_t cols, int bits) {
   check_bits(bits, "activation quantizer");
-  for (int64_t r = 0; r < rows; ++r) per_token_row(x + r * cols, cols, bits);
+  for (int64_t r = 0; r < rows; ++r)
+    if (!per_token_row(x + r * cols, cols, bits)) non_finite_row(x, r, cols);
 }
 
 void fake_quant_per_token(float* x, int64_t rows, int64_t cols, int bits) {
   check_bits(bits, "activation quantizer");
-#pragma omp parallel for schedule(static) if (rows * cols > 65536)
-  for (int64_t r = 0; r < rows; ++r) per_token_row(x + r * cols, cols, bits);
+  int64_t bad_row = rows;  // the first row that is not finite (an exception must not leave the loop)
+#pragma omp parallel for schedule(static) reduction(min : bad_row) if (rows * cols > 65536)
+  for (int64_t r = 0; r < rows; ++r)
+    if (!per_token_row(x + r * cols, cols, bits)) bad_row = std::min(bad_row, r);
+  if (bad_row < rows) non_finite_row(x, bad_row, cols);
 }
 
 void fake_quant_per_tensor_dynamic(float* x, int64_t n, int bits) {
   check_bits(bits, "activation quantizer");
+  require_finite(x, 1, n, "activation quantizer: the input");
   float amax = 0.0f;
   for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
   const float s = absmax_scale(amax, bits);
   for (int64_t i = 0; i < n; ++i) x[i] = s * std::nearbyint(x[i] / s);
 }
 
+namespace {
+// Columns [c0, c1) of x [rows, cols]: absmax per column, then round(x / s)·s.
+void per_channel_cols(float* x, int64_t rows, int64_t cols, int64_t c0, int64_t c1, int bits) {
+  std::vector<float> s(size_t(c1 - c0), 0.0f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = c0; c < c1; ++c) s[size_t(c - c0)] = std::max(s[size_t(c - c0)], std::fabs(x[r * cols + c]));
+  for (float& v : s) v = absmax_scale(v, bits);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = c0; c < c1; ++c) x[r * cols + c] = s[size_t(c - c0)] * std::nearbyint(x[r * cols + c] / s[size_t(c - c0)]);
+}
+}  // namespace
+
+void fake_quant_per_channel_ref(float* x, int64_t rows, int64_t cols, int bits) {
+  check_bits(bits, "activation quantizer");
+  per_channel_cols(x, rows, cols, 0, cols, bits);
+}
+
+void fake_quant_per_channel(float* x, int64_t rows, int64_t cols, int bits) {
+  check_bits(bits, "activation quantizer");
+  constexpr int64_t kBlock = 64;  // column blocks: each thread reads whole rows of its block
+  const int64_t blocks = (cols + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t b = 0; b < blocks; ++b) per_channel_cols(x, rows, cols, b * kBlock, std::min(cols, (b + 1) * kBlock), bits);
+}
+
 void fake_quant_per_tensor_static(float* x, int64_t n, float scale, int bits) {
   check_bits(bits, "activation quantizer");
   if (!(scale > 0.0f) || !std::isfinite(scale)) throw ArgError("static activation scale must be positive and finite");
   const float lo = -float(1 << (bits - 1)), hi = float((1 << (bits - 1)) - 1);
+  require_finite(x, 1, n, "activation quantizer: the input");
   for (int64_t i = 0; i < n; ++i) x[i] = scale * std::clamp(std::nearbyint(x[i] / scale), lo, hi);
 }
 

@@ -64,14 +64,19 @@ struct AffineParams {
 };
 
 // Parameters for the values x[0], x[stride], ... (n values) under bits/sym/rule (see above).
+// A NaN among them gives a NaN scale and zero (std::min/max alone would skip it and return a finite
+// range), so that QuantizedWeight::validate() refuses the result: find_params runs inside parallel
+// loops, where it must not throw. The entry points below refuse non-finite input up front.
 AffineParams find_params(const float* x, int64_t n, int64_t stride, const QuantScheme& s);
 // The same from a precomputed range (xmin <= xmax over the block).
 AffineParams params_from_range(float xmin, float xmax, const QuantScheme& s);
 
 // round(x / scale) + zero, clamped to [0, maxq]; nearbyint rounds half to even like torch.round.
+// The clamp is written so that NaN lands on 0: converting NaN to uint8_t is undefined behaviour.
 inline uint8_t quantize_code(float x, const AffineParams& p, int maxq) {
   float q = std::nearbyint(x / p.scale) + p.zero;
-  q = q < 0.0f ? 0.0f : (q > float(maxq) ? float(maxq) : q);
+  q = q > 0.0f ? q : 0.0f;
+  q = q < float(maxq) ? q : float(maxq);
   return uint8_t(q);
 }
 // THE dequantization: scale * (q - zero), float32.
@@ -80,7 +85,12 @@ inline float fake_quant_value(float x, const AffineParams& p, int maxq) {
   return dequantize_code(quantize_code(x, p, maxq), p);
 }
 
-// Round to nearest (RTN) of W [rows, cols] row-major. The scalar reference...
+// Throws NonFiniteError "<what> holds NaN at [r, c]" when x [rows, cols] holds a NaN or ±inf: how
+// every quantizer refuses non-finite input (its layer driver puts the module name in front).
+void require_finite(const float* x, int64_t rows, int64_t cols, const std::string& what);
+
+// Round to nearest (RTN) of W [rows, cols] row-major (NonFiniteError for a non-finite weight).
+// The scalar reference...
 QuantizedWeight quantize_rtn_ref(const float* w, int64_t rows, int64_t cols, const QuantScheme& s);
 // ...and the fast path (rows in parallel); identical results.
 QuantizedWeight quantize_rtn(const float* w, int64_t rows, int64_t cols, const QuantScheme& s);
@@ -88,11 +98,15 @@ QuantizedWeight quantize_rtn(const float* w, int64_t rows, int64_t cols, const Q
 QuantizedWeight make_quantized_weight(int64_t rows, int64_t cols, const QuantScheme& s);
 
 // ---- activation fake-quantization (SmoothQuant fake_quant.py), symmetric absmax -------------
+// Each refuses a non-finite input with NonFiniteError (Linear names the module).
 // Per token (row): s = max(absmax(row), 1e-5) / (2^(b-1) - 1); x = round(x / s) * s.
 void fake_quant_per_token_ref(float* x, int64_t rows, int64_t cols, int bits);
 void fake_quant_per_token(float* x, int64_t rows, int64_t cols, int bits);  // rows in parallel
 // Per tensor, dynamic: one s from the absmax of all n values.
 void fake_quant_per_tensor_dynamic(float* x, int64_t n, int bits);
+// Per channel (column), dynamic: one s per column from its absmax over the `rows` rows.
+void fake_quant_per_channel_ref(float* x, int64_t rows, int64_t cols, int bits);
+void fake_quant_per_channel(float* x, int64_t rows, int64_t cols, int bits);  // columns in parallel
 // Per tensor, static: a calibrated scale; codes saturate to [-2^(b-1), 2^(b-1) - 1] like int8.
 void fake_quant_per_tensor_static(float* x, int64_t n, float scale, int bits);
 // The static scale for a calibrated absmax: max(absmax, 1e-5) / (2^(b-1) - 1).

@@ -37,9 +37,11 @@ Json SmoothQuantConfig::activation_json() const { return {{"bits", a_bits}, {"gr
 std::vector<float> smoothquant_scales(const ScaleGroup& g, const std::vector<float>& act, double alpha) {
   const int64_t in = g.layers[0]->in;
   if (int64_t(act.size()) != in) throw ArgError("smoothquant: activation scales do not match " + g.describe());
+  require_finite(act.data(), 1, in, "the input absmax");
   std::vector<float> wmax(static_cast<size_t>(in), 0.0f);
   for (const Linear* l : g.layers) {
     const Tensor w = l->weight_f32();
+    require_finite(w.f32(), l->out, in, l->name + ".weight");
     for (int64_t r = 0; r < l->out; ++r)
       for (int64_t c = 0; c < in; ++c) wmax[size_t(c)] = std::max(wmax[size_t(c)], std::fabs(w.f32()[r * in + c]));
   }
@@ -84,7 +86,8 @@ LayerResult smoothquant_quantize_layer(Decoder& m, int i, const LayerInputs& x, 
   std::set<std::string> changed;
   Json sreport = Json::array();
   for (ScaleGroup& g : groups) {
-    const std::vector<float> s = smoothquant_scales(g, absmax[g.layers[0]->name], cfg.alpha);
+    const std::vector<float> s =
+        with_context(g.describe(), [&] { return smoothquant_scales(g, absmax[g.layers[0]->name], cfg.alpha); });
     apply_channel_scale(g, s, &changed);
     for (Linear* l : g.layers)  // inputs after smoothing: x_j / s_j (exact for the max)
       for (size_t c = 0; c < s.size(); ++c) absmax[l->name][c] /= s[c];
@@ -95,7 +98,7 @@ LayerResult smoothquant_quantize_layer(Decoder& m, int i, const LayerInputs& x, 
   Json lreport = Json::object();
   for (Linear* l : L.linears()) {
     const Tensor w = l->weight_f32();
-    QuantizedWeight qw = quantize_rtn(w.f32(), l->out, l->in, sch);
+    QuantizedWeight qw = with_context(l->name, [&] { return quantize_rtn(w.f32(), l->out, l->in, sch); });
     const auto& am = absmax[l->name];
     const float xmax = am.empty() ? 0.0f : *std::max_element(am.begin(), am.end());
     double amean = 0;  // with input_absmax: how far the largest channel stands out

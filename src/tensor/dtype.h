@@ -39,4 +39,13 @@ void convert_to_f32(const void* src, DType t, float* dst, size_t n);
 void convert_from_f32(const float* src, DType t, void* dst, size_t n);
 bool is_float_dtype(DType t);
 
+// Index of the first NaN or ±infinity among the n values at `data` of a float dtype (F32/F16/BF16/
+// F64), or -1 when all are finite (always -1 for integer dtypes). An exponent-mask test on the
+// stored bits, branch-free per block so that it vectorises, on one thread (see dtype.cpp): one
+// read of the bytes, about as fast as memory delivers them (bench/bench_load.cpp measures it).
+int64_t find_non_finite(const void* data, DType t, size_t n);
+inline int64_t find_non_finite(const float* x, size_t n) { return find_non_finite(x, DType::F32, n); }
+// "NaN", "+inf" or "-inf" for the value at index i (of a float dtype).
+const char* non_finite_kind(const void* data, DType t, size_t i);
+
 }  // namespace calq

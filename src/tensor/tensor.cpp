@@ -1,5 +1,6 @@
 #include "tensor/tensor.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -17,6 +18,25 @@ int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
   for (int64_t d : s) n *= d;
   return n;
+}
+
+std::string index_str(const Shape& s, int64_t flat) {
+  Shape idx(s.size());
+  for (size_t k = s.size(); k-- > 0;) {
+    const int64_t d = std::max<int64_t>(s[k], 1);
+    idx[k] = flat % d;
+    flat /= d;
+  }
+  return shape_str(idx);
+}
+
+int64_t find_non_finite(const Tensor& t) {
+  return is_float_dtype(t.dtype()) ? find_non_finite(t.raw(), t.dtype(), size_t(t.numel())) : -1;
+}
+
+std::string describe_non_finite(const Tensor& t, int64_t flat) {
+  return std::string(non_finite_kind(t.raw(), t.dtype(), size_t(flat))) + " at " + index_str(t.shape(), flat) +
+         " of " + dtype_name(t.dtype()) + " " + shape_str(t.shape());
 }
 
 Tensor Tensor::empty(DType dtype, Shape shape) {

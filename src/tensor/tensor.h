@@ -17,6 +17,8 @@ using Shape = std::vector<int64_t>;
 
 std::string shape_str(const Shape& s);
 int64_t shape_numel(const Shape& s);
+// The coordinates of flat (row-major) index `flat` in shape s, as "[i, j, ...]".
+std::string index_str(const Shape& s, int64_t flat);
 
 class Tensor {
  public:
@@ -67,5 +69,10 @@ class Tensor {
 
 // A writable float32 copy (a fresh owned buffer) of any float tensor.
 Tensor f32_copy(const Tensor& t);
+
+// Flat index of the first NaN/±inf of a float tensor, or -1 (find_non_finite of dtype.h).
+int64_t find_non_finite(const Tensor& t);
+// "NaN at [3, 17] of BF16 [64, 256]": the value at flat index `flat` and where it is.
+std::string describe_non_finite(const Tensor& t, int64_t flat);
 
 }  // namespace calq

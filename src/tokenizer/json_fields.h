@@ -59,13 +59,10 @@ inline bool get_bool_or(const Json& obj, const char* key, bool fallback, const J
   return v->get<bool>();
 }
 
-// An integer in [lo, hi].
+// An integer in [lo, hi] (util/json.h: JSON integers only, never rounded or wrapped).
 inline int64_t as_int(const Json& v, int64_t lo, int64_t hi, const JPath& at) {
-  if (!v.is_number_integer()) at.fail(std::string("expected an integer, got ") + v.type_name());
-  const bool neg = !v.is_number_unsigned() && v.get<int64_t>() < 0;
-  const bool bad = neg ? v.get<int64_t>() < lo : (v.get<uint64_t>() > uint64_t(hi) || int64_t(v.get<uint64_t>()) < lo);
-  if (bad)
-    at.fail("integer " + v.dump() + " out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  const std::string problem = json_int_problem(v, lo, hi);
+  if (!problem.empty()) at.fail("value " + problem);
   return v.get<int64_t>();
 }
 

@@ -25,6 +25,10 @@ class Tokenizer {
   static std::unique_ptr<Tokenizer> from_file(const std::string& tokenizer_json);
   // Parses tokenizer.json text; `what` names the source in errors (libFuzzer entry point).
   static std::unique_ptr<Tokenizer> from_json_text(const std::string& text, const std::string& what);
+  // The same with the text of a tokenizer_config.json (its eos_token names EOS), e.g. rebuilt from
+  // a GGUF file's metadata.
+  static std::unique_ptr<Tokenizer> from_json_text(const std::string& text, const std::string& what,
+                                                   const std::string& config_text);
   // A model folder (its tokenizer.json) or a path to a tokenizer.json file.
   static std::unique_ptr<Tokenizer> from_path(const std::string& path);
 

@@ -121,6 +121,11 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json_text(const std::string& text, co
   return build(text, what, Json());
 }
 
+std::unique_ptr<Tokenizer> Tokenizer::from_json_text(const std::string& text, const std::string& what,
+                                                     const std::string& config_text) {
+  return build(text, what, config_text.empty() ? Json() : parse_json(config_text, what + " (tokenizer_config)"));
+}
+
 std::unique_ptr<Tokenizer> Tokenizer::from_path(const std::string& path) {
   if (is_directory(path)) {
     const std::string f = path_join(path, "tokenizer.json");

@@ -22,5 +22,19 @@ class ConfigError : public Error { using Error::Error; };
 class UnsupportedError : public Error { using Error::Error; };
 // A caller passed a bad argument (shape mismatch, out-of-range setting).
 class ArgError : public Error { using Error::Error; };
+// A NaN or an infinity where calq needs finite numbers: a weight in a file, an activation during a
+// forward pass, the input of a quantizer. The message names the tensor, layer or module at fault.
+class NonFiniteError : public Error { using Error::Error; };
+
+// Calls f(); a NonFiniteError it throws is rethrown with "<context>: " in front, so that a driver can
+// name the module or layer whose numbers a lower-level routine (which sees only numbers) refused.
+template <class F>
+decltype(auto) with_context(const std::string& context, F&& f) {
+  try {
+    return f();
+  } catch (const NonFiniteError& e) {
+    throw NonFiniteError(context + ": " + e.what());
+  }
+}
 
 }  // namespace calq

@@ -21,9 +21,9 @@ struct CompareOpts {
 };
 
 int run(CompareOpts& o) {
-  if (o.files.size() < 2 && o.no_conv) throw ArgError("compare: give at least two statistics files");
+  if (o.files.size() < 2 && o.no_conv) throw UsageError("compare: give at least two statistics files");
   if (!o.labels.empty() && o.labels.size() != o.files.size())
-    throw ArgError("compare: --labels needs one label per file (" + std::to_string(o.files.size()) + ")");
+    throw UsageError("compare: --labels needs one label per file (" + std::to_string(o.files.size()) + ")");
   std::vector<ActStats> st;
   for (size_t i = 0; i < o.files.size(); ++i) {
     st.push_back(load_stats(o.files[i]));

@@ -6,6 +6,7 @@
 
 #include "cmd_eval_common.h"
 #include "eval/results.h"
+#include "io/mapped_file.h"
 #include "progress_bar.h"
 #include "util/error.h"
 
@@ -21,9 +22,11 @@ struct RefOpts {
 
 int run_ref(RefOpts& o) {
   KldRefJob& job = o.job;
-  if (o.dtype != "f32" && o.dtype != "f16") throw ArgError("--logprob-dtype must be f32 or f16");
+  if (o.dtype != "f32" && o.dtype != "f16") throw UsageError("--logprob-dtype must be f32 or f16");
   job.logprob_dtype = o.dtype == "f16" ? DType::F16 : DType::F32;
   job.hooks = {info, bar("kld-ref"), threads()};
+  check_output_target(job.out);  // before the run, not after it
+  set_resume_hint("nothing written (the reference is written when complete; --chunks N makes it shorter)");
   const KldRefRun r = run_kld_reference(job);
   std::printf("kld-ref: %lld tokens, top-%d, %s: %.2f MB (a full-vocabulary llama.cpp file would be %.2f MB, %.0fx)"
               " in %.1f s\n",
@@ -41,12 +44,14 @@ int run_kld(KldOpts& o) {
   KldJob& job = o.job;
   auto note = std::make_shared<std::string>();
   job.hooks = {info, bar("kld", [note] { return *note; }), threads()};
+  evalcmd::set_eval_resume_hint(job.resume);
   const bool with_ref = !job.ref.empty();
   job.on_window = [note, with_ref](int64_t done, int64_t total, double running) {
     evalcmd::print_line("[" + std::to_string(done) + "/" + std::to_string(total) + "] mean KLD " +
                         evalcmd::fmt("%.6f", running));
     if (with_ref) *note = "KLD " + evalcmd::fmt("%.6f", running);
   };
+  if (!o.out.empty()) check_output_target(o.out);  // before the run, not after it
   const KldRun r = eval::run_kld(job);
   const KldStats& k = r.stats;
   std::printf("KLD %.6f ± %.6f  p99 %.6f  same top %.3f%%  PPL ratio %.5f ± %.5f (PPL %.4f vs %.4f)  over %lld tokens"
@@ -92,6 +97,7 @@ CALQ_REGISTER_COMMAND({{"eval", "kld"}, "KL divergence of a model against a comp
                          app.add_option("--resume", o->job.resume,
                                         "log finished windows to this file and skip those it already holds");
                          app.add_flag("--bf16", o->job.bf16, "bf16 weights/activations (f32 accumulation)");
+                         evalcmd::add_kv_options(app, o->job.kv);
                          return [o] { return run_kld(*o); };
                        }});
 

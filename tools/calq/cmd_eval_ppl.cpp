@@ -6,6 +6,7 @@
 
 #include "cmd_eval_common.h"
 #include "eval/results.h"
+#include "io/mapped_file.h"
 #include "progress_bar.h"
 
 namespace calq::cli {
@@ -22,12 +23,14 @@ int run(Opts& o) {
   PplJob& job = o.job;
   auto note = std::make_shared<std::string>();
   job.hooks = {info, bar("ppl", [note] { return *note; }), threads()};
+  evalcmd::set_eval_resume_hint(job.resume);
   job.on_window = [note](const PplProgress& p) {
     *note = "ppl " + evalcmd::fmt("%.4f", p.ppl) + " ± " + evalcmd::fmt("%.4f", p.ppl_stderr);
     evalcmd::print_line("[" + std::to_string(p.window) + "/" + std::to_string(p.windows) + "] ppl " +
                         evalcmd::fmt("%.4f", p.ppl) + " ± " + evalcmd::fmt("%.4f", p.ppl_stderr) + "  (window nll " +
                         evalcmd::fmt("%.4f", p.window_nll_sum / double(p.window_predictions)) + ")");
   };
+  if (!o.out.empty()) check_output_target(o.out);  // before the run, not after it
   const PplRun r = run_ppl(job);
   std::printf("ppl %.4f ± %.4f  (mean NLL %.6f over %lld tokens; %s, ctx %lld, %lld windows; %s [%s]) %.1f s, %.0f tok/s\n",
               r.result.ppl, r.result.ppl_stderr, r.result.nll_mean, (long long)r.result.predictions, r.protocol.c_str(),
@@ -50,6 +53,7 @@ CALQ_REGISTER_COMMAND({{"eval", "ppl"}, "Perplexity of a model on a text (GPTQ o
                          app.add_option("--resume", o->job.resume,
                                         "log finished windows to this file and skip those it already holds");
                          app.add_flag("--bf16", o->job.bf16, "bf16 weights/activations (f32 accumulation)");
+                         evalcmd::add_kv_options(app, o->job.kv);
                          return [o] { return run(*o); };
                        }});
 

@@ -1,14 +1,18 @@
 // calq eval tasks MODEL --tasks arc_challenge,arc_easy,piqa,hellaswag,winogrande,lambada [--limit N]
 // Zero-shot scores exactly as lm-evaluation-harness computes them (src/eval/task_eval.h), from the
 // task files in ../shared/data/tasks (or --task-dir).
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <sstream>
 
 #include "cmd_eval_common.h"
+#include "interrupt.h"
 #include "data_root.h"
 #include "eval/results.h"
+#include "io/mapped_file.h"
 #include "progress_bar.h"
+#include "suggest.h"
 
 namespace calq::cli {
 namespace {
@@ -26,7 +30,13 @@ std::vector<std::string> split_tasks(const std::string& s) {
   std::string item;
   while (std::getline(ss, item, ','))
     if (!item.empty()) out.push_back(item);
-  if (out.empty()) throw ArgError("--tasks: no task named");
+  if (out.empty()) throw UsageError("--tasks: no task named");
+  std::vector<std::string> known = known_tasks();
+  known.push_back("lambada_openai");
+  for (const auto& t : out)
+    if (std::find(known.begin(), known.end(), t) == known.end())
+      throw UsageError("--tasks: unknown task '" + t + "'" + did_you_mean(t, known) + "; known: arc_challenge, "
+                       "arc_easy, piqa, hellaswag, winogrande, lambada");
   return out;
 }
 
@@ -43,8 +53,11 @@ ProgressFn task_bars() {
 int run(Opts& o) {
   TasksJob& job = o.job;
   job.tasks = split_tasks(o.tasks);
-  if (job.task_dir.empty()) job.task_dir = data_root() + "/data/tasks";
+  const bool default_dir = job.task_dir.empty();
+  if (default_dir) job.task_dir = data_root() + "/data/tasks";
   job.hooks = {info, task_bars(), threads()};
+  set_resume_hint(job.resume.empty() ? "nothing kept (--resume FILE keeps finished documents for a rerun)"
+                                     : "finished documents are in " + job.resume + "; rerun the same command to resume");
   std::string summary;
   job.on_task = [&summary](const TaskData& td, const TaskResult& r) {
     std::string line = td.name + ": acc " + evalcmd::fmt("%.4f", r.acc) + " ± " + evalcmd::fmt("%.4f", r.acc_stderr);
@@ -57,7 +70,15 @@ int run(Opts& o) {
     const bool norm = td.kind == TaskKind::MultipleChoice && (td.name == "hellaswag" || td.name == "arc_challenge");
     summary += (summary.empty() ? "" : "  ") + td.name + " " + evalcmd::fmt("%.4f", norm ? r.acc_norm : r.acc);
   };
-  const TasksRun r = run_tasks(job);
+  if (!o.out.empty()) check_output_target(o.out);  // before the run, not after it
+  const TasksRun r = [&] {
+    try {
+      return run_tasks(job);
+    } catch (const IoError& e) {  // a task file missing: say which data pack was searched
+      if (!default_dir) throw;
+      throw IoError(std::string(e.what()) + "; " + data_root_origin());
+    }
+  }();
   std::printf("tasks: %s  (acc_norm for hellaswag/arc_challenge, acc otherwise; %s) %.1f s\n", summary.c_str(),
               job.limit > 0 ? ("limit " + std::to_string(job.limit)).c_str() : "all samples", r.seconds);
   if (!o.out.empty()) {
@@ -89,6 +110,7 @@ CALQ_REGISTER_COMMAND({{"eval", "tasks"}, "Zero-shot multiple-choice tasks score
                          app.add_option("--resume", o->job.resume,
                                         "log finished documents to this file and skip those it already holds");
                          app.add_flag("--bf16", o->job.bf16, "bf16 weights/activations (f32 accumulation)");
+                         evalcmd::add_kv_options(app, o->job.kv);
                          return [o] { return run(*o); };
                        }});
 

@@ -5,7 +5,9 @@
 
 #include "command.h"
 #include "io/checkpoint.h"
+#include "formats/gguf_tokenizer.h"
 #include "formats/loader.h"
+#include "io/gguf.h"
 #include "tokenizer/tokenizer.h"
 
 namespace calq::cli {
@@ -54,7 +56,16 @@ int run(const Opts& o) {
   print_config(model->config());
   std::printf("parameters     %s (%lld)\n", human(double(model->parameter_count())).c_str(),
               (long long)model->parameter_count());
-  if (fmt == "hf-float" || fmt == "gptq" || fmt == "awq") {
+  if (fmt == "fake-quant") {
+    const Json q = load_json_file(path_join(o.model, "config.json")).at("calq_quant");
+    std::printf("quantization   calq fake-quant checkpoint: %s, weights stored dequantized (float)%s\n",
+                q.value("method", std::string("?")).c_str(),
+                (file_exists(path_join(o.model, "qstate/state.json"))
+                    ? "; codes in qstate/ (calq export " + o.model + " --format gptq|awq|gguf)"
+                    : "; no qstate/ beside it (GPTQ/AWQ export needs the run's qstate)").c_str());
+    if (q.contains("settings")) std::printf("settings       %s\n", q["settings"].dump().c_str());
+  }
+  if (fmt == "hf-float" || fmt == "fake-quant" || fmt == "gptq" || fmt == "awq") {
     const Checkpoint ck = Checkpoint::open(o.model);
     std::map<std::string, std::pair<int, int64_t>> by_dtype;
     for (const auto& n : ck.names()) {
@@ -72,11 +83,20 @@ int run(const Opts& o) {
         std::printf("  %-60s %-5s %s\n", n.c_str(), dtype_name(ti.dtype), shape_str(ti.shape).c_str());
       }
   }
-  if (fmt != "gguf" && file_exists(path_join(o.model, "tokenizer.json"))) {
+  if (fmt == "gguf") {
+    const auto f = gguf::File::open(o.model);
+    if (auto tok = load_gguf_tokenizer(*f)) {
+      std::printf("tokenizer      from the GGUF metadata (tokenizer.ggml.model %s, pre %s)\n%s\n",
+                  f->get_string("tokenizer.ggml.model").c_str(),
+                  f->find("tokenizer.ggml.pre") ? f->get_string("tokenizer.ggml.pre").c_str() : "-", tok->summary().c_str());
+    } else {
+      std::printf("tokenizer      none in the file (no tokenizer.ggml.model); evaluations need --tokenizer\n");
+    }
+  } else if (file_exists(path_join(o.model, "tokenizer.json"))) {
     auto tok = Tokenizer::from_path(o.model);
     std::printf("tokenizer      %s\n", tok->summary().c_str());
   } else {
-    std::printf("tokenizer      none found (tokenizer.json)\n");
+    std::printf("tokenizer      none found (no tokenizer.json in the folder)\n");
   }
   return 0;
 }

@@ -31,7 +31,8 @@ std::vector<int32_t> read_ids(const std::string& path, int64_t* batch, int64_t* 
       throw FormatError(path + ": input_ids rows must have equal lengths (no padding support)");
     *seq = int64_t(row.size());
     for (const auto& v : row) {
-      if (!v.is_number_integer()) throw FormatError(path + ": input_ids entries must be integers");
+      if (const std::string p = json_int_problem(v, 0, INT32_MAX); !p.empty())
+        throw FormatError(path + ": input_ids entries must be integers: field 'input_ids' " + p);
       ids.push_back(v.get<int32_t>());
     }
   }
@@ -39,6 +40,7 @@ std::vector<int32_t> read_ids(const std::string& path, int64_t* batch, int64_t* 
 }
 
 int run(const Opts& o) {
+  check_output_target(o.out);  // before the run, not after it
   auto model = load_model(o.model, o.bf16 ? ComputeType::BF16 : ComputeType::F32);
   int64_t B, T;
   const auto ids = read_ids(o.ids, &B, &T);

@@ -10,11 +10,14 @@
 
 #include "calib/calib_set.h"
 #include "command.h"
+#include "formats/export_rules.h"
+#include "interrupt.h"
 #include "formats/fakequant.h"
 #include "formats/gguf_model.h"
 #include "formats/hf_quant_export.h"
 #include "formats/loader.h"
 #include "progress_bar.h"
+#include "quant/method_options.h"
 #include "quant/pipeline.h"
 #include "util/error.h"
 
@@ -22,13 +25,11 @@ namespace calq::cli {
 namespace {
 
 struct Opts {
-  std::string model, method = "gptq", calib, out, format = "fake", act = "per_token", scale_dtype;
-  int bits = 0, group_size = 128, block_size = 128;
+  std::string model, calib, out, format = "fake";
+  MethodOptions m;  // the method and its settings (src/quant/method_options.h)
   int64_t nsamples = -1, batch = 8;
-  bool sym = false, asym = false, desc_act = false, static_groups = false, no_true_seq = false;
-  bool per_tensor = false, awq_no_clip = false, awq_duo = false, no_resume = false, no_fake = false;
-  double percdamp = 0.01, alpha = 0.5;
-  int awq_grid = 20;
+  bool asym = false, no_true_seq = false, awq_no_clip = false, no_resume = false, no_fake = false;
+  bool requantize = false, allow_tok = false;
 };
 
 // The exporters with their default options (`calq export` has them all). Each receives the finished
@@ -42,6 +43,7 @@ void print_report(const ExportReport& r) {
 void export_state(const std::string& format, const QuantState& qs, const std::string& out) {
   if (format == "gguf") {
     GgufExportOptions g;
+    g.requantize = true;  // checked before the run (check_export_first)
     g.progress = bar("gguf q8_0");
     print_report(export_gguf(qs, path_join(out, "model-q8_0.gguf"), g));
     return;
@@ -51,58 +53,50 @@ void export_state(const std::string& format, const QuantState& qs, const std::st
   print_report(format == "gptq" ? export_gptq(qs, path_join(out, "gptq"), h) : export_awq(qs, path_join(out, "awq"), h));
 }
 
-void check_format(const std::string& f) {
-  if (f != "fake" && f != "gptq" && f != "awq" && f != "gguf")
-    throw ArgError("unknown --format '" + f + "' (expected fake, gptq, awq or gguf)");
+// --format gptq|awq|gguf: whether the export can be written at all, before any quantization work
+// (formats/export_rules.h: the loaders' rules on widths, group sizes and bits).
+void check_export_first(const Opts& o, const QuantizeOptions& q, Decoder& model) {
+  if (o.format == "fake") return;
+  if (o.format == "gguf") {
+    if (!o.requantize)
+      throw UsageError("--format gguf writes OUT/model-q8_0.gguf by quantizing the run's fake-quant weights a second "
+                       "time (GGUF's blocks cannot hold " + method_name(q.method) + " codes): add --requantize to do "
+                       "that, or export later with `calq export OUT --format gguf --type f32|q8_0|...`");
+    check_new_output_file(path_join(o.out, "model-q8_0.gguf"));
+    return;
+  }
+  int bits = 0, group = -1;
+  bool act_order = false;
+  if (const auto* c = std::get_if<GptqConfig>(&q.method)) bits = c->bits, group = c->group_size, act_order = c->desc_act;
+  if (const auto* c = std::get_if<AwqConfig>(&q.method)) bits = c->bits, group = c->group_size;
+  if (const auto* c = std::get_if<RtnConfig>(&q.method)) {
+    if (c->scheme.block == BlockShape::PerTensor)
+      throw UnsupportedError("--per-tensor weights have no " + o.format + " layout (one scale per group or row)");
+    bits = c->scheme.bits, group = c->scheme.block == BlockShape::PerGroup ? c->scheme.group_size : -1;
+  }
+  if (const auto* c = std::get_if<SmoothQuantConfig>(&q.method)) {
+    if (c->per_tensor_weights)
+      throw UnsupportedError("--per-tensor weights have no " + o.format + " layout (one scale per group or row)");
+    bits = c->w_bits;
+  }
+  std::vector<LinearShape> shapes;
+  for (Linear* l : model.all_linears(false)) shapes.push_back({l->name, l->out, l->in});
+  check_exportable(o.format, shapes, bits, group, act_order);
+  check_output_dir(path_join(o.out, o.format));  // the export's own folder must be free too
 }
 
 QuantizeOptions to_options(const Opts& o) {
   QuantizeOptions q;
-  q.method = parse_method(o.method);
+  if (o.m.sym && o.asym) throw UsageError("--sym and --asym exclude each other");
+  try {  // a bad or contradictory setting on the command line is a usage error (exit 2)
+    q.method = o.m.to_method();
+  } catch (const ArgError& e) {
+    throw UsageError(e.what());
+  }
   q.batch = o.batch;
   q.resume = !o.no_resume;
+  q.check_tokenizer = !o.allow_tok;
   q.threads = threads();
-  if (o.sym && o.asym) throw ArgError("--sym and --asym exclude each other");
-  const bool f16 = o.scale_dtype.empty() ? true : o.scale_dtype == "f16";
-  if (!o.scale_dtype.empty() && o.scale_dtype != "f16" && o.scale_dtype != "f32")
-    throw ArgError("--scale-dtype must be f16 or f32");
-  const bool w8a8 = std::holds_alternative<SmoothQuantConfig>(q.method);
-  const int bits = o.bits ? o.bits : (w8a8 ? 8 : 4);
-  if (o.group_size == 0 || o.group_size < -1)
-    throw ArgError("--group-size must be -1 (per output channel) or >= 1, got " + std::to_string(o.group_size));
-  if (auto* c = std::get_if<RtnConfig>(&q.method)) {
-    QuantScheme& r = c->scheme;
-    r.bits = bits;
-    r.sym = o.sym;
-    r.block = o.per_tensor ? BlockShape::PerTensor : (o.group_size == -1 ? BlockShape::PerChannel : BlockShape::PerGroup);
-    r.group_size = o.group_size;
-    r.f16_scales = f16;
-  } else if (auto* g = std::get_if<GptqConfig>(&q.method)) {
-    g->bits = bits;
-    g->group_size = o.group_size;
-    g->sym = o.sym;
-    g->percdamp = o.percdamp;
-    g->block_size = o.block_size;
-    g->desc_act = o.desc_act;
-    g->static_groups = o.static_groups;
-    g->true_sequential = !o.no_true_seq;
-    g->f16_scales = f16;
-  } else if (auto* a = std::get_if<AwqConfig>(&q.method)) {
-    a->bits = bits;
-    a->group_size = o.group_size;
-    a->zero_point = !o.sym;
-    a->clip = !o.awq_no_clip;
-    a->duo_scaling = o.awq_duo;
-    a->n_grid = o.awq_grid;
-    a->f16_scales = f16;
-  } else {
-    auto& sq = std::get<SmoothQuantConfig>(q.method);  // smooth: set by the method name
-    sq.w_bits = bits;
-    sq.a_bits = 8;
-    sq.alpha = o.alpha;
-    sq.per_tensor_weights = o.per_tensor;
-    sq.act = parse_act_granularity(o.act);
-  }
   q.log = [](const std::string& s) { info(s); };
   q.progress = bar("quantize " + method_name(q.method));
   return q;
@@ -130,16 +124,19 @@ void note_partial_groups(Decoder& m, const QuantizeOptions& q) {
 int run(const Opts& o) {
   const QuantizeOptions q = to_options(o);
   q.validate();
-  check_format(o.format);
+  if (q.needs_calibration() && o.calib.empty())
+    throw UsageError(o.m.method + " needs calibration data: --calib SET (calq calib build)");
   auto model = load_model(o.model);
   if (!model->checkpoint()) throw ArgError(o.model + ": calq quantize needs a Hugging Face float folder");
   if (model->checkpoint()->config().contains("calq_quant"))
     throw ArgError(o.model + ": is already a calq fake-quantized checkpoint; quantize the float source");
+  check_export_first(o, q, *model);
   note_partial_groups(*model, q);
+  set_resume_hint("rerun the same command to resume from the last finished layer");
   if (!o.no_fake) check_output_dir(o.out, {"qstate"});  // before the run: OUT must be new or this run's
   std::unique_ptr<CalibSet> calib;
   if (q.needs_calibration()) {
-    if (o.calib.empty()) throw ArgError(o.method + " needs calibration data: --calib SET (calq calib build)");
+    if (o.calib.empty()) throw UsageError(o.m.method + " needs calibration data: --calib SET (calq calib build)");
     CalibSet set = load_calib_set(o.calib);
     if (o.nsamples > 0 && o.nsamples < set.nsamples()) set = slice_calib_set(set, 0, o.nsamples);
     calib = std::make_unique<CalibSet>(std::move(set));
@@ -164,35 +161,48 @@ CALQ_REGISTER_COMMAND(
      [](CLI::App& app) -> Runner {
        auto o = std::make_shared<Opts>();
        app.add_option("model", o->model, "Hugging Face float model folder")->required();
-       app.add_option("--method", o->method, "rtn | gptq | awq | smoothquant | naive-w8a8")->capture_default_str();
+       MethodOptions& m = o->m;
+       app.add_option("--method", m.method, "rtn | gptq | awq | smoothquant | naive-w8a8")
+           ->capture_default_str()
+           ->check(one_of({"rtn", "gptq", "awq", "smoothquant", "naive-w8a8"}));
        app.add_option("--calib", o->calib, "calibration set (calq calib build; safetensors input_ids [n, seq])");
        app.add_option("--nsamples", o->nsamples, "use the first N samples of the set");
+       app.add_flag("--allow-tokenizer-mismatch", o->allow_tok, "accept a set tokenized with another tokenizer");
        app.add_option("-o,--out", o->out, "output folder (fake-quant checkpoint + qstate/)")->required();
-       app.add_option("--bits", o->bits, "weight bits, 2..8 (default 4; 8 for smoothquant / naive-w8a8)");
-       app.add_option("--group-size", o->group_size, "input columns per group, -1 = per output channel")
+       app.add_option("--bits", m.bits, "weight bits, 2..8 (default 4; 8 for smoothquant / naive-w8a8)");
+       app.add_option("--group-size", m.group_size, "input columns per group, -1 = per output channel")
            ->capture_default_str();
-       app.add_flag("--sym", o->sym, "symmetric weights (default asymmetric / zero point)");
+       app.add_flag("--sym", m.sym, "symmetric weights (default asymmetric / zero point)");
        app.add_flag("--asym", o->asym, "asymmetric weights (the default)");
-       app.add_flag("--per-tensor", o->per_tensor, "rtn / W8A8: one weight scale per tensor");
-       app.add_option("--scale-dtype", o->scale_dtype, "f16 (default: scales as exported files store them) or f32");
-       app.add_option("--percdamp", o->percdamp, "gptq: dampening, fraction of mean(diag H)")->capture_default_str();
-       app.add_option("--block-size", o->block_size, "gptq: lazy-update block")->capture_default_str();
-       app.add_flag("--desc-act", o->desc_act, "gptq: act-order (columns by decreasing H_ii)");
-       app.add_flag("--static-groups", o->static_groups, "gptq: group parameters fixed before the updates");
+       app.add_flag("--per-tensor", m.per_tensor, "rtn / W8A8: one weight scale per tensor");
+       app.add_option("--scale-dtype", m.scale_dtype, "f16 (default: scales as exported files store them) or f32");
+       app.add_option("--percdamp", m.percdamp, "gptq: dampening, fraction of mean(diag H)")->capture_default_str();
+       app.add_option("--block-size", m.block_size, "gptq: lazy-update block")->capture_default_str();
+       app.add_flag("--desc-act", m.desc_act, "gptq: act-order (columns by decreasing H_ii)");
+       app.add_flag("--static-groups", m.static_groups, "gptq: group parameters fixed before the updates");
        app.add_flag("--no-true-sequential", o->no_true_seq, "gptq: all Hessians of a layer from one pass");
        app.add_flag("--awq-no-clip", o->awq_no_clip, "awq: skip the clipping search");
-       app.add_flag("--awq-duo-scaling", o->awq_duo, "awq: AutoAWQ duo scaling (x^a / w^(1-a))");
-       app.add_option("--awq-grid", o->awq_grid, "awq: grid points for alpha")->capture_default_str();
-       app.add_option("--alpha", o->alpha, "smoothquant: migration strength")->capture_default_str();
-       app.add_option("--act", o->act, "W8A8 activations: per_token | per_tensor_static")->capture_default_str();
+       app.add_flag("--awq-duo-scaling", m.awq_duo_scaling, "awq: AutoAWQ duo scaling (x^a / w^(1-a))");
+       app.add_option("--awq-grid", m.awq_grid, "awq: grid points for alpha")->capture_default_str();
+       app.add_option("--alpha", m.alpha, "smoothquant: migration strength")->capture_default_str();
+       app.add_option("--act", m.act, "W8A8 activations: per_token | per_tensor | per_channel | per_tensor_static")
+           ->capture_default_str()
+           ->check(one_of({"per_token", "per_tensor", "per_channel", "per_tensor_static"}));
+       app.add_option("--a-bits", m.a_bits, "W8A8 activation bits, 2..8")->capture_default_str();
        app.add_option("--batch", o->batch, "calibration sequences per forward chunk")->capture_default_str();
        app.add_flag("--no-resume", o->no_resume, "refuse to continue an existing state in OUT/qstate");
        app.add_flag("--no-fake", o->no_fake, "do not write the fake-quantized checkpoint");
        app.add_option("--format", o->format,
                       "also export: fake (only the fake-quant checkpoint) | gptq (OUT/gptq) | awq (OUT/awq) | "
-                      "gguf (OUT/model-q8_0.gguf); calq export has every option")
-           ->capture_default_str();
-       return [o] { return run(*o); };
+                      "gguf (OUT/model-q8_0.gguf, needs --requantize); checked before the run; calq export has every option")
+           ->capture_default_str()
+           ->check(one_of({"fake", "gptq", "awq", "gguf"}));
+       app.add_flag("--requantize", o->requantize, "--format gguf: quantize the fake-quant weights again into q8_0");
+       return [o] {
+         o->m.true_sequential = !o->no_true_seq;
+         o->m.awq_clip = !o->awq_no_clip;
+         return run(*o);
+       };
      }});
 
 }  // namespace

@@ -27,12 +27,12 @@ int run(ReportOpts& o) {
   report::ReportInput in;
   if (!o.input.empty()) {
     if (!o.files.stats.empty() || !o.files.evals.empty())
-      throw ArgError("report: give either --input or --stats/--eval files, not both");
+      throw UsageError("report: give either --input or --stats/--eval files, not both");
     in = report::report_input_from_json(load_json_file(o.input), o.input);
     if (!o.files.title.empty()) in.title = o.files.title;
   } else {
     if (o.files.stats.empty() && o.files.evals.empty())
-      throw ArgError("report: nothing to report: give --stats and/or --eval files (or --input)");
+      throw UsageError("report: nothing to report: give --stats and/or --eval files (or --input)");
     in = report::build_report_input(o.files);
   }
   if (!o.write_input.empty()) write_file_atomic(o.write_input, report::report_input_to_json(in).dump(1) + "\n");

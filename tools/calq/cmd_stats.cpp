@@ -11,7 +11,10 @@
 #include "calib/calib_set.h"
 #include "cmd_stats_common.h"
 #include "command.h"
+#include "interrupt.h"
 #include "formats/loader.h"
+#include "io/file_lock.h"
+#include "io/mapped_file.h"
 #include "observe/stats_runner.h"
 #include "progress_bar.h"
 
@@ -34,7 +37,7 @@ void parse_range(const std::string& r, int64_t* b, int64_t* e) {
     *b = c == 0 ? 0 : std::stoll(r.substr(0, c));
     *e = c + 1 == r.size() ? -1 : std::stoll(r.substr(c + 1));
   } catch (const std::logic_error&) {
-    throw ArgError("--range '" + r + "': expected START:END sample indices (END may be empty)");
+    throw UsageError("--range '" + r + "': expected START:END sample indices (END may be empty)");
   }
 }
 
@@ -49,13 +52,17 @@ void finish(const ActStats& s, const std::string& out, bool quiet) {
 
 int run_stats(StatsOpts& o) {
   if (o.model.empty() || o.calib.empty() || o.out.empty())
-    throw ArgError("usage: calq stats MODEL --calib SET -o STATS (or: calq stats merge A B -o C)");
+    throw UsageError("usage: calq stats MODEL --calib SET -o STATS (or: calq stats merge A B -o C)");
   o.run.collect.thresholds[0] = o.t0;
   o.run.collect.thresholds[1] = o.t1;
   o.run.check_tokenizer = !o.allow_tok;
   o.run.progress = bar("stats");
   o.run.threads = threads();
   if (!o.range.empty()) parse_range(o.range, &o.run.begin, &o.run.end);
+  // Refused up front rather than after the run: an output path that is a device, and a second run
+  // checkpointing into the same file (which would interleave with this one's checkpoints).
+  check_output_target(o.out);
+  const FileLock lock(o.out);
   const CalibSet set = load_calib_set(o.calib);
   auto model = load_model(o.model);
   std::unique_ptr<ActStats> resume;
@@ -63,6 +70,7 @@ int run_stats(StatsOpts& o) {
     resume = std::make_unique<ActStats>(load_stats(o.out));
     info("resuming from " + o.out + " (" + std::to_string(resume->meta.value("samples", int64_t(0))) + " samples done)");
   }
+  set_resume_hint("the samples done so far are checkpointed in " + o.out + "; rerun the same command with --resume to continue");
   const ActStats s = collect_stats(*model, set, o.run, resume.get(), [&](const ActStats& partial) {
     save_stats(partial, o.out);  // atomic: an interrupted run resumes from here
   });
@@ -71,7 +79,7 @@ int run_stats(StatsOpts& o) {
 }
 
 int run_merge(const StatsOpts& o) {
-  if (o.merge_in.size() < 2) throw ArgError("stats merge: give at least two statistics files");
+  if (o.merge_in.size() < 2) throw UsageError("stats merge: give at least two statistics files");
   ActStats m = load_stats(o.merge_in[0]);
   for (size_t i = 1; i < o.merge_in.size(); ++i) m.merge(load_stats(o.merge_in[i]));
   finish(m, o.merge_out, o.quiet);

@@ -4,6 +4,8 @@
 #include <memory>
 #include <string>
 
+#include "formats/gguf_tokenizer.h"
+#include "io/gguf.h"
 #include "io/mapped_file.h"  // write_json_atomic
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -23,6 +25,11 @@ inline std::string sidecar_json(const std::string& path) {
 inline std::unique_ptr<Tokenizer> open_tokenizer(const std::string& path, bool optional) {
   if (path.empty()) return nullptr;
   namespace fs = std::filesystem;
+  if (path.ends_with(".gguf")) {  // the tokenizer a GGUF file carries
+    auto tok = load_gguf_tokenizer(*gguf::File::open(path));
+    if (!tok && !optional) throw ArgError(path + ": the GGUF file carries no tokenizer");
+    return tok;
+  }
   const bool exists = fs::is_regular_file(path) || fs::is_regular_file(fs::path(path) / "tokenizer.json");
   if (!exists && optional) return nullptr;
   return Tokenizer::from_path(path);

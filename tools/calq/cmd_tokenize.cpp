@@ -41,7 +41,7 @@ int run_text(const Tokenizer& tok, const Opts& o) {
 }
 
 int run_batch(const Tokenizer& tok, const Opts& o) {
-  if (o.out.empty()) throw ArgError("--batch needs --out OUT.json");
+  if (o.out.empty()) throw UsageError("--batch needs --out OUT.json");
   const Json in = load_json_file(o.batch);
   if (!in.is_array()) throw FormatError(o.batch + ": expected a JSON list of strings");
   std::string out = "[\n";
@@ -70,7 +70,7 @@ int run(const Opts& o) {
   if (o.summary) std::printf("%s\n", tok->summary().c_str());
   if (!o.batch.empty()) return run_batch(*tok, o);
   if (o.have_text) return run_text(*tok, o);
-  if (!o.summary) throw ArgError("give --text TEXT, --batch IN.json --out OUT.json, or --summary");
+  if (!o.summary) throw UsageError("give --text TEXT, --batch IN.json --out OUT.json, or --summary");
   return 0;
 }
 

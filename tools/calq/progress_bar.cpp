@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <memory>
 
+#include "interrupt.h"
+
 namespace calq::cli {
 
 namespace {
@@ -74,6 +76,7 @@ void ProgressBar::finish() {
 ProgressFn bar(const std::string& label, std::function<std::string()> note) {
   auto b = std::make_shared<std::unique_ptr<ProgressBar>>();
   return [b, label, note](const ProgressEvent& e) {
+    check_interrupt();  // every progress event is a safe point to stop at (util/progress.h)
     if (!*b) *b = std::make_unique<ProgressBar>(label, e.total, e.unit);
     if (note) (*b)->set_note(note());
     else if (!e.note.empty()) (*b)->set_note(e.note);
