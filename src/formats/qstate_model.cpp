@@ -43,6 +43,8 @@ std::shared_ptr<QuantPackedWeight> QStateSource::quantized_linear(const std::str
   const std::optional<QuantizedWeight> w = qs_.weight(m);
   if (!w) return nullptr;
   const std::string what = qs_.dir() + ": " + m;
+  // The codes were copied out of the mapping (read_quantized_weight): drop its pages.
+  qs_.release(m);
   if (act_.is_null()) return pack_quantized_weight(*w, c, o_.acts, what);
   const std::string where = qs_.dir() + "/state.json: activation";
   const auto modules = json_get<std::vector<std::string>>(act_, "modules", where);
