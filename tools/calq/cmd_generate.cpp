@@ -17,12 +17,17 @@ namespace {
 struct Opts {
   std::string model, prompt, tokenizer;
   int n = 32;
-  bool show_ids = false, no_cache = false, bf16 = false;
+  bool show_ids = false, no_cache = false, bf16 = false, f32 = false;
   KvQuant kv;
 };
 
 int run(const Opts& o) {
-  auto model = load_model(o.model, o.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  if (o.bf16 && o.f32) throw UsageError("--bf16 and --f32 exclude each other");
+  LoadOptions lo;  // compute: what the weights call for unless forced (formats/loader.h natural_compute)
+  if (o.bf16) lo.compute = ComputeType::BF16;
+  if (o.f32) lo.compute = ComputeType::F32;
+  lo.pack = true;  // pack every layer now, so the prefill time is the prefill's
+  auto model = load_model(o.model, lo);
   auto tok = Tokenizer::from_path(o.tokenizer.empty() ? o.model : o.tokenizer);
   const std::vector<int32_t> prompt = tok->encode(o.prompt);
   if (prompt.empty()) throw ArgError("the prompt encodes to no tokens and the tokenizer adds no BOS");
@@ -56,7 +61,8 @@ CALQ_REGISTER_COMMAND({{"generate"}, "Greedy text continuation (KV cache; prints
                          app.add_option("--tokenizer", o->tokenizer, "tokenizer.json or folder (default: the model's)");
                          app.add_flag("--ids", o->show_ids, "also print the generated token ids");
                          app.add_flag("--no-cache", o->no_cache, "recompute the whole sequence per token (reference)");
-                         app.add_flag("--bf16", o->bf16, "bf16 weights/activations (f32 accumulation)");
+                         app.add_flag("--bf16", o->bf16, "bf16 activations (f32 accumulation; the default for bf16/f16 and quantized weights)");
+                         app.add_flag("--f32", o->f32, "f32 compute (the default for f32 weights)");
                          evalcmd::add_kv_options(app, o->kv);
                          return [o] { return run(*o); };
                        }});
