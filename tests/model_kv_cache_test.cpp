@@ -136,6 +136,24 @@ TEST(AttentionCached, MatchesReference) {
   }
 }
 
+// calq generate: the cached default and --no-cache print the same text and ids (stdout), and the
+// decode rate is reported (stderr).
+TEST(GenerateCli, CachedAndNoCacheAgree) {
+  const std::string base = test::cli() + " generate " + test::data("models/stories260K") +
+                           " --prompt \"Once upon a time\" -n 24 --ids";
+  std::string cached, full, err;
+  // run_command merges stderr into what it reads: { ... } keeps one stream per run.
+  ASSERT_EQ(test::run_command("{ " + base + " 2>/dev/null; }", &cached), 0) << cached;
+  ASSERT_EQ(test::run_command("{ " + base + " --no-cache 2>/dev/null; }", &full), 0) << full;
+  EXPECT_EQ(cached, full);
+  const size_t at = cached.find("generated ids:");
+  ASSERT_NE(at, std::string::npos) << cached;
+  EXPECT_EQ(std::count(cached.begin() + int64_t(at) + 14, cached.end(), ' '), 24) << cached;  // 24 ids
+  ASSERT_EQ(test::run_command("{ " + base + " >/dev/null; }", &err), 0) << err;
+  EXPECT_NE(err.find("KV cache; prefill 5 tokens"), std::string::npos) << err;
+  EXPECT_NE(err.find("decode 23 tokens"), std::string::npos) << err;
+}
+
 TEST(KvCache, RejectsACacheOfAnotherModel) {
   auto a = Decoder::load(test::data("models/tiny/llama2"));
   auto b = Decoder::load(test::data("models/tiny/mistral"));
