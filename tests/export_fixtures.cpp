@@ -164,4 +164,11 @@ bool bitwise_equal(const Tensor& a, const Tensor& b) {
   return std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
 }
 
+std::unique_ptr<Decoder> load_dequantized(const std::string& path) {
+  LoadOptions o;
+  o.compute = ComputeType::F32;
+  o.float_weights = true;
+  return load_model(path, o);
+}
+
 }  // namespace calq::test

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/loader.h"
 #include "model/decoder.h"
 #include "quant/qstate.h"
 #include "test_util.h"
@@ -47,6 +48,11 @@ std::unique_ptr<Decoder> fake_quant_decoder(const MemoryRun& q);
 // Writes `q` as a QuantState directory (quant/qstate.h layout; weights outside the decoder layers,
 // e.g. lm_head, go to extra.safetensors) with `num_layers` layers (-1: the model's), and opens it.
 QuantState write_quant_state(const MemoryRun& q, const std::string& dir, int num_layers = -1);
+
+// A GPTQ/AWQ folder, quantization state or GGUF file loaded the fake-quant way: every quantized
+// weight dequantized to f32 (LoadOptions::float_weights), the path that must equal the in-memory
+// fake-quant model bitwise. (load_model's default keeps them packed: tests/formats_packed_load_test.cpp.)
+std::unique_ptr<Decoder> load_dequantized(const std::string& path);
 
 // A fresh, empty scratch directory under /tmp (removed by ScratchDir's destructor).
 class ScratchDir {

@@ -110,7 +110,7 @@ TEST(ExportGguf, LoadEqualsRequantizedModelBitwise) {
     export_gguf(model, out, o);
     EXPECT_EQ(detect_model_format(out), "gguf");
     auto want = requantized_reference(model, nullptr, o);
-    auto got = load_model(out);
+    auto got = load_dequantized(out);
     expect_same_model(*want, *got, model);
   }
 }
@@ -253,7 +253,7 @@ TEST(ExportGguf, FromAFakeQuantRun) {
   const ExportReport rep = export_gguf(qs, dir / "m.gguf", o);
   EXPECT_EQ(rep.quantized, int64_t(q.weights.size()));
   auto want = requantized_reference(model, &q, o);
-  auto got = load_model(dir / "m.gguf");
+  auto got = load_dequantized(dir / "m.gguf");
   expect_same_model(*want, *got, model);
   // Sanity: Q8_0 of the 4-bit fake-quant model stays close to the fake-quant model itself.
   auto fq = fake_quant_decoder(q);

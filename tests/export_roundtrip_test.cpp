@@ -74,7 +74,7 @@ TEST(ExportRoundTrip, GptqEqualsFakeQuantBitwise) {
     EXPECT_EQ(detect_model_format(out), "gptq");
     EXPECT_EQ(Checkpoint::open(out).config().at("quantization_config").at("lm_head"), c.spec.include_lm_head);
     auto fq = fake_quant_decoder(q);
-    auto loaded = load_model(out);
+    auto loaded = load_dequantized(out);
     expect_same_model(*fq, *loaded, model);
   }
 }
@@ -129,7 +129,7 @@ TEST(ExportRoundTrip, GptqFolderLayoutAndConfig) {
   for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"})
     EXPECT_EQ(read_file(dir2 / (std::string("out8/") + f)), read_file(path_join(stories, f))) << f;
   auto fq8 = fake_quant_decoder(q8);
-  auto got8 = load_model(dir2 / "out8");
+  auto got8 = load_dequantized(dir2 / "out8");
   expect_same_model(*fq8, *got8, stories);
   // ... but stories260K's 172-wide FFN is no GPTQ checkpoint at any bit width (AutoGPTQ's qweight is
   // [in // 32 * bits, out]; exllama asserts in % 32 == 0): refused, nothing left behind.
@@ -162,7 +162,7 @@ TEST(ExportRoundTrip, AwqEqualsFakeQuantBitwise) {
     EXPECT_EQ(qc.at("zero_point"), true);
     EXPECT_EQ(qc.at("group_size"), c.spec.group_size);
     auto fq = fake_quant_decoder(q);
-    auto loaded = load_model(dir / "out");
+    auto loaded = load_dequantized(dir / "out");
     expect_same_model(*fq, *loaded, model);
   }
   // AWQ has no g_idx and is 4-bit only.
@@ -189,7 +189,7 @@ TEST(ExportRoundTrip, QuantStateDirectoryIsReadLikeTheInMemoryRun) {
   EXPECT_EQ(a.group_size, 32);
   export_gptq(opened, dir / "out");
   auto fq = fake_quant_decoder(q);
-  auto loaded = load_model(dir / "out");
+  auto loaded = load_dequantized(dir / "out");
   expect_same_model(*fq, *loaded, model);
   // An incomplete run is refused by every writer before anything is written.
   Json st = load_json_file(dir / "state/state.json");

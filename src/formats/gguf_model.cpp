@@ -2,13 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <set>
+#include <vector>
 
 #include "formats/gguf_names.h"
 #include "formats/gguf_tokenizer.h"
 #include "io/checkpoint.h"
 #include "model/config.h"
+#include "tensor/dtype.h"
 #include "util/error.h"
 
 namespace calq {
@@ -356,24 +359,108 @@ Json gguf_to_hf_config(const gguf::File& f) {
   return j;
 }
 
-GgufSource::GgufSource(std::shared_ptr<const gguf::File> f) : f_(std::move(f)) {
+GgufSource::GgufSource(std::shared_ptr<const gguf::File> f, const LoadOptions& o) : f_(std::move(f)), o_(o) {
   arch_ = f_->get_string("general.architecture");
   n_head_ = int(f_->get_uint(arch_ + ".attention.head_count"));
   n_head_kv_ = f_->find(arch_ + ".attention.head_count_kv") ? int(f_->get_uint(arch_ + ".attention.head_count_kv")) : n_head_;
 }
 
-bool GgufSource::has(const std::string& name) const {
+const gguf::TensorInfo* GgufSource::info(const std::string& name) const {
   const auto g = hf_to_gguf_name(name);
-  return g && f_->find_tensor(*g);
+  return g ? f_->find_tensor(*g) : nullptr;
 }
 
+bool GgufSource::permuted(const std::string& name) const { return arch_ == "llama" && (is_q(name) || is_k(name)); }
+int GgufSource::heads_of(const std::string& name) const { return is_q(name) ? n_head_ : n_head_kv_; }
+
+bool GgufSource::has(const std::string& name) const { return info(name) != nullptr; }
+
+namespace {
+bool is_float_type(ggml::Type t) { return t == ggml::Type::F32 || t == ggml::Type::F16 || t == ggml::Type::BF16; }
+bool runs_quantized(ggml::Type t) {
+  using ggml::Type;
+  return t == Type::Q4_0 || t == Type::Q4_1 || t == Type::Q5_0 || t == Type::Q5_1 || t == Type::Q8_0;
+}
+
+// Rows of a quantized embedding table, dequantized on lookup.
+class GgufRows final : public EmbeddingRows {
+ public:
+  GgufRows(std::shared_ptr<const gguf::File> f, const gguf::TensorInfo& t) : f_(std::move(f)), t_(t) {}
+  int64_t rows() const override { return t_.ne[1]; }
+  int64_t cols() const override { return t_.ne[0]; }
+  void row(int64_t i, float* out) const override {
+    const size_t rs = ggml::row_size(t_.type, t_.ne[0]);
+    ggml::dequantize_row(t_.type, f_->tensor_data(t_) + size_t(i) * rs, out, t_.ne[0]);
+  }
+
+ private:
+  std::shared_ptr<const gguf::File> f_;
+  gguf::TensorInfo t_;
+};
+}  // namespace
+
 Tensor GgufSource::get(const std::string& name) const {
-  const auto g = hf_to_gguf_name(name);
-  if (!g || !f_->find_tensor(*g)) throw FormatError(f_->path() + ": missing tensor for '" + name + "'");
-  Tensor t = f_->to_f32(*g);
-  if (arch_ == "llama" && is_q(name)) return permute_qk_from_gguf(t, n_head_);
-  if (arch_ == "llama" && is_k(name)) return permute_qk_from_gguf(t, n_head_kv_);
-  return t;
+  const gguf::TensorInfo* t = info(name);
+  if (!t) throw FormatError(f_->path() + ": missing tensor for '" + name + "'");
+  if (permuted(name)) return permute_qk_from_gguf(f_->to_f32(t->name), heads_of(name));
+  if (is_float_type(t->type) && !o_.float_weights) return f_->view(*t);
+  return f_->to_f32(t->name);
+}
+
+// Q4_0..Q8_0 blocks start with their f16 scale d (Q4_1/Q5_1: then the f16 minimum m,
+// ggml-common.h): the one place a non-finite value can hide in them. Packed blocks are never
+// dequantized, so this is their load-time check (#9: non-finite weights are refused at load).
+void GgufSource::check_block_scales(ggml::Type type, const uint8_t* data, size_t bytes, const std::string& name) const {
+  const size_t bs = ggml::type_traits(uint32_t(type)).type_size;
+  const bool has_min = type == ggml::Type::Q4_1 || type == ggml::Type::Q5_1;
+  for (size_t b = 0; b * bs < bytes; ++b)
+    for (int f = 0; f < (has_min ? 2 : 1); ++f) {
+      uint16_t h;
+      std::memcpy(&h, data + b * bs + size_t(f) * 2, 2);
+      const float v = f16_to_f32(h);
+      if (!std::isfinite(v))
+        throw NonFiniteError(where(name) + " holds a non-finite block " + (f ? "minimum" : "scale") + " (" +
+                             (std::isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf") + " in block " + std::to_string(b) +
+                             "): the file is corrupt");
+    }
+}
+
+std::shared_ptr<QuantPackedWeight> GgufSource::quantized_linear(const std::string& module, ComputeType c) const {
+  const std::string name = module + ".weight";
+  const gguf::TensorInfo* t = info(name);
+  if (!t || o_.float_weights || !runs_quantized(t->type) || t->ne.size() != 2) return nullptr;
+  const int64_t n = t->ne[1], k = t->ne[0];
+  const size_t rs = ggml::row_size(t->type, k);
+  const uint8_t* data = f_->tensor_data(*t);
+  std::vector<uint8_t> rows;
+  if (permuted(name)) {  // GGUF row 2i + j of a head is HF row j·(d/2) + i (permute_qk_from_gguf)
+    const int heads = heads_of(name);
+    if (heads <= 0 || n % heads != 0 || (n / heads) % 2 != 0)
+      throw FormatError(f_->path() + ": '" + t->name + "' rows do not split into " + std::to_string(heads) + " heads");
+    const int64_t hd = n / heads, half = hd / 2;
+    rows.resize(size_t(n) * rs);
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < half; ++i)
+        for (int64_t j = 0; j < 2; ++j)
+          std::memcpy(rows.data() + size_t(h * hd + j * half + i) * rs, data + size_t(h * hd + 2 * i + j) * rs, rs);
+    data = rows.data();
+  }
+  check_block_scales(t->type, data, size_t(n) * rs, name);
+  const bool four_bit = t->type == ggml::Type::Q4_0 || t->type == ggml::Type::Q4_1;
+  const QActs acts = o_.acts == QActs::Int8 && four_bit ? QActs::Int8 : QActs::Float;
+  auto w = pack_ggml(t->type, data, n, k, c, (f_->path() + ": " + t->name).c_str(), acts);
+  f_->release(*t);
+  return w;
+}
+
+std::shared_ptr<const EmbeddingRows> GgufSource::embedding_rows(const std::string& name) const {
+  const gguf::TensorInfo* t = info(name);
+  if (!t || o_.float_weights || is_float_type(t->type) || t->ne.size() != 2 || !ggml::can_dequantize(t->type)) return nullptr;
+  return std::make_shared<GgufRows>(f_, *t);
+}
+
+void GgufSource::release(const std::string& name) const {
+  if (const gguf::TensorInfo* t = info(name)) f_->release(*t);
 }
 
 std::string GgufSource::where(const std::string& name) const {
@@ -381,11 +468,11 @@ std::string GgufSource::where(const std::string& name) const {
   return f_->path() + ": tensor '" + (g ? *g + "' (" + name + ")" : name + "'");
 }
 
-std::unique_ptr<Decoder> load_gguf_model(const std::string& path, ComputeType compute) {
+std::unique_ptr<Decoder> load_gguf_model(const std::string& path, ComputeType compute, const LoadOptions& o) {
   std::shared_ptr<const gguf::File> f = gguf::File::open(path);
   const Json j = gguf_to_hf_config(*f);
   const ModelConfig cfg = ModelConfig::from_json(j, path);
-  return Decoder::from_source(cfg, std::make_shared<GgufSource>(f), compute);
+  return Decoder::from_source(cfg, std::make_shared<GgufSource>(f, o), compute);
 }
 
 }  // namespace calq

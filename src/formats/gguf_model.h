@@ -18,12 +18,16 @@
 // only when asked for (GgufExportOptions::requantize); f32 keeps the fake-quant weights exactly.
 //
 // Load: the ModelConfig is rebuilt from the metadata (as an HF config.json), names are mapped back
-// (formats/gguf_names.h), q/k un-permuted, every tensor dequantized to float32.
+// (formats/gguf_names.h), q/k rows un-permuted. Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 linears run as packed
+// blocks (kernels/qgemm.h, the file's bits unchanged; a quantized token_embd is dequantized one row
+// per lookup), F32/F16/BF16 tensors are views into the mapping; other types are dequantized to
+// float32. LoadOptions::float_weights dequantizes everything to float32 (as before).
 #pragma once
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "formats/loader.h"
 #include "formats/output.h"
 #include "io/gguf.h"
 #include "model/decoder.h"
@@ -62,18 +66,28 @@ Json gguf_to_hf_config(const gguf::File& f);
 
 class GgufSource final : public TensorSource {
  public:
-  explicit GgufSource(std::shared_ptr<const gguf::File> f);
+  explicit GgufSource(std::shared_ptr<const gguf::File> f, const LoadOptions& o = {});
   bool has(const std::string& name) const override;
   Tensor get(const std::string& name) const override;
   std::string describe() const override { return f_->path(); }
+  std::shared_ptr<QuantPackedWeight> quantized_linear(const std::string& module, ComputeType c) const override;
+  std::shared_ptr<const EmbeddingRows> embedding_rows(const std::string& name) const override;
+  void release(const std::string& name) const override;
   std::string where(const std::string& name) const override;
 
  private:
+  // NonFiniteError naming the tensor when a block's f16 scale (or minimum) is NaN/inf.
+  void check_block_scales(ggml::Type type, const uint8_t* data, size_t bytes, const std::string& name) const;
+  const gguf::TensorInfo* info(const std::string& hf_name) const;  // null when absent
+  bool permuted(const std::string& hf_name) const;  // llama q/k: rows in GGUF's rope order
+  int heads_of(const std::string& hf_name) const;
   std::shared_ptr<const gguf::File> f_;
+  LoadOptions o_;
   std::string arch_;
   int n_head_ = 0, n_head_kv_ = 0;
 };
 
-std::unique_ptr<Decoder> load_gguf_model(const std::string& path, ComputeType compute = ComputeType::F32);
+std::unique_ptr<Decoder> load_gguf_model(const std::string& path, ComputeType compute = ComputeType::F32,
+                                         const LoadOptions& o = {});
 
 }  // namespace calq

@@ -1,5 +1,6 @@
 #include "formats/load_quantized.h"
 
+#include "formats/quantized_linears.h"
 #include "util/error.h"
 
 namespace calq {
@@ -52,6 +53,13 @@ QuantizedWeight PackedCheckpointSource::quantized(const std::string& m) const {
                      f_.group_size, f_.sym, f_.zeros, what);
 }
 
+std::shared_ptr<QuantPackedWeight> PackedCheckpointSource::quantized_linear(const std::string& m, ComputeType c) const {
+  if (o_.float_weights || !is_packed(m)) return nullptr;
+  auto w = pack_quantized_weight(quantized(m), c, o_.acts, c_->dir() + ": " + m);
+  for (const char* part : {".qweight", ".qzeros", ".scales", ".g_idx"}) c_->release(m + part);
+  return w;
+}
+
 bool PackedCheckpointSource::has(const std::string& name) const {
   if (c_->has(name)) return true;
   return name.ends_with(".weight") && is_packed(name.substr(0, name.size() - 7));
@@ -66,7 +74,7 @@ Tensor PackedCheckpointSource::get(const std::string& name) const {
   throw FormatError(c_->dir() + ": missing tensor '" + name + "'");
 }
 
-std::unique_ptr<Decoder> load_packed_model(const std::string& dir, ComputeType compute) {
+std::unique_ptr<Decoder> load_packed_model(const std::string& dir, ComputeType compute, const LoadOptions& o) {
   auto ck = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
   const std::string cfg_path = path_join(dir, "config.json");
   const Json& j = ck->config();
@@ -74,7 +82,7 @@ std::unique_ptr<Decoder> load_packed_model(const std::string& dir, ComputeType c
   if (it == j.end() || !it->is_object()) throw ConfigError(cfg_path + ": no quantization_config object");
   const PackedFormat f = PackedFormat::from_config(*it, cfg_path);
   const ModelConfig cfg = ModelConfig::from_json(j, cfg_path);
-  return Decoder::from_source(cfg, std::make_shared<PackedCheckpointSource>(ck, f), compute);
+  return Decoder::from_source(cfg, std::make_shared<PackedCheckpointSource>(ck, f, o), compute);
 }
 
 }  // namespace calq

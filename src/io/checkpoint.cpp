@@ -72,6 +72,11 @@ Tensor Checkpoint::get(const std::string& name) const {
   return shards_[it->second]->get(name);
 }
 
+void Checkpoint::release(const std::string& name) const {
+  auto it = where_.find(name);
+  if (it != where_.end()) shards_[it->second]->release(name);
+}
+
 std::vector<std::string> Checkpoint::names() const {
   std::vector<std::string> r;
   for (const auto& [n, _] : where_) r.push_back(n);

@@ -27,6 +27,9 @@ class Checkpoint {
   const TensorInfo& info(const std::string& name) const;
   // Read-only view; throws FormatError "<dir>: missing tensor '<name>'" when absent.
   Tensor get(const std::string& name) const;
+  // Drops the resident pages of a tensor whose contents were copied (packed) elsewhere; views stay
+  // valid (SafetensorsFile::release). Unknown names are ignored.
+  void release(const std::string& name) const;
   std::vector<std::string> names() const;
   std::vector<std::string> shard_paths() const;
   // "<shard file>: tensor '<name>'" (the folder when the tensor is absent), for error messages.

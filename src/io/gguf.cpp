@@ -387,6 +387,22 @@ const uint8_t* File::tensor_data(const TensorInfo& t) const {
   return file_->data() + h_.data_start + t.offset;
 }
 
+Tensor File::view(const TensorInfo& t) const {
+  DType d;
+  switch (t.type) {
+    case ggml::Type::F32: d = DType::F32; break;
+    case ggml::Type::F16: d = DType::F16; break;
+    case ggml::Type::BF16: d = DType::BF16; break;
+    default: throw UnsupportedError(path() + ": tensor '" + t.name + "' of type " + ggml::type_name(t.type) + " is not a float tensor");
+  }
+  const uint8_t* p = tensor_data(t);
+  Tensor v = Tensor::view_of(p, d, t.shape(), file_, /*readonly=*/true);
+  if (reinterpret_cast<uintptr_t>(p) % dtype_size(d) != 0) return v.clone();
+  return v;
+}
+
+void File::release(const TensorInfo& t) const { file_->release(tensor_data(t), t.nbytes); }
+
 Tensor File::to_f32(const std::string& name) const {
   const TensorInfo* t = find_tensor(name);
   if (!t) throw FormatError(path() + ": missing tensor '" + name + "'");

@@ -77,6 +77,11 @@ class File {
 
   // Raw bytes of a tensor inside the mapping.
   const uint8_t* tensor_data(const TensorInfo& t) const;
+  // A read-only view of an F32, F16 or BF16 tensor in row-major shape (ne reversed), sharing the
+  // mapping; UnsupportedError for other types.
+  Tensor view(const TensorInfo& t) const;
+  // Drops the tensor's resident pages (MappedFile::release); views stay valid.
+  void release(const TensorInfo& t) const;
   // Dequantized float32 copy in row-major shape (ne reversed). Throws UnsupportedError for types
   // calq cannot dequantize.
   Tensor to_f32(const std::string& name) const;

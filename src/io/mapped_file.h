@@ -23,6 +23,10 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops the resident pages wholly inside [p, p + n) (madvise MADV_DONTNEED): once their contents
+  // have been copied elsewhere (packed weights), the process no longer holds them twice. The
+  // mapping stays valid: reading the range again faults the pages back in from the file.
+  void release(const void* p, size_t n) const;
 
  private:
   MappedFile() = default;

@@ -116,6 +116,10 @@ Tensor SafetensorsFile::get(const std::string& name) const {
   return view;
 }
 
+void SafetensorsFile::release(const std::string& name) const {
+  if (const TensorInfo* ti = find(name)) file_->release(file_->data() + header_.data_start + ti->begin, size_t(ti->end - ti->begin));
+}
+
 void SafetensorsWriter::add(const std::string& name, const Tensor& t) {
   add_lazy(name, t.dtype(), t.shape(), nullptr);
   entries_.back().tensor = t;

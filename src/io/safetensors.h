@@ -42,6 +42,8 @@ class SafetensorsFile {
   const TensorInfo* find(const std::string& name) const;
   // A read-only view into the mapping (copied only when misaligned for its dtype).
   Tensor get(const std::string& name) const;
+  // Drops the tensor's resident pages (MappedFile::release); views stay valid.
+  void release(const std::string& name) const;
 
  private:
   std::shared_ptr<MappedFile> file_;

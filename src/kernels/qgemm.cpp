@@ -201,7 +201,7 @@ std::string group_text(const QPacked& p) {
 
 class QGemmWeight final : public QuantPackedWeight {
  public:
-  QGemmWeight(QPacked p, ComputeType c, QActs acts) : p_(std::move(p)), c_(c), acts_(acts) {
+  QGemmWeight(std::shared_ptr<const QPacked> p, ComputeType c, QActs acts) : sp_(std::move(p)), p_(*sp_), c_(c), acts_(acts) {
     if (acts == QActs::Int8 && p_.storage != 4)
       throw UnsupportedError("int8 activations need codes of at most 4 bits (this weight has " + std::to_string(p_.bits) + ")");
     if (acts == QActs::Int8 && !p_.blocks32_aligned())
@@ -216,6 +216,10 @@ class QGemmWeight final : public QuantPackedWeight {
            (p_.scale_f16 ? " f16-scales" : " f32-scales") + " (" + compute_type_name(c_) +
            (acts_ == QActs::Int8 ? ", int8 activations)" : ")");
   }
+  std::shared_ptr<QuantPackedWeight> with_compute(ComputeType c) const override {
+    return std::make_shared<QGemmWeight>(sp_, c, acts_);
+  }
+  void dequantize(float* w) const override { qpacked_dequantize(p_, w); }
 
   void run(const float* x, const uint16_t* xb, int64_t rows, const float* bias, const GemmEpilogue& e, float* y,
            uint16_t* yb) const override {
@@ -394,7 +398,8 @@ class QGemmWeight final : public QuantPackedWeight {
     epilogue(raw, p_.n, rows, 0, p_.n, bias, e, y, yb, p_.n);
   }
 
-  QPacked p_;
+  std::shared_ptr<const QPacked> sp_;  // shared by with_compute() copies
+  const QPacked& p_;
   ComputeType c_;
   QActs acts_;
 };
@@ -403,7 +408,8 @@ class QGemmWeight final : public QuantPackedWeight {
 
 class W8A8Weight final : public QuantPackedWeight {
  public:
-  W8A8Weight(W8A8Packed p, const W8A8Options& o, ComputeType c) : p_(std::move(p)), o_(o), c_(c) {
+  W8A8Weight(std::shared_ptr<const W8A8Packed> p, const W8A8Options& o, ComputeType c)
+      : sp_(std::move(p)), p_(*sp_), o_(o), c_(c) {
     if (o.act == W8A8Act::PerTensorStatic && !(o.static_scale > 0.0f && std::isfinite(o.static_scale)))
       throw ArgError("W8A8: a static activation scale must be positive and finite");
   }
@@ -413,6 +419,13 @@ class W8A8Weight final : public QuantPackedWeight {
   size_t bytes() const override { return p_.bytes(); }
   std::string describe() const override {
     return std::string("w8a8 ") + (o_.act == W8A8Act::PerToken ? "per-token" : "per-tensor-static");
+  }
+  std::shared_ptr<QuantPackedWeight> with_compute(ComputeType c) const override {
+    return std::make_shared<W8A8Weight>(sp_, o_, c);
+  }
+  void dequantize(float* w) const override {
+    for (int64_t o = 0; o < p_.n; ++o)
+      for (int64_t i = 0; i < p_.k; ++i) w[o * p_.k + i] = p_.scale[size_t(o)] * float(p_.weight(o, i));
   }
 
   void run(const float* x, const uint16_t* xb, int64_t rows, const float* bias, const GemmEpilogue& e, float* y,
@@ -454,7 +467,8 @@ class W8A8Weight final : public QuantPackedWeight {
   }
 
  private:
-  W8A8Packed p_;
+  std::shared_ptr<const W8A8Packed> sp_;
+  const W8A8Packed& p_;
   W8A8Options o_;
   ComputeType c_;
 };
@@ -462,7 +476,7 @@ class W8A8Weight final : public QuantPackedWeight {
 }  // namespace
 
 std::shared_ptr<QuantPackedWeight> pack_quantized(QPacked p, ComputeType c, QActs acts) {
-  return std::make_shared<QGemmWeight>(std::move(p), c, acts);
+  return std::make_shared<QGemmWeight>(std::make_shared<const QPacked>(std::move(p)), c, acts);
 }
 
 std::shared_ptr<QuantPackedWeight> pack_quantized(const QuantCodesView& w, ComputeType c, const char* what, QActs acts) {
@@ -495,7 +509,7 @@ bool quantize_blocks_int8_ref(const float* x, int64_t kp, int8_t* q, float* d, i
 }
 
 std::shared_ptr<QuantPackedWeight> pack_w8a8(W8A8Packed p, const W8A8Options& o, ComputeType c) {
-  return std::make_shared<W8A8Weight>(std::move(p), o, c);
+  return std::make_shared<W8A8Weight>(std::make_shared<const W8A8Packed>(std::move(p)), o, c);
 }
 
 void quantize_act_int8_ref(const float* x, int64_t rows, int64_t k, const W8A8Options& o, int8_t* xq, int64_t ldq,

@@ -36,6 +36,12 @@ class QuantPackedWeight : public PackedWeight {
                    float* y, uint16_t* y_bf16) const = 0;
   // e.g. "w4 g128 f16-scales asym", "ggml q4_0", "w8a8 per-token".
   virtual std::string describe() const = 0;
+  // The same packed weight run with compute type `c` (activations and outputs as gemm.h's
+  // ComputeType); the codes are shared, not copied.
+  virtual std::shared_ptr<QuantPackedWeight> with_compute(ComputeType c) const = 0;
+  // W [n, k] float32 in the source's column order: the exact dequantization (qpacked_dequantize;
+  // W8A8: scale · w), for callers that need the float weight (quantization methods, tests).
+  virtual void dequantize(float* w) const = 0;
 };
 
 // Activations of the group-quantized kinds.

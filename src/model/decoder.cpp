@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels/threads.h"
+#include "kernels/attention_cached.h"
 #include "kernels/vec.h"
 #include "util/error.h"
 
@@ -96,7 +97,16 @@ void Decoder::load_linear(Linear& l, const std::string& name, int64_t out, int64
     l.out = 0;
     return;
   }
-  l.set_weight(fetch(*src_, wn, {out, in}));
+  if (std::shared_ptr<QuantPackedWeight> q = src_->quantized_linear(name, compute_)) {
+    if (q->n() != out || q->k() != in)
+      throw FormatError(src_->where(wn) + ": quantized weight is [" + std::to_string(q->n()) + ", " +
+                        std::to_string(q->k()) + "], config.json implies " + shape_str({out, in}));
+    l.set_quantized(std::move(q));
+  } else {
+    l.set_weight(fetch(*src_, wn, {out, in}));
+    // Re-read on demand after release (values were checked finite by the first fetch).
+    l.set_weight_source([src = src_, wn] { return src->get(wn); });
+  }
   if (bias) {
     const std::string bn = name + ".bias";
     l.bias = fetch(*src_, bn, {out}).to(DType::F32);
@@ -126,7 +136,16 @@ void Decoder::build(std::shared_ptr<const TensorSource> src) {
   names_ = ModuleNames::for_checkpoint(c, [&](const std::string& n) { return src_->has(n); });
   const int64_t H = c.hidden_size, E = c.family == Family::OPT ? c.word_embed_proj_dim : H;
 
-  embed_tokens_ = fetch(*src_, embedding_tensor_name(), {c.vocab_size, E});
+  const std::string embed_name = embedding_tensor_name();
+  embed_rows_ = src_->embedding_rows(embed_name);
+  if (embed_rows_) {
+    if (embed_rows_->rows() != c.vocab_size || embed_rows_->cols() != E)
+      throw FormatError(src_->where(embed_name) + " has shape " +
+                        shape_str({embed_rows_->rows(), embed_rows_->cols()}) + ", config.json implies " +
+                        shape_str({c.vocab_size, E}));
+  } else {
+    embed_tokens_ = fetch(*src_, embed_name, {c.vocab_size, E});
+  }
   if (c.pos == PosKind::Learned)
     embed_positions_ = fetch(*src_, names_.embed_positions + ".weight", {c.max_position + c.position_offset, H});
   has_project_ = E != H;
@@ -159,7 +178,12 @@ void Decoder::build(std::shared_ptr<const TensorSource> src) {
   lm_head_.in = E;
   lm_head_.out = c.vocab_size;
   if (c.tie_embeddings) {
-    lm_head_.set_weight(embed_tokens_);
+    if (std::shared_ptr<QuantPackedWeight> q = src_->quantized_linear(embed_name.substr(0, embed_name.size() - 7), compute_)) {
+      lm_head_.set_quantized(std::move(q));
+    } else {
+      lm_head_.set_weight(embed_tokens());
+      if (!embed_rows_) lm_head_.set_weight_source([src = src_, embed_name] { return src->get(embed_name); });
+    }
   } else {
     load_linear(lm_head_, names_.lm_head, c.vocab_size, E, false);
   }
@@ -187,36 +211,59 @@ std::shared_ptr<const RopeTable> Decoder::rope_table(int64_t seq) const {
   return rope_;
 }
 
-Tensor Decoder::embed(const int32_t* ids, int64_t batch, int64_t seq) const {
+Tensor Decoder::embed_tokens() const {
+  if (!embed_rows_) return embed_tokens_;
+  Tensor t = Tensor::empty(DType::F32, {embed_rows_->rows(), embed_rows_->cols()});
+  for (int64_t r = 0; r < embed_rows_->rows(); ++r) embed_rows_->row(r, t.f32_mut() + r * embed_rows_->cols());
+  return t;
+}
+
+void Decoder::embed_rows(const int32_t* ids, int64_t rows, float* x) const {
   const ModelConfig& c = cfg_;
-  const int64_t rows = batch * seq, E = embed_tokens_.dim(1), H = c.hidden_size;
-  if (c.pos == PosKind::Learned && seq > c.max_position)
-    throw ArgError("sequence of " + std::to_string(seq) + " tokens exceeds max_position_embeddings " +
-                   std::to_string(c.max_position));
   for (int64_t r = 0; r < rows; ++r)
     if (ids[r] < 0 || ids[r] >= c.vocab_size)
       throw ArgError("token id " + std::to_string(ids[r]) + " out of range for vocab_size " +
                      std::to_string(c.vocab_size));
-  Tensor x = new_rows(rows, E);
+  if (embed_rows_) {
+    const int64_t E = embed_rows_->cols();
+    for (int64_t r = 0; r < rows; ++r) embed_rows_->row(ids[r], x + r * E);
+    return;
+  }
+  const int64_t E = embed_tokens_.dim(1);
   const size_t row_bytes = size_t(E) * dtype_size(embed_tokens_.dtype());
   const auto* base = static_cast<const uint8_t*>(embed_tokens_.raw());
   for (int64_t r = 0; r < rows; ++r)
-    convert_to_f32(base + size_t(ids[r]) * row_bytes, embed_tokens_.dtype(), x.f32_mut() + r * E, size_t(E));
+    convert_to_f32(base + size_t(ids[r]) * row_bytes, embed_tokens_.dtype(), x + r * E, size_t(E));
+}
+
+// Row r of x is position pos0 + r % seq (OPT's learned position embeddings).
+void Decoder::add_positions(float* x, int64_t rows, int64_t seq, int64_t pos0) const {
+  const ModelConfig& c = cfg_;
+  const int64_t H = c.hidden_size;
+  const auto* pb = static_cast<const uint8_t*>(embed_positions_.raw());
+  const size_t prow = size_t(H) * dtype_size(embed_positions_.dtype());
+  std::vector<float> tmp(static_cast<size_t>(H));
+  for (int64_t r = 0; r < rows; ++r) {
+    convert_to_f32(pb + size_t(pos0 + r % seq + c.position_offset) * prow, embed_positions_.dtype(), tmp.data(), size_t(H));
+    for (int64_t j = 0; j < H; ++j) x[r * H + j] += tmp[size_t(j)];
+  }
+}
+
+Tensor Decoder::embed(const int32_t* ids, int64_t batch, int64_t seq) const {
+  const ModelConfig& c = cfg_;
+  const int64_t rows = batch * seq, E = c.family == Family::OPT ? c.word_embed_proj_dim : c.hidden_size;
+  const int64_t H = c.hidden_size;
+  if (c.pos == PosKind::Learned && seq > c.max_position)
+    throw ArgError("sequence of " + std::to_string(seq) + " tokens exceeds max_position_embeddings " +
+                   std::to_string(c.max_position));
+  Tensor x = new_rows(rows, E);
+  embed_rows(ids, rows, x.f32_mut());
   if (has_project_) {
     Tensor y = new_rows(rows, H);
     linear_forward(project_in_, x.f32(), rows, y.f32_mut(), compute_);
     x = y;
   }
-  if (c.pos == PosKind::Learned) {
-    const auto* pb = static_cast<const uint8_t*>(embed_positions_.raw());
-    const size_t prow = size_t(H) * dtype_size(embed_positions_.dtype());
-    std::vector<float> tmp(static_cast<size_t>(H));
-    float* xd = x.f32_mut();
-    for (int64_t r = 0; r < rows; ++r) {
-      convert_to_f32(pb + size_t(r % seq + c.position_offset) * prow, embed_positions_.dtype(), tmp.data(), size_t(H));
-      for (int64_t j = 0; j < H; ++j) xd[r * H + j] += tmp[size_t(j)];
-    }
-  }
+  if (c.pos == PosKind::Learned) add_positions(x.f32_mut(), rows, seq, 0);
   return x;
 }
 
@@ -278,7 +325,7 @@ void head_layer_norm(float* x, int64_t rows, int64_t ld, int heads, int hd, cons
 }  // namespace
 
 void Decoder::attention_into(int i, const float* xn, int64_t batch, int64_t seq, Observer* obs, Scratch& s,
-                             float* out, bool accumulate) const {
+                             float* out, bool accumulate, KvCache* cache) const {
   const ModelConfig& c = cfg_;
   const DecoderLayer& L = layer(i);
   const int64_t rows = batch * seq, qd = c.q_dim(), kvd = c.kv_dim(), w = qd + 2 * kvd;
@@ -305,11 +352,12 @@ void Decoder::attention_into(int i, const float* xn, int64_t batch, int64_t seq,
     head_layer_norm(q, rows, qld, c.num_heads, c.head_dim, L.q_norm, float(c.norm_eps));
     head_layer_norm(k, rows, kld, c.num_kv_heads, c.head_dim, L.k_norm, float(c.norm_eps));
   }
+  const int64_t pos0 = cache ? cache->length() : 0;
   if (c.pos == PosKind::Rope) {
-    const std::shared_ptr<const RopeTable> table = rope_table(seq);
+    const std::shared_ptr<const RopeTable> table = rope_table(pos0 + seq);
     const RopeTable& t = *table;
     s.pos.resize(size_t(rows));
-    for (int64_t r = 0; r < rows; ++r) s.pos[size_t(r)] = int32_t(r % seq);
+    for (int64_t r = 0; r < rows; ++r) s.pos[size_t(r)] = int32_t(pos0 + r % seq);
     const bool inter = c.rope_style == RopeStyle::Interleaved;
     apply_rope(q, rows, c.num_heads, c.head_dim, s.pos.data(), t, inter, qld);
     apply_rope(k, rows, c.num_kv_heads, c.head_dim, s.pos.data(), t, inter, kld);
@@ -319,13 +367,32 @@ void Decoder::attention_into(int i, const float* xn, int64_t batch, int64_t seq,
     kv_fake_quant(v, rows, c.num_kv_heads, c.head_dim, vld, s.kv);
   }
   float* a = Scratch::get(s.attn, rows * qd);
+  const int window = c.sliding_window.empty() ? 0 : c.sliding_window[size_t(i)];
+  if (cache) cache->store(i, k, kld, v, vld, rows);
+  if (cache && pos0 > 0) {  // new rows against every cached position
+    const KvCache::LayerView kv = cache->layer(i);
+    CachedAttnDims d;
+    d.heads = c.num_heads;
+    d.kv_heads = c.num_kv_heads;
+    d.head_dim = c.head_dim;
+    d.window = window;
+    d.scale = float(1.0 / std::sqrt(double(c.head_dim)));
+    d.pos0 = pos0;
+    d.n = rows;
+    d.cap = kv.cap;
+    d.q_ld = qld;
+    attention_cached(q, kv.kt, kv.v, a, d);
+    observe_input(obs, L.o, a, rows);
+    linear_forward(L.o, a, rows, out, compute_, accumulate);
+    return;
+  }
   AttnDims d;
   d.batch = batch;
   d.seq = seq;
   d.heads = c.num_heads;
   d.kv_heads = c.num_kv_heads;
   d.head_dim = c.head_dim;
-  d.window = c.sliding_window.empty() ? 0 : c.sliding_window[size_t(i)];
+  d.window = window;
   d.scale = float(1.0 / std::sqrt(double(c.head_dim)));
   d.bf16 = compute_ == ComputeType::BF16;
   d.q_ld = qld, d.k_ld = kld, d.v_ld = vld;
@@ -429,23 +496,23 @@ void Decoder::run_layer_unchecked(int i, Tensor& h, int64_t batch, int64_t seq, 
 }
 
 // The o and down GEMMs add their products straight into the residual stream h (accumulate).
-void Decoder::run_layer(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs, Scratch& s) const {
+void Decoder::run_layer(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs, Scratch& s, KvCache* cache) const {
   const DecoderLayer& L = layer(i);
   const int64_t rows = h.dim(0);
   float* hd = h.f32_mut();
   if (cfg_.parallel_block) {  // Cohere: h + attn(ln(h)) + mlp(ln(h))
     float* xn = Scratch::get(s.xn, rows * cfg_.hidden_size);
     norm_into(L.attn_norm, hd, rows, xn);
-    attention_into(i, xn, batch, seq, obs, s, hd, true);
+    attention_into(i, xn, batch, seq, obs, s, hd, true, cache);
     mlp_into(i, xn, rows, obs, s, hd, true);
   } else if (cfg_.pre_norm) {
     float* xn = Scratch::get(s.xn, rows * cfg_.hidden_size);
     norm_into(L.attn_norm, hd, rows, xn);
-    attention_into(i, xn, batch, seq, obs, s, hd, true);
+    attention_into(i, xn, batch, seq, obs, s, hd, true, cache);
     norm_into(L.mlp_norm, hd, rows, xn);
     mlp_into(i, xn, rows, obs, s, hd, true);
   } else {  // OPT post-LN (do_layer_norm_before = false): h reads as its own normed input
-    attention_into(i, hd, batch, seq, obs, s, hd, true);  // q/k/v read h before o adds into it
+    attention_into(i, hd, batch, seq, obs, s, hd, true, cache);  // q/k/v read h before o adds into it
     norm_into(L.attn_norm, hd, rows, hd);
     mlp_into(i, hd, rows, obs, s, hd, true);
     norm_into(L.mlp_norm, hd, rows, hd);
@@ -522,6 +589,121 @@ ForwardOutput Decoder::forward(const int32_t* ids, int64_t batch, int64_t seq, c
   const int64_t pos = opt.logits == ForwardOptions::Logits::All ? seq : 1;
   out.logits = lm_logits(fh, opt.observer).reshaped({batch, pos, cfg_.vocab_size});
   return out;
+}
+
+// ---- incremental decoding ----------------------------------------------------------------------
+
+KvCache Decoder::new_cache(int64_t max_positions) const {
+  std::vector<int> windows(size_t(num_layers()), 0);
+  for (int i = 0; i < num_layers() && !cfg_.sliding_window.empty(); ++i) windows[size_t(i)] = cfg_.sliding_window[size_t(i)];
+  return KvCache(cfg_.num_kv_heads, cfg_.head_dim, windows, max_positions);
+}
+
+Tensor Decoder::cached_step(const int32_t* ids, int64_t n, KvCache& cache, const ForwardOptions& opt) const {
+  const ModelConfig& c = cfg_;
+  const int64_t pos0 = cache.length(), H = c.hidden_size;
+  const int64_t E = c.family == Family::OPT ? c.word_embed_proj_dim : H;
+  if (c.pos == PosKind::Learned && pos0 + n > c.max_position)
+    throw ArgError("sequence of " + std::to_string(pos0 + n) + " tokens exceeds max_position_embeddings " +
+                   std::to_string(c.max_position));
+  Tensor h = new_rows(n, E);
+  embed_rows(ids, n, h.f32_mut());
+  if (has_project_) {
+    Tensor y = new_rows(n, H);
+    linear_forward(project_in_, h.f32(), n, y.f32_mut(), compute_);
+    h = y;
+  }
+  if (c.pos == PosKind::Learned) add_positions(h.f32_mut(), n, n, pos0);
+  cache.reserve(n);
+  Scratch scratch;
+  opt.kv.validate(c.head_dim);
+  scratch.kv = opt.kv;  // KV fake-quant: keys/values are quantized before they are stored (quantize-on-store)
+  for (int i = 0; i < num_layers(); ++i) run_layer(i, h, 1, n, nullptr, scratch, &cache);
+  cache.advance(n);
+  if (opt.logits == ForwardOptions::Logits::Last) {
+    Tensor last = new_rows(1, H);
+    std::memcpy(last.f32_mut(), h.f32() + (n - 1) * H, size_t(H) * 4);
+    h = last;
+  }
+  return h;
+}
+
+ForwardOutput Decoder::forward_cached(const int32_t* ids, int64_t n, KvCache& cache, const ForwardOptions& opt) const {
+  if (n <= 0) throw ArgError("forward_cached: no tokens");
+  if (opt.observer || opt.hidden_states) throw ArgError("forward_cached: observers and hidden states need forward()");
+  if (cache.num_layers() != num_layers() || cache.kv_heads() != cfg_.num_kv_heads || cache.head_dim() != cfg_.head_dim)
+    throw ArgError("forward_cached: the cache was made for another model");
+  const ThreadScope threads(opt.threads);
+  ForwardOutput out;
+  const bool all = opt.logits == ForwardOptions::Logits::All;
+  std::vector<Tensor> parts;
+  for (int64_t done = 0; done < n;) {
+    const int64_t step = std::min(n - done, cache.max_step());
+    ForwardOptions so = opt;
+    if (!all) so.logits = done + step == n ? opt.logits : ForwardOptions::Logits::None;
+    Tensor h = cached_step(ids + done, step, cache, so);
+    if (all || done + step == n) parts.push_back(std::move(h));
+    done += step;
+  }
+  Tensor h = parts.size() == 1 ? parts[0] : Tensor();
+  if (!h.defined()) {
+    int64_t rows = 0;
+    for (const Tensor& p : parts) rows += p.dim(0);
+    h = new_rows(rows, cfg_.hidden_size);
+    int64_t at = 0;
+    for (const Tensor& p : parts) {
+      std::memcpy(h.f32_mut() + at * cfg_.hidden_size, p.f32(), p.nbytes());
+      at += p.dim(0);
+    }
+  }
+  Tensor fh = final_hidden(h);
+  if (opt.logits == ForwardOptions::Logits::None) {
+    out.last_hidden_state = fh.reshaped({1, fh.dim(0), fh.dim(1)});
+    return out;
+  }
+  out.logits = lm_logits(fh).reshaped({1, fh.dim(0), cfg_.vocab_size});
+  return out;
+}
+
+// ---- weights in memory ---------------------------------------------------------------------------
+
+size_t Decoder::pack_weights() {
+  const std::string embed_name = embedding_tensor_name();
+  auto pack = [&](Linear& l, const std::string& tensor) {
+    if (!l.out || l.quantized()) return;
+    (void)l.packed(compute_);
+    if (l.drop_float_weight()) src_->release(tensor);
+  };
+  for (auto& L : layers_) {
+    const bool fused = fused_linear({&L->q, &L->k, &L->v}, compute_) != nullptr;  // what attention runs
+    for (Linear* l : L->linears()) {
+      if (fused && (l == &L->q || l == &L->k || l == &L->v)) {
+        if (l->drop_float_weight()) src_->release(l->name + ".weight");
+      } else {
+        pack(*l, l->name + ".weight");
+      }
+    }
+  }
+  if (has_project_) {
+    pack(project_in_, project_in_.name + ".weight");
+    pack(project_out_, project_out_.name + ".weight");
+  }
+  pack(lm_head_, cfg_.tie_embeddings ? embed_name : lm_head_.name + ".weight");
+  return resident_weight_bytes();
+}
+
+size_t Decoder::resident_weight_bytes() const {
+  auto owned = [](const Tensor& t) { return t.defined() && !t.readonly() ? t.nbytes() : size_t(0); };
+  size_t b = owned(embed_tokens_) + owned(embed_positions_) + owned(final_norm_.weight) + owned(final_norm_.bias);
+  for (const auto& L : layers_) {
+    for (const Linear* l : {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down}) b += l->resident_bytes() + owned(l->bias);
+    b += owned(L->attn_norm.weight) + owned(L->mlp_norm.weight) + owned(L->q_norm) + owned(L->k_norm);
+  }
+  // The fused q|k|v copies, counted once per layer (the members' resident_bytes() count their own).
+  for (const auto& L : layers_)
+    if (auto f = L->q.fused()) b += f->packed->bytes();
+  b += project_in_.resident_bytes() + project_out_.resident_bytes() + lm_head_.resident_bytes();
+  return b;
 }
 
 Linear* Decoder::find_linear(const std::string& name) {

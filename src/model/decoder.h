@@ -1,6 +1,7 @@
 // The generic decoder-only transformer: one forward pass for OPT, Llama-2/3, Mistral, Qwen2 and
 // Cohere, configured by ModelConfig flags. Batched prefill over [batch, seq] token ids with a
-// causal mask (positions 0..seq-1 in every sequence, no padding, no KV cache).
+// causal mask (positions 0..seq-1 in every sequence, no padding), and incremental decoding of one
+// sequence with a KV cache (forward_cached: model/kv_cache.h).
 #pragma once
 #include <functional>
 #include <map>
@@ -12,11 +13,21 @@
 #include "kernels/kv_quant.h"
 #include "kernels/ops.h"
 #include "model/config.h"
+#include "model/kv_cache.h"
 #include "model/linear.h"
 #include "model/naming.h"
 #include "model/observer.h"
 
 namespace calq {
+
+// Rows of an embedding table [rows, cols] dequantized on lookup (TensorSource::embedding_rows).
+class EmbeddingRows {
+ public:
+  virtual ~EmbeddingRows() = default;
+  virtual int64_t rows() const = 0;
+  virtual int64_t cols() const = 0;
+  virtual void row(int64_t i, float* out) const = 0;  // cols floats
+};
 
 // Where the decoder gets its tensors (a checkpoint, or an in-memory map for synthetic models).
 class TensorSource {
@@ -25,6 +36,18 @@ class TensorSource {
   virtual bool has(const std::string& name) const = 0;
   virtual Tensor get(const std::string& name) const = 0;  // throws FormatError naming the tensor
   virtual std::string describe() const = 0;               // a path, for error messages
+  // A linear layer's weight ("<module>.weight") kept in its quantized form and packed for `c`
+  // (GPTQ/AWQ/qstate codes, GGUF blocks, W8A8); null when the source holds it as a float tensor,
+  // which the decoder then views through get().
+  virtual std::shared_ptr<QuantPackedWeight> quantized_linear(const std::string& module, ComputeType c) const {
+    return nullptr;
+  }
+  // Token embeddings the source keeps in a form that is not a float tensor (GGUF blocks): rows are
+  // dequantized when looked up. Null: get() gives the table.
+  virtual std::shared_ptr<const EmbeddingRows> embedding_rows(const std::string& name) const { return nullptr; }
+  // `name` has been packed: the source may drop its resident pages (a mapped file stays mapped and
+  // reads them back if the tensor is asked for again). Default: nothing.
+  virtual void release(const std::string& name) const {}
   // Where tensor `name` comes from, for error messages: "<file>: tensor '<name>'" (the shard file
   // when the source knows it; the GGUF name too for GGUF files).
   virtual std::string where(const std::string& name) const { return describe() + ": tensor '" + name + "'"; }
@@ -36,6 +59,7 @@ class CheckpointSource final : public TensorSource {
   bool has(const std::string& name) const override { return c_->has(name); }
   Tensor get(const std::string& name) const override { return c_->get(name); }
   std::string describe() const override { return c_->dir(); }
+  void release(const std::string& name) const override { c_->release(name); }
   std::string where(const std::string& name) const override { return c_->where(name); }
 
  private:
@@ -84,6 +108,14 @@ class Decoder {
                                               ComputeType compute = ComputeType::F32);
 
   const ModelConfig& config() const { return cfg_; }
+  // Packs every linear layer for the current compute type now (q|k|v fused where possible) and
+  // lets the source drop the pages the float weights were packed from: what runs is then the
+  // packed copy alone (weight() fetches the float tensor again when asked). Quantized layers are
+  // packed when loaded. Returns the bytes of weights held in memory (packed linears, embeddings
+  // and norms that are not mapped views).
+  size_t pack_weights();
+  // Bytes of weights the model holds in memory now (as pack_weights returns).
+  size_t resident_weight_bytes() const;
   const ModuleNames& names() const { return names_; }
   // Null for synthetic models.
   const Checkpoint* checkpoint() const { return checkpoint_.get(); }
@@ -91,6 +123,17 @@ class Decoder {
   void set_compute(ComputeType c) { compute_ = c; }
 
   ForwardOutput forward(const int32_t* ids, int64_t batch, int64_t seq, const ForwardOptions& opt = {}) const;
+
+  // --- incremental decoding (one sequence) ---
+  // A cache for this model's layers, sized for `max_positions` (it grows when needed; layers with a
+  // sliding window keep a ring of window + KvCache::kMaxStep positions).
+  KvCache new_cache(int64_t max_positions = 0) const;
+  // Runs `n` new tokens at positions cache.length() .. + n - 1, attending to every cached position,
+  // appends their keys and values, and returns the logits ([1, n, vocab] for Logits::All, [1, 1,
+  // vocab] for Last). The same computation as forward() on the whole sequence, up to float summation
+  // order (the first call, on an empty cache, runs forward()'s attention kernel). Observers and
+  // hidden_states are not supported here.
+  ForwardOutput forward_cached(const int32_t* ids, int64_t n, KvCache& cache, const ForwardOptions& opt = {}) const;
 
   // --- layer-wise pieces (the same code forward() runs) ---
   // Residual stream after the embeddings, [batch*seq, hidden]. Throws ArgError on an id >= vocab.
@@ -121,7 +164,8 @@ class Decoder {
   DecoderLayer& layer(int i) { return *layers_.at(size_t(i)); }
   const DecoderLayer& layer(int i) const { return *layers_.at(size_t(i)); }
   Linear& lm_head() { return lm_head_; }
-  const Tensor& embed_tokens() const { return embed_tokens_; }
+  // The token embedding table [vocab, embed] (a float32 copy when the source keeps it quantized).
+  Tensor embed_tokens() const;
   Linear* find_linear(const std::string& name);
   std::vector<Linear*> all_linears(bool include_lm_head = false);
   Norm& final_norm() { return final_norm_; }
@@ -139,9 +183,14 @@ class Decoder {
   // The hot path: buffers of one forward pass reused by every layer (decoder.cpp); outputs are
   // written to `out` (accumulate: added to it, i.e. the residual add fused into the GEMM).
   struct Scratch;
-  void run_layer(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs, Scratch& s) const;
+  void run_layer(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs, Scratch& s, KvCache* cache = nullptr) const;
+  // With a cache: batch 1, the `seq` rows are positions cache->length() .. + seq - 1.
   void attention_into(int i, const float* xn, int64_t batch, int64_t seq, Observer* obs, Scratch& s, float* out,
-                      bool accumulate) const;
+                      bool accumulate, KvCache* cache = nullptr) const;
+  void embed_rows(const int32_t* ids, int64_t rows, float* x) const;  // token embeddings, [rows, E]
+  void add_positions(float* x, int64_t rows, int64_t seq, int64_t pos0) const;  // OPT learned positions
+  // One step of forward_cached (at most the cache's step size).
+  Tensor cached_step(const int32_t* ids, int64_t n, KvCache& cache, const ForwardOptions& opt) const;
   void mlp_into(int i, const float* xn, int64_t rows, Observer* obs, Scratch& s, float* out, bool accumulate) const;
   void norm_into(const Norm& n, const float* x, int64_t rows, float* y) const;
   // The layer without the output check (locate_non_finite runs it with its probe).
@@ -155,6 +204,7 @@ class Decoder {
   std::shared_ptr<const TensorSource> src_;
   ComputeType compute_ = ComputeType::F32;
   Tensor embed_tokens_, embed_positions_;
+  std::shared_ptr<const EmbeddingRows> embed_rows_;  // set instead of embed_tokens_ for quantized tables
   Linear project_in_, project_out_;  // OPT when word_embed_proj_dim != hidden_size
   bool has_project_ = false;
   std::vector<std::unique_ptr<DecoderLayer>> layers_;

@@ -13,23 +13,99 @@ void Linear::set_weight(Tensor w) {
     throw ArgError(name + ": weight shape " + shape_str(w.shape()) + " does not match [" + std::to_string(out) +
                    ", " + std::to_string(in) + "]");
   if (!is_float_dtype(w.dtype())) throw ArgError(name + ": weight must have a float dtype");
-  static std::atomic<uint64_t> next_version{1};
   std::lock_guard<std::mutex> lock(mu_);
   weight_ = std::move(w);
-  version_ = next_version++;
+  fetch_ = nullptr;
+  quant_.reset();
+  version_ = next_version();
   packed_.reset();
   fused_.reset();
 }
 
-Tensor Linear::weight_f32() const { return weight_.to(DType::F32); }
+uint64_t Linear::next_version() {
+  static std::atomic<uint64_t> next{1};
+  return next++;
+}
+
+void Linear::set_quantized(std::shared_ptr<QuantPackedWeight> w) {
+  if (!w || w->n() != out || w->k() != in)
+    throw ArgError(name + ": quantized weight [" + (w ? std::to_string(w->n()) + ", " + std::to_string(w->k()) : "null") +
+                   "] does not match [" + std::to_string(out) + ", " + std::to_string(in) + "]");
+  std::lock_guard<std::mutex> lock(mu_);
+  weight_ = Tensor();
+  fetch_ = nullptr;
+  quant_ = std::move(w);
+  version_ = next_version();
+  packed_.reset();
+  fused_.reset();
+}
+
+std::shared_ptr<const QuantPackedWeight> Linear::quantized() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return quant_;
+}
+
+void Linear::set_weight_source(std::function<Tensor()> fetch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fetch_ = std::move(fetch);
+}
+
+bool Linear::drop_float_weight() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fetch_ || quant_ || !(packed_ || fused_)) return false;
+  weight_ = Tensor();
+  return true;
+}
+
+Tensor Linear::weight() const {
+  std::shared_ptr<const QuantPackedWeight> q;
+  std::function<Tensor()> fetch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (weight_.defined()) return weight_;
+    q = quant_;
+    fetch = fetch_;
+  }
+  if (q) {
+    Tensor w = Tensor::empty(DType::F32, {out, in});
+    q->dequantize(w.f32_mut());
+    return w;
+  }
+  if (fetch) return fetch();
+  throw ArgError(name + ": the layer has no weight");
+}
+
+Tensor Linear::weight_f32() const { return weight().to(DType::F32); }
 
 const PackedWeight& Linear::packed(ComputeType c) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  if (quant_) {
+    if (quant_->compute() == c) return *quant_;
+    if (!packed_ || packed_->compute() != c) packed_ = quant_->with_compute(c);
+    return *packed_;
+  }
   if (!packed_ || packed_->compute() != c) {
-    const Tensor w = weight_.to(DType::F32);
+    Tensor src = weight_;
+    if (!src.defined()) {
+      if (!fetch_) throw ArgError(name + ": the layer has no weight");
+      src = fetch_();
+    }
+    const Tensor w = src.to(DType::F32);
     packed_ = pack_weight(w.f32(), out, in, c);
   }
   return *packed_;
+}
+
+size_t Linear::resident_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t b = quant_ ? quant_->bytes() : packed_ ? packed_->bytes() : 0;
+  if (weight_.defined() && !weight_.readonly()) b += weight_.nbytes();
+  return b;
+}
+
+std::shared_ptr<const FusedLinear> Linear::fused() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return fused_;
 }
 
 void Linear::release_packed() const {
@@ -41,7 +117,7 @@ void Linear::release_packed() const {
 std::shared_ptr<const FusedLinear> fused_linear(const std::vector<const Linear*>& m, ComputeType c) {
   if (m.size() < 2) return nullptr;
   for (const Linear* l : m)
-    if (l->input_transform || l->in != m[0]->in || l->out <= 0) return nullptr;
+    if (l->input_transform || l->in != m[0]->in || l->out <= 0 || l->quantized()) return nullptr;
   // Snapshot each member's weight, version and fused pointer under its own lock.
   std::vector<Tensor> weights;
   std::vector<uint64_t> versions;
@@ -49,7 +125,7 @@ std::shared_ptr<const FusedLinear> fused_linear(const std::vector<const Linear*>
   bool same = true;
   for (size_t i = 0; i < m.size(); ++i) {
     std::lock_guard<std::mutex> lock(m[i]->mu_);
-    weights.push_back(m[i]->weight_);
+    weights.push_back(m[i]->weight_.defined() || !m[i]->fetch_ ? m[i]->weight_ : m[i]->fetch_());
     versions.push_back(m[i]->version_);
     if (i == 0) cur = m[i]->fused_;
     else same = same && m[i]->fused_ == cur;

@@ -1,12 +1,16 @@
-// A linear layer as the decoder runs it: y = x Wᵀ + b, with W viewed from the checkpoint
-// (any float dtype) until a method replaces it, and a lazily built packed copy for the GEMM.
+// A linear layer as the decoder runs it: y = x Wᵀ + b. W is either a float tensor (viewed from the
+// checkpoint, any float dtype, until a method replaces it) with a lazily built packed copy for the
+// GEMM, or a quantized weight that runs as what it is (kernels/qgemm.h: GPTQ/AWQ/qstate codes, GGUF
+// blocks, W8A8) and is dequantized only when a caller asks for the float weight.
 #pragma once
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "kernels/gemm.h"
+#include "kernels/qgemm.h"
 #include "tensor/tensor.h"
 
 namespace calq {
@@ -34,20 +38,42 @@ class Linear {
   Tensor bias;       // [out] F32 or undefined
   std::shared_ptr<const InputTransform> input_transform;
 
-  const Tensor& weight() const { return weight_; }
-  // Replaces W ([out, in], any float dtype) and drops the packed copy.
+  // W [out, in]: the float tensor as stored, or for a quantized layer its exact dequantization
+  // (float32, computed on each call), or the float tensor fetched again from its source after
+  // drop_float_weight().
+  Tensor weight() const;
+  // Replaces W ([out, in], any float dtype) and drops the packed and quantized copies.
   void set_weight(Tensor w);
   // W as float32 (a view when already F32, else a converted copy).
   Tensor weight_f32() const;
-  // Packed copy for `c`, built on first use (thread-safe).
+  // Installs a quantized weight ([out, in]) that runs as it is; drops the float weight.
+  void set_quantized(std::shared_ptr<QuantPackedWeight> w);
+  // The quantized weight, or null for a float layer.
+  std::shared_ptr<const QuantPackedWeight> quantized() const;
+  // Where the float weight can be fetched again (e.g. a view into the mapped checkpoint), so that
+  // drop_float_weight() loses nothing.
+  void set_weight_source(std::function<Tensor()> fetch);
+  // Forgets the float tensor once a packed copy exists (the packed copy is what runs; weight()
+  // fetches it again from the source). False when there is no source or no packed copy.
+  bool drop_float_weight();
+  // Packed copy for `c`, built on first use (thread-safe). Quantized layers: the quantized weight,
+  // run with compute type `c`.
   const PackedWeight& packed(ComputeType c) const;
+  // Bytes of the weight copies this layer holds in memory (packed, quantized, owned float tensors;
+  // not mapped views, not a fused copy: fused()).
+  size_t resident_bytes() const;
+  // The fused product this layer is part of now, if built (fused_linear builds it).
+  std::shared_ptr<const FusedLinear> fused() const;
   // Drops the packed copy and any fused copy this layer is part of (e.g. to save memory after a
-  // layer has been processed).
+  // layer has been processed). A quantized weight stays: it is the layer's weight.
   void release_packed() const;
 
  private:
   friend std::shared_ptr<const FusedLinear> fused_linear(const std::vector<const Linear*>& members, ComputeType c);
+  static uint64_t next_version();
   Tensor weight_;
+  std::function<Tensor()> fetch_;  // the float weight again, when weight_ was dropped
+  std::shared_ptr<QuantPackedWeight> quant_;
   uint64_t version_ = 0;  // changes on every set_weight()
   mutable std::shared_ptr<PackedWeight> packed_;
   mutable std::shared_ptr<const FusedLinear> fused_;

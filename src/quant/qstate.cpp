@@ -292,6 +292,9 @@ std::shared_ptr<SafetensorsFile> QuantState::file_for(int layer) const {
   if (!file_exists(p) || (layer >= 0 && !layer_done(layer))) return nullptr;
   auto f = SafetensorsFile::open(p);
   verify_file(*f, layer);
+  // The content hash read every page: drop them (a 7B run's layer files are ~6.5 GB), weight()
+  // maps back what it reads.
+  for (const TensorInfo& t : f->tensors()) f->release(t.name);
   files_->open[layer] = f;
   return f;
 }
@@ -300,6 +303,17 @@ std::optional<QuantizedWeight> QuantState::weight(const std::string& module) con
   auto f = file_for(layer_of_name(module));
   if (!f || !f->find(module + ".q")) return std::nullopt;
   return read_quantized_weight(*f, module);
+}
+
+void QuantState::release(const std::string& module) const {
+  std::shared_ptr<SafetensorsFile> f;
+  {
+    std::lock_guard<std::mutex> lock(files_->mu);
+    auto it = files_->open.find(layer_of_name(module));
+    if (it == files_->open.end()) return;
+    f = it->second;
+  }
+  for (const char* part : {".q", ".scale", ".zero", ".g_idx"}) f->release(module + part);
 }
 
 std::optional<Tensor> QuantState::replaced(const std::string& tensor) const {

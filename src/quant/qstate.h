@@ -91,6 +91,9 @@ class QuantState {
 
   // Quantized linear weight of `module` (HF module name), if this run quantized it.
   std::optional<QuantizedWeight> weight(const std::string& module) const;
+  // Drops the resident pages of `module`'s codes, scales, zeros and g_idx (read back from the
+  // mapped layer file if asked for again): called once they are packed.
+  void release(const std::string& module) const;
   // A float tensor (HF tensor name) this run replaced, if any.
   std::optional<Tensor> replaced(const std::string& tensor) const;
   // Static per-tensor activation scale of `module`'s input, if the run calibrated one.

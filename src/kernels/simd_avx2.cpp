@@ -1,0 +1,33 @@
+// AVX2 + FMA instances of the kernels of simd_kernels.h (simd_impl.h on 8-lane vectors), compiled
+// for AVX2 whatever the build's -march; internal linkage only, the table is the one export.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels/simd_kernels.h"
+
+#if defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,bmi2")
+#endif
+
+namespace calq::sk {
+namespace {
+#include "kernels/simd_avx2.h"
+#include "kernels/simd_impl.h"
+}  // namespace
+}  // namespace calq::sk
+
+#if defined(__GNUC__)
+#pragma GCC pop_options
+#endif
+
+namespace calq::sk {
+
+// The table itself is compiled for the baseline: callers on any CPU may ask for it.
+const Kernels& kernels_avx2() {
+  static const Kernels k = {attn_cached};
+  return k;
+}
+
+}  // namespace calq::sk
