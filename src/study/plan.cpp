@@ -218,9 +218,10 @@ Json step_cost(const StudyConfig& c, const Grid& g, const Step& st) {
         const int grid = me.options.awq_grid;
         // AutoAWQ's search: per grid point, the forward of each scaled group's module (attention for
         // q/k/v, o_proj, the MLP for up/gate, down_proj: ~1.3 layer forwards) on its weights
-        // fake-quantized for the trial (kQuantPasses over them), then the clip search.
+        // fake-quantized for the trial (kTrialPasses over them), then the clip search. Element-wise
+        // passes: one layer's worth per grid point (the o_proj and down_proj groups run the linear alone).
         flops = (1.3 * grid + 3) * layers_fwd + (me.options.awq_clip ? 20 * 2 * s.p_lin * std::min(n, 512.0) : 0);
-        fill = (1.3 * grid + 3) * layers_bytes + grid * kTrialPasses * 4 * s.p_lin;
+        fill = (1.0 * grid + 3) * layers_bytes + grid * kTrialPasses * 4 * s.p_lin;
         mem += 4 * n * (2 * s.H + s.I);
       } else {  // smoothquant, naive-w8a8: the statistics step's scales, no forward of their own
         flops = 0;
