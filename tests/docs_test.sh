@@ -4,7 +4,7 @@
 # Usage: tests/docs_test.sh SOURCE_DIR BUILD_DIR [FILE.md ...]   (ctest: docs.commands)
 #
 # Each Markdown file's ```sh blocks become one bash script, run in a scratch copy of the
-# repository's layout: SCRATCH/work holds symbolic links to the repository's top-level entries,
+# repository's layout: SCRATCH/repo holds symbolic links to the repository's top-level entries,
 # its build/ is BUILD_DIR (so `build/calq` and `export PATH=$PWD/build:$PATH` work), and
 # SCRATCH/shared is the data pack ($CALQ_DATA, default SOURCE_DIR/../shared), so `../shared/...`
 # resolves as it does from a checkout. Outputs land in the scratch folder, never in the repository.
@@ -105,18 +105,18 @@ for f in "${files[@]}"; do
   rel=${f#"$src"/}
   name=$(echo "$rel" | tr '/.' '__')
   dir="$scratch/$name"
-  mkdir -p "$dir/work"
+  mkdir -p "$dir/repo"
   ln -s "$data" "$dir/shared"
   for e in "$src"/* "$src"/.gitignore; do
     b=$(basename "$e")
     case "$b" in build* | out) continue ;; esac
-    ln -s "$e" "$dir/work/$b"
+    ln -s "$e" "$dir/repo/$b"
   done
-  ln -s "$build" "$dir/work/build"
+  ln -s "$build" "$dir/repo/build"
   # The demo study's folder (studies/demo.toml: out = ../out/study-demo) is shared by all files:
   # README runs the study once; docs/report.md and docs/study.md find it finished in its cache.
-  mkdir -p "$scratch/study-demo" "$dir/work/out"
-  ln -s "$scratch/study-demo" "$dir/work/out/study-demo"
+  mkdir -p "$scratch/study-demo" "$dir/repo/out"
+  ln -s "$scratch/study-demo" "$dir/repo/out/study-demo"
   script="$dir/docs.sh"
   {
     echo 'set -e'
@@ -132,7 +132,7 @@ for f in "${files[@]}"; do
   [ "$n" = 0 ] && [ "$bad" = 0 ] && continue
   ran=$((ran + n))
   start=$SECONDS
-  if (cd "$dir/work" && PATH="$build:$PATH" bash "$script") > "$dir/log" 2>&1; then
+  if (cd "$dir/repo" && PATH="$build:$PATH" bash "$script") > "$dir/log" 2>&1; then
     echo "docs test: $rel: $n commands ok ($((SECONDS - start)) s)"
   else
     fail=1

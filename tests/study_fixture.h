@@ -9,34 +9,37 @@
 
 namespace calq::test {
 
-// One real model, two calibration sets (tinystories: quality text, punct: punctuation), float +
-// RTN + GPTQ at `gptq_bits`, one perplexity (64-token windows, 2 chunks); `stats`: statistics, one
-// sample per batch (snapshots for the convergence curves); `extra` is appended
-// (more [[calibration]], [[methods]], [[kv]], [[exclude]] entries).
-inline std::string tiny_study(const std::string& extra = "", const std::string& gptq_bits = "[4, 3]", bool stats = false) {
-  return R"([study]
-name = "t"
-stats = )" + std::string(stats ? "true\nstats_batch = 1" : "false") + R"(
-
+// The head every tiny study shares: [study] `name` (plus `study_keys` lines), stories260K, and two
+// calibration sets of n x 64 tokens (tinystories: quality text, punct: punctuation), in group
+// "quality" when `grouped`.
+inline std::string tiny_study_head(const std::string& name, int n, bool grouped, const std::string& study_keys = "") {
+  const std::string group = grouped ? "group = \"quality\"\n" : "";
+  return "[study]\nname = \"" + name + "\"\n" + study_keys + R"(
 [[models]]
 label = "stories260K"
 path = "{data}/models/stories260K"
 
 [calibration_defaults]
-n = 4
+n = )" + std::to_string(n) + R"(
 seqlen = 64
 
 [[calibration]]
 label = "tinystories"
-group = "quality"
-builder = "text"
+)" + group + R"(builder = "text"
 source = "{data}/data/tinystories/tinystories_val.txt"
 
 [[calibration]]
 label = "punct"
-group = "quality"
-builder = "punct"
+)" + group + R"(builder = "punct"
+)";
+}
 
+// One real model, two calibration sets (tinystories: quality text, punct: punctuation), float +
+// RTN + GPTQ at `gptq_bits`, one perplexity (64-token windows, 2 chunks); `stats`: statistics, one
+// sample per batch (snapshots for the convergence curves); `extra` is appended
+// (more [[calibration]], [[methods]], [[kv]], [[exclude]] entries).
+inline std::string tiny_study(const std::string& extra = "", const std::string& gptq_bits = "[4, 3]", bool stats = false) {
+  return tiny_study_head("t", 4, true, std::string("stats = ") + (stats ? "true\nstats_batch = 1" : "false") + "\n") + R"(
 [[methods]]
 method = "float"
 

@@ -18,6 +18,7 @@
 #include "study/grid.h"
 #include "study/runner.h"
 #include "study/store.h"
+#include "study_fixture.h"
 #include "test_util.h"
 
 namespace calq::study {
@@ -25,26 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* kStudy = R"([study]
-name = "kill"
-
-[[models]]
-label = "stories260K"
-path = "{data}/models/stories260K"
-
-[calibration_defaults]
-n = 8
-seqlen = 64
-
-[[calibration]]
-label = "tinystories"
-builder = "text"
-source = "{data}/data/tinystories/tinystories_val.txt"
-
-[[calibration]]
-label = "punct"
-builder = "punct"
-
+const std::string kStudy = test::tiny_study_head("kill", 8, false) + R"(
 [[methods]]
 method = "float"
 
