@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "qkernels_test_util.h"
 #include "tensor/dtype.h"
 
 namespace calq {
@@ -78,36 +79,48 @@ const std::vector<Case>& cases() {
 }
 
 TEST(AttentionFast, MatchesReferenceF32) {
-  uint32_t seed = 1;
-  for (const Case& c : cases()) {
-    const double e = max_diff(c, false, seed++);
-    EXPECT_LE(e, 1e-5 * c.qscale) << "B=" << c.batch << " T=" << c.seq << " h=" << c.heads << "/" << c.kv_heads
-                       << " hd=" << c.head_dim << " window=" << c.window << " qscale=" << c.qscale;
+  for (Isa isa : test::test_isas()) {
+    test::IsaScope scope(isa);
+    SCOPED_TRACE(isa_name(isa));
+    uint32_t seed = 1;
+    for (const Case& c : cases()) {
+      const double e = max_diff(c, false, seed++);
+      EXPECT_LE(e, 1e-5 * c.qscale) << "B=" << c.batch << " T=" << c.seq << " h=" << c.heads << "/" << c.kv_heads
+                         << " hd=" << c.head_dim << " window=" << c.window << " qscale=" << c.qscale;
+    }
   }
 }
 
 TEST(AttentionFast, MatchesBf16RoundedReference) {
-  uint32_t seed = 100;
-  for (const Case& c : cases()) {
-    const double e = max_diff(c, true, seed++);
-    EXPECT_LE(e, 1e-2) << "B=" << c.batch << " T=" << c.seq << " h=" << c.heads << "/" << c.kv_heads
-                       << " hd=" << c.head_dim << " window=" << c.window << " qscale=" << c.qscale;
+  for (Isa isa : test::test_isas()) {
+    test::IsaScope scope(isa);
+    SCOPED_TRACE(isa_name(isa));
+    uint32_t seed = 100;
+    for (const Case& c : cases()) {
+      const double e = max_diff(c, true, seed++);
+      EXPECT_LE(e, 1e-2) << "B=" << c.batch << " T=" << c.seq << " h=" << c.heads << "/" << c.kv_heads
+                         << " hd=" << c.head_dim << " window=" << c.window << " qscale=" << c.qscale;
+    }
   }
 }
 
 TEST(AttentionFast, FirstQueryCopiesItsValue) {
-  // Causal: position 0 attends only to key 0, so out[0] == v[0] exactly up to rounding.
-  std::mt19937 g(5);
-  const int hd = 16;
-  auto q = randn(size_t(10 * 2 * hd), g), k = randn(size_t(10 * 2 * hd), g), v = randn(size_t(10 * 2 * hd), g);
-  AttnDims d;
-  d.seq = 10;
-  d.heads = d.kv_heads = 2;
-  d.head_dim = hd;
-  d.scale = 0.25f;
-  std::vector<float> out(q.size());
-  attention(q.data(), k.data(), v.data(), out.data(), d);
-  for (int e = 0; e < 2 * hd; ++e) EXPECT_NEAR(out[size_t(e)], v[size_t(e)], 1e-6);
+  for (Isa isa : test::test_isas()) {
+    test::IsaScope scope(isa);
+    SCOPED_TRACE(isa_name(isa));
+    // Causal: position 0 attends only to key 0, so out[0] == v[0] exactly up to rounding.
+    std::mt19937 g(5);
+    const int hd = 16;
+    auto q = randn(size_t(10 * 2 * hd), g), k = randn(size_t(10 * 2 * hd), g), v = randn(size_t(10 * 2 * hd), g);
+    AttnDims d;
+    d.seq = 10;
+    d.heads = d.kv_heads = 2;
+    d.head_dim = hd;
+    d.scale = 0.25f;
+    std::vector<float> out(q.size());
+    attention(q.data(), k.data(), v.data(), out.data(), d);
+    for (int e = 0; e < 2 * hd; ++e) EXPECT_NEAR(out[size_t(e)], v[size_t(e)], 1e-6);
+  }
 }
 
 }  // namespace

@@ -127,6 +127,11 @@ TEST(NonFinite, GgufTensorsAreCheckedAtLoad) {
   const uint16_t f16_inf = 0x7c00;  // the first Q8_0 block's scale d
   path = patched("blk.0.attn_v.weight", 0, std::string(reinterpret_cast<const char*>(&f16_inf), 2));
   expect_has(error_of([&] { load_model(path); }), {path, "blk.0.attn_v.weight", "model.layers.0.self_attn.v_proj"});
+  // A quantized embedding table (Q8_0 here) is dequantized row by row on lookup, never as a whole:
+  // its block scales are checked at load too (block 5: row 0 holds 64 / 32 = 2 blocks).
+  path = patched("token_embd.weight", 5 * 34, std::string(reinterpret_cast<const char*>(&f16_inf), 2));
+  expect_has(error_of([&] { load_model(path); }),
+             {path, "token_embd.weight", "model.embed_tokens.weight", "non-finite block scale", "block 5"});
   fs::remove_all(dir);
 }
 

@@ -15,7 +15,12 @@ EvalSession open_session(const std::string& model_path, const std::string& token
   EvalSession s;
   s.info.path = model_path;
   s.info.format = detect_model_format(model_path);
-  s.model = load_model(model_path, compute);
+  // Every linear packed now and the mapped pages it came from released (LoadOptions::pack): a
+  // bf16 checkpoint at bf16 compute holds one copy of its weights, not the file's pages as well.
+  LoadOptions lo;
+  lo.compute = compute;
+  lo.pack = true;
+  s.model = load_model(model_path, lo);
   s.info.arch = arch_signature(s.model->config());
   s.info.hash = model_hash(model_path);
   const bool folder_has_tokenizer = file_exists(path_join(model_path, "tokenizer.json"));

@@ -456,6 +456,22 @@ std::shared_ptr<QuantPackedWeight> GgufSource::quantized_linear(const std::strin
 std::shared_ptr<const EmbeddingRows> GgufSource::embedding_rows(const std::string& name) const {
   const gguf::TensorInfo* t = info(name);
   if (!t || o_.float_weights || is_float_type(t->type) || t->ne.size() != 2 || !ggml::can_dequantize(t->type)) return nullptr;
+  // The rows are dequantized only on lookup: refuse a non-finite value now, at load (#9). The
+  // types with one f16 scale (and minimum) per block: their scales; the others: every row.
+  const size_t rs = ggml::row_size(t->type, t->ne[0]);
+  const uint8_t* data = f_->tensor_data(*t);
+  if (runs_quantized(t->type)) {
+    check_block_scales(t->type, data, size_t(t->ne[1]) * rs, name);
+  } else {
+    std::vector<float> row(size_t(t->ne[0]));
+    for (int64_t i = 0; i < t->ne[1]; ++i) {
+      ggml::dequantize_row(t->type, data + size_t(i) * rs, row.data(), t->ne[0]);
+      for (int64_t j = 0; j < t->ne[0]; ++j)
+        if (!std::isfinite(row[size_t(j)]))
+          throw NonFiniteError(where(name) + " holds a non-finite value at [" + std::to_string(i) + ", " +
+                               std::to_string(j) + "]: the file is corrupt");
+    }
+  }
   return std::make_shared<GgufRows>(f_, *t);
 }
 

@@ -12,7 +12,7 @@ namespace calq {
 void rms_norm(const float* x, int64_t rows, int64_t n, const float* w, float eps, float* y);
 // y = (x - mean) / sqrt(var + eps) * w + b   (b may be null: Cohere's bias-free LayerNorm). y may alias x.
 void layer_norm(const float* x, int64_t rows, int64_t n, const float* w, const float* b, float eps, float* y);
-// The scalar references of the above (double accumulation); rms_norm/layer_norm are AVX-512.
+// The scalar references of the above (double accumulation); rms_norm/layer_norm are vectorised.
 void rms_norm_ref(const float* x, int64_t rows, int64_t n, const float* w, float eps, float* y);
 void layer_norm_ref(const float* x, int64_t rows, int64_t n, const float* w, const float* b, float eps, float* y);
 
@@ -49,7 +49,7 @@ struct AttnDims {
   int heads = 0, kv_heads = 0, head_dim = 0;
   int window = 0;
   float scale = 1.0f;
-  bool bf16 = false;  // fast path only: bf16 Q·Kᵀ and P·V products (f32 softmax and accumulation)
+  bool bf16 = false;  // attention() only: bf16-rounded Q, K, P, V products (f32 softmax and accumulation)
   // Row strides in floats (0: dense, i.e. heads*head_dim for q/out, kv_heads*head_dim for k/v),
   // so q, k, v can be column blocks of one fused q|k|v product.
   int64_t q_ld = 0, k_ld = 0, v_ld = 0, out_ld = 0;

@@ -2,9 +2,12 @@
 // for AVX2 whatever the build's -march; internal linkage only, the table is the one export.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/simd_kernels.h"
+#include "tensor/dtype.h"
 
 #if defined(__GNUC__)
 #pragma GCC push_options
@@ -15,6 +18,8 @@ namespace calq::sk {
 namespace {
 #include "kernels/simd_avx2.h"
 #include "kernels/simd_impl.h"
+#include "kernels/simd_attn_impl.h"
+#include "kernels/simd_ops_impl.h"
 }  // namespace
 }  // namespace calq::sk
 
@@ -26,7 +31,8 @@ namespace calq::sk {
 
 // The table itself is compiled for the baseline: callers on any CPU may ask for it.
 const Kernels& kernels_avx2() {
-  static const Kernels k = {attn_cached};
+  static const Kernels k = {attn_cached, attn_pack, attn_task, false, rms_norm_v, layer_norm_v,
+                            gated_act_v, act_inplace_v, rope_v, cvt_bf16_v};
   return k;
 }
 

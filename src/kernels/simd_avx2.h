@@ -60,7 +60,7 @@ inline void vstoren_bf16(uint16_t* p, VF a, int64_t n) {
 // scalef, the exponent is built by hand and stays normal), above 88.7 inf.
 inline VF vexp(VF x) {
   const __m256 tiny = _mm256_cmp_ps(x.v, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
-  x = vmin(vmax(x, vset1(-87.33654f)), vset1(88.72284f));
+  x = vmin(vset1(88.72284f), vmax(vset1(-87.33654f), x));  // operands in this order: NaN stays NaN
   const VF n = vround(vmul(x, vset1(1.44269504088896341f)));
   VF r = vfnma(n, vset1(0.693359375f), x);
   r = vfnma(n, vset1(-2.12194440e-4f), r);
@@ -72,4 +72,22 @@ inline VF vexp(VF x) {
   p = vfma(p, r, vset1(0.5f));
   p = vfma(p, vmul(r, r), vadd(r, vset1(1.0f)));
   return {_mm256_andnot_ps(tiny, vscale2(p, n).v)};
+}
+// Lanes i with lo <= i < hi (lo, hi may lie outside [0, 8)).
+inline VMask vrange(int64_t lo, int64_t hi) {
+  const int a = int(lo < -1 ? -1 : lo > 8 ? 8 : lo), b = int(hi < 0 ? 0 : hi > 8 ? 8 : hi);
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(a), idx), _mm256_cmpgt_epi32(_mm256_set1_epi32(b), idx));
+}
+inline VF vmaskz(VMask m, VF a) { return {_mm256_and_ps(_mm256_castsi256_ps(m), a.v)}; }  // lanes outside m: 0
+inline VF vmax_mask(VF acc, VMask m, VF a) {  // max in the lanes of m
+  return {_mm256_blendv_ps(acc.v, _mm256_max_ps(acc.v, a.v), _mm256_castsi256_ps(m))};
+}
+inline VF vsqrt(VF a) { return {_mm256_sqrt_ps(a.v)}; }
+// bf16(a) widened back to f32 (round to nearest even, as calq::f32_to_bf16; NaN-free).
+inline VF vround_bf16(VF a) {
+  __m256i u = _mm256_castps_si256(a.v);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  u = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+  return {_mm256_castsi256_ps(_mm256_and_si256(u, _mm256_set1_epi32(int(0xffff0000u))))};
 }

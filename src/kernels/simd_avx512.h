@@ -37,7 +37,7 @@ inline void vstoren_bf16(uint16_t* p, VF a, int64_t n) { _mm256_mask_storeu_epi1
 // exp(x): 2^n · p(r), n = round(x·log2 e), |r| <= ln2/2, a degree-6 minimax polynomial (about 2
 // ulp; the same as vec.h exp512), so -inf -> 0 and large x -> inf.
 inline VF vexp(VF x) {
-  x = vmin(vmax(x, vset1(-104.0f)), vset1(89.0f));
+  x = vmin(vset1(89.0f), vmax(vset1(-104.0f), x));  // operands in this order: NaN stays NaN
   const VF n = vround(vmul(x, vset1(1.44269504088896341f)));
   VF r = vfnma(n, vset1(0.693359375f), x);
   r = vfnma(n, vset1(-2.12194440e-4f), r);
@@ -49,4 +49,16 @@ inline VF vexp(VF x) {
   p = vfma(p, r, vset1(0.5f));
   p = vfma(p, vmul(r, r), vadd(r, vset1(1.0f)));
   return vscale2(p, n);
+}
+// Lanes i with lo <= i < hi (lo, hi may lie outside [0, 16)).
+inline VMask vrange(int64_t lo, int64_t hi) {
+  const int64_t a = lo < 0 ? 0 : lo > 16 ? 16 : lo, b = hi < 0 ? 0 : hi > 16 ? 16 : hi;
+  return VMask(vmask(b) & ~vmask(a));
+}
+inline VF vmaskz(VMask m, VF a) { return {_mm512_maskz_mov_ps(m, a.v)}; }            // lanes outside m: 0
+inline VF vmax_mask(VF acc, VMask m, VF a) { return {_mm512_mask_max_ps(acc.v, m, acc.v, a.v)}; }  // max in m
+inline VF vsqrt(VF a) { return {_mm512_sqrt_ps(a.v)}; }
+// bf16(a) widened back to f32 (round to nearest even, as calq::f32_to_bf16; NaN-free).
+inline VF vround_bf16(VF a) {
+  return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a.v)), 16))};
 }

@@ -1,6 +1,7 @@
 #include "model/synthetic.h"
 // GCC 12 false positive on AVX-512 intrinsics that use _mm512_undefined_ps (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"  // the same bug, with `#pragma GCC target`
 
 #include <algorithm>
 #include <cmath>
@@ -8,11 +9,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#if defined(__AVX512F__)
 #include <immintrin.h>
-#endif
 
 #include "io/checkpoint.h"
+#include "kernels/isa.h"
 #include "io/safetensors.h"
 #include "util/error.h"
 
@@ -164,8 +164,10 @@ inline void normal_pair(uint64_t s0, int64_t p, float sd, float* a, float* b) {
   *b = rad * sn;
 }
 
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
-// normal_pair for pairs p .. p+15, op for op.
+// normal_pair for pairs p .. p+15, op for op: AVX-512 (F, DQ) code in a binary of any baseline,
+// called only when the CPU has it (kernels/isa.h; the AVX2 and scalar paths run normal_pair).
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,fma")
 inline __m512 neg512(__m512 x) { return _mm512_xor_ps(x, _mm512_set1_ps(-0.0f)); }
 
 inline __m512 log_pos512(__m512 u) {
@@ -212,15 +214,17 @@ inline __m512i mix64(__m512i z) {
   return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
 }
 
+// 2 x 8 uint64 -> 16 uint32 (low halves).
+inline __m512i join(__m512i lo, __m512i hi) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(lo)), _mm512_cvtepi64_epi32(hi), 1);
+}
+
 void normal_pairs16(uint64_t s0, int64_t p, float sd, float* a, float* b) {
   const __m512i lane = _mm512_set_epi64(8, 7, 6, 5, 4, 3, 2, 1);
   const __m512i g = _mm512_set1_epi64(int64_t(0x9e3779b97f4a7c15ull));
   const __m512i base = _mm512_set1_epi64(int64_t(s0 + uint64_t(p) * 0x9e3779b97f4a7c15ull));
   const __m512i z0 = mix64(_mm512_add_epi64(base, _mm512_mullo_epi64(lane, g)));
   const __m512i z1 = mix64(_mm512_add_epi64(base, _mm512_mullo_epi64(_mm512_add_epi64(lane, _mm512_set1_epi64(8)), g)));
-  auto join = [](__m512i lo, __m512i hi) {  // 2 x 8 uint64 -> 16 uint32 (low halves)
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(lo)), _mm512_cvtepi64_epi32(hi), 1);
-  };
   const __m512i r1 = _mm512_add_epi32(join(_mm512_srli_epi64(z0, 40), _mm512_srli_epi64(z1, 40)), _mm512_set1_epi32(1));
   const __m512i r2 = _mm512_and_si512(join(_mm512_srli_epi64(z0, 16), _mm512_srli_epi64(z1, 16)), _mm512_set1_epi32(0xffffff));
   const __m512 scale = _mm512_set1_ps(1.0f / 16777216.0f);
@@ -231,12 +235,13 @@ void normal_pairs16(uint64_t s0, int64_t p, float sd, float* a, float* b) {
   _mm512_storeu_ps(a, _mm512_mul_ps(rad, cs));
   _mm512_storeu_ps(b, _mm512_mul_ps(rad, sn));
 }
-#endif
+#pragma GCC pop_options
 
 // A chunk's first half holds the cosine draws, its second half the sine draws.
 void fill_normal(float* out, int64_t n, uint64_t key, double std) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   const float sd = float(std);
+  const bool avx512 = active_isa() == Isa::Avx512;
 #pragma omp parallel for schedule(dynamic, 4)
   for (int64_t c = 0; c < chunks; ++c) {
     const uint64_t s0 = key ^ (uint64_t(c) * 0xd1b54a32d192ed03ull);
@@ -244,9 +249,8 @@ void fill_normal(float* out, int64_t n, uint64_t key, double std) {
     float* lo = out + b;
     float* hi = out + b + h;
     int64_t p = 0;
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
-    for (; p + 16 <= full; p += 16) normal_pairs16(s0, p, sd, lo + p, hi + p);
-#endif
+    if (avx512)
+      for (; p + 16 <= full; p += 16) normal_pairs16(s0, p, sd, lo + p, hi + p);
     for (; p < full; ++p) normal_pair(s0, p, sd, lo + p, hi + p);
     if (full < h) {  // odd length: the last pair's sine is not used
       float unused;
