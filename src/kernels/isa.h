@@ -1,4 +1,6 @@
-// Runtime instruction-set dispatch for calq's own kernels (the quantized GEMMs, kernels/qgemm.h).
+// Runtime instruction-set dispatch for calq's own kernels (the quantized GEMMs, kernels/qgemm.h;
+// attention, norms, activations, RoPE and bf16 conversion, kernels/simd_kernels.h; the synthetic
+// weights, model/synthetic.cpp).
 // Each kernel exists as an AVX-512 variant (F, BW, VL, DQ, BF16, VNNI: Zen 4/5, Sapphire Rapids,
 // Cooper Lake), an AVX2 variant (AVX2 + FMA + F16C: every x86-64-v3 CPU) and the scalar reference;
 // one binary holds all three and picks the best the CPU supports, at most `max_isa()`.

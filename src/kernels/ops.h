@@ -1,7 +1,8 @@
 // Elementwise and row kernels of the decoder: norms, activations, RoPE, attention.
 // Every kernel has a plain scalar reference (*_ref, ops.cpp); the unsuffixed names are the fast
-// paths the decoder runs (ops_fast.cpp, attention.cpp), tested against the references
-// (src/kernels/ops_test.cpp, attention_test.cpp).
+// paths the decoder runs (ops_fast.cpp, attention.cpp: AVX-512 or AVX2 chosen at run time,
+// kernels/simd_kernels.h), tested against the references on every ISA (tests/kernels_ops_test.cpp,
+// kernels_attention_test.cpp).
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -1,7 +1,8 @@
 // Internal: calq's float kernels that run on every x86-64 CPU at its best width, one binary for
 // all (the quantized GEMMs have their own table, qkern.h). Each kernel is written once
-// (simd_impl.h) against a small float-vector vocabulary and compiled twice with `#pragma GCC
-// target`: for AVX-512 (simd_avx512.cpp, 16 lanes) and for AVX2 + FMA (simd_avx2.cpp, 8 lanes),
+// (simd_impl.h: cached attention; simd_attn_impl.h: blocked attention; simd_ops_impl.h: norms,
+// activations, RoPE, bf16 conversion) against a small float-vector vocabulary and compiled twice
+// with `#pragma GCC target`: for AVX-512 (simd_avx512.cpp, 16 lanes) and for AVX2 + FMA (simd_avx2.cpp, 8 lanes),
 // whatever the build's -march. Internal linkage only: each of those objects exports just its table.
 // kernels_for(active_isa()) picks one at run time (kernels/isa.h); null means no AVX2, and the
 // caller runs its scalar code.
