@@ -1,5 +1,6 @@
 // AVX-512 instances of the kernels of simd_kernels.h (simd_impl.h, simd_attn_impl.h,
-// simd_ops_impl.h on 16-lane vectors), compiled for AVX-512 whatever the build's -march; internal linkage only, the table is the one export.
+// simd_ops_impl.h on 16-lane vectors), compiled for AVX-512 whatever the build's -march; internal
+// linkage only, the table is the one export.
 #include <immintrin.h>
 
 #include <cmath>
