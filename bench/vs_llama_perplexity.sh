@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Side-by-side perplexity throughput: `calq eval ppl` against llama.cpp's `llama-perplexity` on
+# the same model (a synthetic llama-1b, bf16 storage: `calq synth`, exported to GGUF by
+# `calq export --format gguf`), the same WikiText-2 test text, the same ctx, chunk count and
+# thread count, one engine after the other (docs/performance.md, "Evaluation throughput").
+#
+# Protocol: calq runs `--protocol llama.cpp`, the protocol llama-perplexity implements: the first
+# token of every window is BOS, the logits of the second half are scored (ctx - 1 - ctx/2
+# predictions per window). Both feed chunks * ctx tokens through the whole model.
+#
+# Reported per engine: "scoring tok/s" = tokens fed / time of the evaluation passes (calq: the
+# results file's scoring_s, which includes packing the weights on the first pass; llama.cpp: its
+# "prompt eval time"), and "process tok/s" = tokens fed / wall time of the whole command (load,
+# tokenization, scoring). Ratio = calq / llama.cpp.
+#
+# Usage: bench/vs_llama_perplexity.sh LLAMA_BIN_DIR [TYPES] [CHUNKS] [CTX] [THREADS]
+#   LLAMA_BIN_DIR  folder with llama-perplexity (and llama-quantize); env LLAMA_BIN works too.
+#                  Absent: prints a message and exits 0 (nothing to compare against).
+#   TYPES          comma list of bf16, f32, q8_0, q4_0 (default bf16). bf16: calq --bf16 on the
+#                  safetensors model vs the BF16 GGUF; f32: calq f32 vs the F32 GGUF; q8_0/q4_0:
+#                  calq --bf16 on the GGUF itself (packed quantized weights) vs the same file.
+#   CHUNKS=8 CTX=512 THREADS=2.  Env: CALQ_BUILD (default build/), WORK (default a folder under
+#   $TMPDIR, kept between runs so the model is built once; ~7 GB for bf16+f32), CALQ_BATCH
+#   (calq's --batch; default: calq's own), REPS (default 1: each engine REPS times, alternating).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+llama=${1:-${LLAMA_BIN:-}}
+types=${2:-bf16}
+chunks=${3:-8}
+ctx=${4:-512}
+threads=${5:-2}
+reps=${REPS:-1}
+if [ -z "$llama" ] || [ ! -x "$llama/llama-perplexity" ]; then
+  echo "vs_llama_perplexity: no llama-perplexity in '${llama}' (give llama.cpp's bin folder as the first argument or LLAMA_BIN); skipped"
+  exit 0
+fi
+build=${CALQ_BUILD:-$root/build}
+calq="$build/calq"
+data=${CALQ_DATA:-$root/../shared}
+text="$data/data/wikitext-2-raw/wiki.test.raw"
+work=${WORK:-${TMPDIR:-/tmp}/calq_vs_llama}
+mkdir -p "$work"
+export CALQ_PROGRESS=0
+
+model="$work/llama-1b"
+if [ ! -f "$model/model.safetensors" ]; then
+  rm -rf "$model"
+  "$calq" synth --preset llama-1b --dtype bf16 -o "$model" >/dev/null
+  cp "$data/tokenizers/llama2/tokenizer.json" "$data/tokenizers/llama2/tokenizer_config.json" "$model/"
+fi
+gguf() {  # the GGUF of type $1, exported once
+  local f="$work/llama-1b-$1.gguf"
+  [ -f "$f" ] || "$calq" export "$model" --format gguf --type "$1" --pure -o "$f" >/dev/null
+  echo "$f"
+}
+
+# wall seconds of a command (its output in $work/out)
+wall() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" >"$work/out" 2>&1 || { cat "$work/out" >&2; exit 1; }
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'
+}
+div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+tokens=$((chunks * ctx))
+echo "calq vs llama-perplexity: llama-1b synthetic, WikiText-2 test, ctx $ctx, $chunks chunks ($tokens tokens fed), -t $threads"
+printf '%-6s %-10s %9s %9s %12s %12s %s\n' type engine wall_s ppl "scoring t/s" "process t/s" "load before/after"
+IFS=, read -r -a list <<<"$types"
+for t in "${list[@]}"; do
+  case "$t" in
+    bf16) cm="$model" cflags=(--bf16) gf=$(gguf bf16) ;;
+    f32) cm="$model" cflags=() gf=$(gguf f32) ;;
+    q8_0 | q4_0) gf=$(gguf "$t") cm="$gf" cflags=(--bf16 --tokenizer "$model") ;;
+    *) echo "unknown type $t (bf16, f32, q8_0, q4_0)" >&2; exit 2 ;;
+  esac
+  batch=()
+  [ -n "${CALQ_BATCH:-}" ] && batch=(--batch "$CALQ_BATCH")
+  for r in $(seq 1 "$reps"); do
+    l0=$(cut -d' ' -f1 /proc/loadavg)
+    s=$(wall "$calq" -t "$threads" eval ppl "$cm" "${cflags[@]}" "${batch[@]}" --data "$text" --ctx "$ctx" \
+      --chunks "$chunks" --protocol llama.cpp --out "$work/calq.json")
+    l1=$(cut -d' ' -f1 /proc/loadavg)
+    cp=$(grep -o '"ppl": *[0-9.e+-]*' "$work/calq.json" | head -1 | sed 's/.*: *//')
+    cs=$(grep -o '"scoring_s": *[0-9.e+-]*' "$work/calq.json" | sed 's/.*: *//')
+    ct=$(div "$tokens" "$cs")
+    cw=$(div "$tokens" "$s")
+    printf '%-6s %-10s %9.1f %9.2f %12s %12s %s\n' "$t" calq "$s" "$cp" "$ct" "$cw" "$l0/$l1"
+    rm -f "$work/calq.json"
+
+    l0=$(cut -d' ' -f1 /proc/loadavg)
+    s=$(wall "$llama/llama-perplexity" -m "$gf" -f "$text" -c "$ctx" --chunks "$chunks" -t "$threads")
+    l1=$(cut -d' ' -f1 /proc/loadavg)
+    lp=$(grep -o 'Final estimate: PPL = [0-9.]*\|PPL over [0-9]* chunks for n_ctx=[0-9]* = [0-9.]*' "$work/out" |
+      tail -1 | sed 's/.*= *//')
+    # "prompt eval time =  136239.37 ms /  4096 tokens"
+    lms=$(grep 'prompt eval time' "$work/out" | tail -1 | sed 's/.*= *\([0-9.]*\) ms.*/\1/')
+    lt=$(div "$((tokens * 1000))" "$lms")
+    lw=$(div "$tokens" "$s")
+    printf '%-6s %-10s %9.1f %9.2f %12s %12s %s\n' "$t" llama.cpp "$s" "$lp" "$lt" "$lw" "$l0/$l1"
+    echo "$t ratio calq/llama.cpp: scoring $(div "$ct" "$lt")x, process $(div "$cw" "$lw")x"
+  done
+done
