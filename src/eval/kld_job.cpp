@@ -65,12 +65,14 @@ KldStats score_exact(const KldJob& job, const EvalSession& s, Json* data, Json* 
   const auto resume = open_log(job, s, {{"model", p.info.hash}, {"data", text.file_sha256},
                                         {"text_mode", text_mode_name(text.mode)}, {"protocol", protocol_name(proto)},
                                         {"ctx", ctx}, {"chunks", job.w.chunks}});
-  const KldStats k = score_kld_exact(P, Q, windows, windows_per_pass(job.w.batch, ctx), window_hook(job, ctx), resume.get());
+  // One window per pass unless asked: exact mode holds P's full-vocabulary rows of a whole pass.
+  const int64_t batch = job.w.batch > 0 ? job.w.batch : 1;
+  const KldStats k = score_kld_exact(P, Q, windows, batch, window_hook(job, ctx), resume.get());
   *data = {{"reference", "exact"},       {"path", job.w.data},
            {"sha256", text.file_sha256}, {"text_mode", text_mode_name(text.mode)},
            {"reference_model", job.ref_model}, {"reference_model_hash", p.info.hash}};
   *settings = {{"protocol", protocol_name(proto)}, {"ctx", ctx},           {"k", "full"},
-               {"windows", windows.size()},       {"batch", windows_per_pass(job.w.batch, ctx)}, {"compute", compute_name(job.bf16)}};
+               {"windows", windows.size()},       {"batch", batch}, {"compute", compute_name(job.bf16)}};
   report_progress(job.hooks.progress, int64_t(windows.size()) * ctx, int64_t(windows.size()) * ctx, "tok", "", true);
   return k;
 }
