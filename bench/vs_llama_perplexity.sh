@@ -10,8 +10,10 @@
 #
 # Reported per engine: "scoring tok/s" = tokens fed / time of the evaluation passes (calq: the
 # results file's scoring_s, which includes packing the weights on the first pass; llama.cpp: its
-# "prompt eval time"), and "process tok/s" = tokens fed / wall time of the whole command (load,
-# tokenization, scoring). Ratio = calq / llama.cpp.
+# "prompt eval time"), "process tok/s" = tokens fed / wall time of the whole command (load,
+# tokenization, scoring), and "t/cpu-s" = tokens fed / CPU seconds of the whole command (user +
+# system, all threads: robust to other load at -t 1; at -t 2 llama.cpp's spinning threads count
+# too). Ratios = calq / llama.cpp.
 #
 # Usage: bench/vs_llama_perplexity.sh LLAMA_BIN_DIR [TYPES] [CHUNKS] [CTX] [THREADS]
 #   LLAMA_BIN_DIR  folder with llama-perplexity (and llama-quantize); env LLAMA_BIN works too.
@@ -54,19 +56,20 @@ gguf() {  # the GGUF of type $1, exported once
   echo "$f"
 }
 
-# wall seconds of a command (its output in $work/out)
-wall() {
-  local t0 t1
-  t0=$(date +%s.%N)
-  "$@" >"$work/out" 2>&1 || { cat "$work/out" >&2; exit 1; }
-  t1=$(date +%s.%N)
-  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'
+# runs a command (its output in $work/out) and sets $wall_s and $cpu_s (user + system seconds of
+# the process and its threads: on a busy machine the fairer measure at -t 1)
+timed() {
+  local TIMEFORMAT='%R %U %S' tm
+  { tm=$( { time "$@" >"$work/out" 2>&1; } 2>&1 ); } || { cat "$work/out" >&2; exit 1; }
+  wall_s=$(echo "$tm" | awk '{ printf "%.2f", $1 }')
+  cpu_s=$(echo "$tm" | awk '{ printf "%.2f", $2 + $3 }')
 }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 tokens=$((chunks * ctx))
 echo "calq vs llama-perplexity: llama-1b synthetic, WikiText-2 test, ctx $ctx, $chunks chunks ($tokens tokens fed), -t $threads"
-printf '%-6s %-10s %9s %9s %12s %12s %s\n' type engine wall_s ppl "scoring t/s" "process t/s" "load before/after"
+printf '%-6s %-10s %9s %9s %9s %12s %12s %12s %s\n' type engine ppl wall_s cpu_s "scoring t/s" "process t/s" \
+  "t/cpu-s" "load before/after"
 IFS=, read -r -a list <<<"$types"
 for t in "${list[@]}"; do
   case "$t" in
@@ -79,26 +82,28 @@ for t in "${list[@]}"; do
   [ -n "${CALQ_BATCH:-}" ] && batch=(--batch "$CALQ_BATCH")
   for r in $(seq 1 "$reps"); do
     l0=$(cut -d' ' -f1 /proc/loadavg)
-    s=$(wall "$calq" -t "$threads" eval ppl "$cm" "${cflags[@]}" "${batch[@]}" --data "$text" --ctx "$ctx" \
-      --chunks "$chunks" --protocol llama.cpp --out "$work/calq.json")
+    timed "$calq" -t "$threads" eval ppl "$cm" "${cflags[@]}" "${batch[@]}" --data "$text" --ctx "$ctx" \
+      --chunks "$chunks" --protocol llama.cpp --out "$work/calq.json"
     l1=$(cut -d' ' -f1 /proc/loadavg)
     cp=$(grep -o '"ppl": *[0-9.e+-]*' "$work/calq.json" | head -1 | sed 's/.*: *//')
     cs=$(grep -o '"scoring_s": *[0-9.e+-]*' "$work/calq.json" | sed 's/.*: *//')
     ct=$(div "$tokens" "$cs")
-    cw=$(div "$tokens" "$s")
-    printf '%-6s %-10s %9.1f %9.2f %12s %12s %s\n' "$t" calq "$s" "$cp" "$ct" "$cw" "$l0/$l1"
+    cw=$(div "$tokens" "$wall_s")
+    cc=$(div "$tokens" "$cpu_s")
+    printf '%-6s %-10s %9.2f %9.1f %9.1f %12s %12s %12s %s\n' "$t" calq "$cp" "$wall_s" "$cpu_s" "$ct" "$cw" "$cc" "$l0/$l1"
     rm -f "$work/calq.json"
 
     l0=$(cut -d' ' -f1 /proc/loadavg)
-    s=$(wall "$llama/llama-perplexity" -m "$gf" -f "$text" -c "$ctx" --chunks "$chunks" -t "$threads")
+    timed "$llama/llama-perplexity" -m "$gf" -f "$text" -c "$ctx" --chunks "$chunks" -t "$threads"
     l1=$(cut -d' ' -f1 /proc/loadavg)
     lp=$(grep -o 'Final estimate: PPL = [0-9.]*\|PPL over [0-9]* chunks for n_ctx=[0-9]* = [0-9.]*' "$work/out" |
       tail -1 | sed 's/.*= *//')
     # "prompt eval time =  136239.37 ms /  4096 tokens"
     lms=$(grep 'prompt eval time' "$work/out" | tail -1 | sed 's/.*= *\([0-9.]*\) ms.*/\1/')
     lt=$(div "$((tokens * 1000))" "$lms")
-    lw=$(div "$tokens" "$s")
-    printf '%-6s %-10s %9.1f %9.2f %12s %12s %s\n' "$t" llama.cpp "$s" "$lp" "$lt" "$lw" "$l0/$l1"
-    echo "$t ratio calq/llama.cpp: scoring $(div "$ct" "$lt")x, process $(div "$cw" "$lw")x"
+    lw=$(div "$tokens" "$wall_s")
+    lc=$(div "$tokens" "$cpu_s")
+    printf '%-6s %-10s %9.2f %9.1f %9.1f %12s %12s %12s %s\n' "$t" llama.cpp "$lp" "$wall_s" "$cpu_s" "$lt" "$lw" "$lc" "$l0/$l1"
+    echo "$t ratio calq/llama.cpp: scoring $(div "$ct" "$lt")x, process $(div "$cw" "$lw")x, per CPU-second $(div "$cc" "$lc")x"
   done
 done
