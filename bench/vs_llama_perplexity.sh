@@ -42,6 +42,10 @@ data=${CALQ_DATA:-$root/../shared}
 text="$data/data/wikitext-2-raw/wiki.test.raw"
 work=${WORK:-${TMPDIR:-/tmp}/calq_vs_llama}
 mkdir -p "$work"
+# absolute paths, then run inside $work (llama-perplexity writes llama.log into its working folder)
+llama=$(cd "$llama" && pwd) build=$(cd "$build" && pwd) data=$(cd "$data" && pwd) work=$(cd "$work" && pwd)
+calq="$build/calq" text="$data/data/wikitext-2-raw/wiki.test.raw"
+cd "$work"
 export CALQ_PROGRESS=0
 
 model="$work/llama-1b"
