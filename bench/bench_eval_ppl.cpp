@@ -1,13 +1,14 @@
 // Evaluation benchmark on the synthetic ~1B model (src/model/synthetic.h, preset llama-1b, bf16
 // storage, seeded random weights: the speed is real, the perplexity is not):
 //   1. perplexity throughput (tokens fed per second) of `calq eval ppl` under the GPTQ protocol
-//      (every position scored) and the llama.cpp protocol (second half scored), next to the bare
-//      Decoder::forward with full logits plus a plain NLL loop over them (what "calq logits, then
-//      compute the mean NLL" costs);
+//      (every position scored) and the llama.cpp protocol (second half scored), one window per
+//      forward pass and batched (windows_per_pass: 2048 positions per pass, `eval ppl`'s default),
+//      next to the bare Decoder::forward with full logits plus a plain NLL loop over them (what
+//      "calq logits, then compute the mean NLL" costs);
 //   2. the size of the compact top-k KLD reference vs llama.cpp's full-vocabulary
 //      --kl-divergence-base file for WikiText-2 test, with the token counts of the real Llama-2
 //      (32000) and Llama-3 (128256) tokenizers from ../shared/tokenizers.
-// Usage: bench_eval_ppl [--ctx 512] [--windows 2] [--layers N] [--threads 2] [--types f32,bf16]
+// Usage: bench_eval_ppl [--ctx 512] [--windows 4] [--layers N] [--threads 2] [--types f32,bf16]
 //                       [--sizes-only]    (run from the repository root, or set CALQ_DATA)
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include <sstream>
 
 #include "bench_util.h"
+#include "eval/jobs.h"
 #include "eval/kld.h"
 #include "eval/logprob.h"
 #include "eval/ppl.h"
@@ -30,7 +32,7 @@ using namespace calq::eval;
 namespace {
 
 struct Args {
-  int64_t ctx = 512, windows = 2;
+  int64_t ctx = 512, windows = 4;
   int layers = 0, threads = 2;
   std::vector<ComputeType> types = {ComputeType::F32, ComputeType::BF16};
   bool sizes_only = false;
@@ -95,8 +97,12 @@ void throughput(const Args& a) {
   const auto lw = make_windows(stream, a.ctx, Protocol::LlamaCpp, 1);
   const double tokens = double(a.ctx * a.windows);
   DecoderLogits src(*model);
-  std::printf("\n| compute | forward(All) + NLL loop tok/s | eval ppl gptq tok/s | eval ppl llama.cpp tok/s | load |\n");
-  std::printf("|---|---|---|---|---|\n");
+  PplOptions batched;
+  batched.batch = windows_per_pass(0, a.ctx);
+  std::printf("\n| compute | forward(All) + NLL loop tok/s | eval ppl gptq tok/s | eval ppl llama.cpp tok/s | "
+              "same, %lld windows per pass | load |\n",
+              (long long)batched.batch);
+  std::printf("|---|---|---|---|---|---|\n");
   for (ComputeType c : a.types) {
     for (Linear* l : model->all_linears(true)) l->release_packed();
     model->set_compute(c);
@@ -105,8 +111,9 @@ void throughput(const Args& a) {
     const Timing base = time_runs([&] { base_nll = forward_all_nll(*model, gw); }, 1, 0);
     const Timing tg = time_runs([&] { ppl_nll = perplexity(src, gw).nll_sum; }, 1, 0);
     const Timing tl = time_runs([&] { perplexity(src, lw); }, 1, 0);
-    std::printf("| %s | %.1f | %.1f | %.1f | %s |\n", compute_type_name(c), tokens / base.best, tokens / tg.best,
-                tokens / tl.best, load_line().c_str());
+    const Timing tb = time_runs([&] { perplexity(src, lw, batched); }, 1, 0);
+    std::printf("| %s | %.1f | %.1f | %.1f | %.1f | %s |\n", compute_type_name(c), tokens / base.best, tokens / tg.best,
+                tokens / tl.best, tokens / tb.best, load_line().c_str());
     std::printf("  (NLL sums agree: %.6f vs %.6f)\n", base_nll, ppl_nll);
     std::fflush(stdout);
   }

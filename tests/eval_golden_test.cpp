@@ -176,6 +176,33 @@ TEST(EvalGolden, TaskContextsFollowTheHarness) {
 
 // ---- the jobs behind `calq eval` (src/eval/jobs.h) ----
 
+// Windows batched into one forward pass score exactly as one window per pass (f32 and bf16
+// compute; 3 windows of 256, GPTQ protocol): every row of a pass is computed as in a pass of its
+// own, and the NLLs are summed per window in position order.
+TEST(EvalGolden, PerplexityDoesNotDependOnBatch) {
+  const std::string dir = test::data("models/stories260K");
+  auto model = load_model(dir);
+  const auto tok = Tokenizer::from_path(dir);
+  const EvalText text = load_eval_text(test::data("data/tinystories/tinystories_val.txt"), TextMode::Raw);
+  const auto w = make_windows(token_stream(*tok, text.text), 256, Protocol::Gptq, tok->bos_id(), 3);
+  EXPECT_EQ(windows_per_pass(0, 512), 4);
+  EXPECT_EQ(windows_per_pass(0, 4096), 1);
+  EXPECT_EQ(windows_per_pass(3, 512), 3);
+  for (ComputeType c : {ComputeType::F32, ComputeType::BF16}) {
+    model->set_compute(c);
+    DecoderLogits src(*model);
+    PplOptions one;
+    const PplResult r1 = perplexity(src, w, one);
+    for (int64_t b : {2, 3}) {  // an uneven last pass, and all in one
+      PplOptions o;
+      o.batch = b;
+      const PplResult rb = perplexity(src, w, o);
+      EXPECT_EQ(rb.window_nll_sum, r1.window_nll_sum) << "batch " << b << (c == ComputeType::BF16 ? " bf16" : " f32");
+      EXPECT_EQ(rb.ppl, r1.ppl);
+    }
+  }
+}
+
 TEST(EvalGolden, JobsWriteResults) {
   const std::string m = test::data("models/stories260K");
   const std::string ts = test::data("data/tinystories/tinystories_val.txt");
@@ -204,6 +231,7 @@ TEST(EvalGolden, JobsWriteResults) {
   EXPECT_EQ(p.at("data").at("sha256"), "5fc1fb0113df62b567fb271806cd645ce8d75f59c58ca0b764c03d3b6ff34ca6");
   EXPECT_EQ(p.at("model").at("hash").get<std::string>().size(), 64u);
   EXPECT_EQ(p.at("settings").at("ctx"), 512);
+  EXPECT_EQ(p.at("settings").at("batch"), 4);  // windows_per_pass: 2048 positions of 512
 
   // Interrupted after 2 windows, resumed to 4: the same numbers, only windows 3-4 recomputed.
   std::filesystem::remove(tmp + "ppl.resume");

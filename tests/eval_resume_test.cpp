@@ -54,6 +54,31 @@ TEST(EvalResume, PerplexityContinuesWhereItStopped) {
   EXPECT_EQ(got.ppl_stderr, want.ppl_stderr);
   EXPECT_EQ(m2.calls, 2);  // only windows 2 and 3 were run
   EXPECT_THROW(ResumeLog(path, "run-2"), ArgError);
+
+  // Batched: a pass takes only windows the log lacks, so windows 2-3 run as one pass of 2 and the
+  // logged 0-1 are not recomputed (a pass of 3 from window 0 would have redone them).
+  const std::string bpath = fresh("ppl_batch.jsonl");
+  {
+    ResumeLog blog(bpath, "b");
+    PplOptions o3;
+    o3.resume = &blog;
+    perplexity(m, make_windows(kStream, 4, Protocol::Gptq, 0, 2), o3);
+  }
+  ResumeLog blog(bpath, "b");
+  PplOptions o3;
+  o3.resume = &blog;
+  o3.batch = 3;
+  test::BigramModel m3(table());
+  EXPECT_EQ(perplexity(m3, all, o3).nll_sum, want.nll_sum);
+  EXPECT_EQ(m3.calls, 1);
+  EXPECT_EQ(m3.positions_fed, 2 * 4);  // one forward of windows 2 and 3
+  // pass_end: done windows alone, then runs of up to `batch` windows not done.
+  const std::vector<bool> done = {true, false, false, false, true, false};
+  auto is_done = [&](size_t w) { return bool(done[w]); };
+  EXPECT_EQ(pass_end(0, 6, 2, is_done), 1u);
+  EXPECT_EQ(pass_end(1, 6, 2, is_done), 3u);
+  EXPECT_EQ(pass_end(3, 6, 2, is_done), 4u);  // stops at the done window 4
+  EXPECT_EQ(pass_end(5, 6, 4, is_done), 6u);
 }
 
 TEST(EvalResume, TasksAndKldSkipFinishedUnits) {

@@ -25,9 +25,11 @@ class BigramModel final : public eval::LogitSource {
     for (int64_t r : rows)
       for (int64_t j = 0; j < V; ++j) out.push_back(float(std::log(p_[size_t(ids[r])][size_t(j)])) + 3.0f);
     ++calls;
+    positions_fed += batch * seq;
     sink(out.data(), int64_t(rows.size()), rows.data());
   }
   mutable int calls = 0;
+  mutable int64_t positions_fed = 0;  // batch * seq summed over calls
 
  private:
   std::vector<std::vector<double>> p_;

@@ -50,6 +50,11 @@ int64_t window_length(int64_t ctx, int64_t max_position, bool allow_long) {
   return ctx;
 }
 
+int64_t windows_per_pass(int64_t batch, int64_t ctx) {
+  if (batch > 0) return batch;
+  return std::max<int64_t>(1, 2048 / std::max<int64_t>(1, ctx));
+}
+
 // ---- perplexity -------------------------------------------------------------------------------
 
 PplRun run_ppl(const PplJob& job) {
@@ -76,7 +81,7 @@ PplRun run_ppl(const PplJob& job) {
   src.set_kv_quant(job.kv);
   const Stopwatch scoring;
   PplOptions po;
-  po.batch = job.w.batch;
+  po.batch = windows_per_pass(job.w.batch, run.ctx);
   std::unique_ptr<ResumeLog> resume;
   if (!job.resume.empty()) {
     Json key = {{"eval", "ppl"}, {"model", s.info.hash}, {"tokenizer", s.info.tokenizer_sha256},
@@ -103,7 +108,7 @@ PplRun run_ppl(const PplJob& job) {
                      {"documents", text.documents}, {"stream_tokens", stream.size()}};
   Json settings = {{"protocol", run.protocol},          {"ctx", run.ctx},
                    {"chunks", job.w.chunks},            {"windows", r.windows},
-                   {"batch", job.w.batch},              {"compute", job.bf16 ? "bf16" : "f32"},
+                   {"batch", po.batch},                 {"compute", job.bf16 ? "bf16" : "f32"},
                    {"bos_id", s.tokenizer->bos_id()},   {"jsonl_field", job.w.field}};
   add_kv(settings, job.kv);
   const Json metrics = {{"ppl", r.ppl}, {"ppl_stderr", r.ppl_stderr}, {"nll_mean", r.nll_mean},

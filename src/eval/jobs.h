@@ -28,7 +28,7 @@ struct WindowSpec {
   std::string protocol = "gptq";   // eval/windows.h
   int64_t ctx = 0;                 // window length; 0: window_length()'s default
   int64_t chunks = 0;              // score only the first N windows (0: all)
-  int64_t batch = 1;               // windows per forward pass
+  int64_t batch = 0;               // windows per forward pass (0: windows_per_pass()'s default)
   bool allow_long_ctx = false;     // accept a ctx beyond the model's max_position_embeddings
 };
 
@@ -37,6 +37,12 @@ struct WindowSpec {
 // is refused (ArgError) unless `allow_long`: positions the model was never trained on make the
 // numbers meaningless without any error (stories260K: ppl 175 at 2048 against 4.1 at 512).
 int64_t window_length(int64_t ctx, int64_t max_position, bool allow_long = false);
+
+// Windows run as one forward pass: `batch` when positive, else as many windows as fill 2048
+// positions (at least one), as llama-perplexity does (n_batch 2048 = n_ctx · n_seq). Several short
+// windows per pass make larger GEMMs and fewer parallel regions per token; the results do not
+// depend on it (every row of a pass is computed as in a pass of its own; eval/ppl.h).
+int64_t windows_per_pass(int64_t batch, int64_t ctx);
 
 // What every job shares: where to report, how many threads.
 struct JobHooks {

@@ -58,11 +58,14 @@ void tokens_from_json(const Json& j, std::vector<KldToken>& t, size_t b, size_t 
   }
 }
 
+std::string kld_unit(size_t w) { return "kld/window/" + std::to_string(w); }
+bool logged(const ResumeLog* log, size_t w) { return log && log->find(kld_unit(w)) != nullptr; }
+
 // Runs `compute(w0, w1)` for a batch unless the log holds every window of it, then logs the new
 // windows or restores the logged ones (token range of window w: [offs[w], offs[w + 1])).
 void with_resume(ResumeLog* log, size_t w0, size_t w1, const std::vector<size_t>& offs, std::vector<KldToken>& tok,
                  const std::function<void()>& compute) {
-  auto unit = [](size_t w) { return "kld/window/" + std::to_string(w); };
+  const auto& unit = kld_unit;
   bool all_logged = log != nullptr;
   for (size_t w = w0; w < w1 && all_logged; ++w) all_logged = log->find(unit(w)) != nullptr;
   if (!all_logged) compute();
@@ -198,8 +201,8 @@ KldStats score_kld(const LogitSource& q, const KldReference& ref, int64_t batch,
   std::vector<KldToken> tok(static_cast<size_t>(N));
   const size_t B = size_t(std::max<int64_t>(1, batch));
   MeanAccumulator running;
-  for (size_t w0 = 0; w0 < windows.size(); w0 += B) {
-    const size_t w1 = std::min(windows.size(), w0 + B);
+  for (size_t w0 = 0, w1 = 0; w0 < windows.size(); w0 = w1) {
+    w1 = pass_end(w0, windows.size(), B, [&](size_t w) { return logged(resume, w); });
     const std::vector<int32_t> targets = targets_of(windows, w0, w1);
     const int64_t base = int64_t(w0) * ref.per_window();
     with_resume(resume, w0, w1, offs, tok, [&] {
@@ -234,8 +237,8 @@ KldStats score_kld_exact(const LogitSource& p, const LogitSource& q, const std::
   const std::vector<size_t> offs = window_offsets(windows);
   MeanAccumulator running;
   const size_t B = size_t(std::max<int64_t>(1, batch));
-  for (size_t w0 = 0; w0 < windows.size(); w0 += B) {
-    const size_t w1 = std::min(windows.size(), w0 + B);
+  for (size_t w0 = 0, w1 = 0; w0 < windows.size(); w0 = w1) {
+    w1 = pass_end(w0, windows.size(), B, [&](size_t w) { return logged(resume, w); });
     const std::vector<int32_t> targets = targets_of(windows, w0, w1);
     const size_t base = tok.size();
     tok.resize(base + targets.size());

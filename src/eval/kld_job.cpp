@@ -65,12 +65,14 @@ KldStats score_exact(const KldJob& job, const EvalSession& s, Json* data, Json* 
   const auto resume = open_log(job, s, {{"model", p.info.hash}, {"data", text.file_sha256},
                                         {"text_mode", text_mode_name(text.mode)}, {"protocol", protocol_name(proto)},
                                         {"ctx", ctx}, {"chunks", job.w.chunks}});
-  const KldStats k = score_kld_exact(P, Q, windows, job.w.batch, window_hook(job, ctx), resume.get());
+  // One window per pass unless asked: exact mode holds P's full-vocabulary rows of a whole pass.
+  const int64_t batch = job.w.batch > 0 ? job.w.batch : 1;
+  const KldStats k = score_kld_exact(P, Q, windows, batch, window_hook(job, ctx), resume.get());
   *data = {{"reference", "exact"},       {"path", job.w.data},
            {"sha256", text.file_sha256}, {"text_mode", text_mode_name(text.mode)},
            {"reference_model", job.ref_model}, {"reference_model_hash", p.info.hash}};
   *settings = {{"protocol", protocol_name(proto)}, {"ctx", ctx},           {"k", "full"},
-               {"windows", windows.size()},       {"batch", job.w.batch}, {"compute", compute_name(job.bf16)}};
+               {"windows", windows.size()},       {"batch", batch}, {"compute", compute_name(job.bf16)}};
   report_progress(job.hooks.progress, int64_t(windows.size()) * ctx, int64_t(windows.size()) * ctx, "tok", "", true);
   return k;
 }
@@ -130,7 +132,7 @@ KldRefRun run_kld_reference(const KldRefJob& job) {
   }
   DecoderLogits src(*s.model);
   const int64_t total = int64_t(windows.size()) * ctx;
-  KldReference ref = build_kld_reference(src, windows, job.k, job.w.batch, [&](int64_t done, int64_t) {
+  KldReference ref = build_kld_reference(src, windows, job.k, windows_per_pass(job.w.batch, ctx), [&](int64_t done, int64_t) {
     report_progress(job.hooks.progress, done * ctx, total, "tok");
   });
   report_progress(job.hooks.progress, total, total, "tok", "", true);
@@ -177,14 +179,14 @@ KldRun run_kld(const KldJob& job) {
     src.set_kv_quant(job.kv);
     const std::string ref_sha = sha256_file(job.ref);
     const auto resume = open_log(job, s, ref_sha);
-    run.stats = score_kld(src, ref, job.w.batch, window_hook(job, m.ctx), resume.get());
+    run.stats = score_kld(src, ref, windows_per_pass(job.w.batch, m.ctx), window_hook(job, m.ctx), resume.get());
     report_progress(job.hooks.progress, ref.windows * m.ctx, ref.windows * m.ctx, "tok", "", true);
     data = {{"reference", job.ref},     {"reference_sha256", ref_sha},
             {"path", m.data},           {"sha256", m.data_sha256},
             {"text_mode", m.text_mode}, {"reference_model", m.model},
             {"reference_model_hash", m.model_hash}};
     settings = {{"protocol", m.protocol}, {"ctx", m.ctx},         {"k", m.k},
-                {"windows", ref.windows}, {"batch", job.w.batch}, {"compute", compute_name(job.bf16)}};
+                {"windows", ref.windows}, {"batch", windows_per_pass(job.w.batch, m.ctx)}, {"compute", compute_name(job.bf16)}};
   }
   if (job.kv.enabled()) settings["kv_cache"] = kv_quant_json(job.kv);
   run.seconds = seconds_since(t0);

@@ -45,11 +45,10 @@ PplResult perplexity(const LogitSource& model, const std::vector<Window>& window
   ResumeLog* log = opt.resume;
   auto unit = [](size_t w) { return "window/" + std::to_string(w); };
   const size_t B = size_t(std::max<int64_t>(1, opt.batch));
-  for (size_t w0 = 0; w0 < windows.size(); w0 += B) {
-    const size_t w1 = std::min(windows.size(), w0 + B);
-    bool all_logged = log != nullptr;
-    for (size_t w = w0; w < w1 && all_logged; ++w) all_logged = log->find(unit(w)) != nullptr;
-    const std::vector<double> nll = all_logged ? std::vector<double>{} : window_nlls(model, windows, w0, w1);
+  auto logged = [&](size_t w) { return log && log->find(unit(w)) != nullptr; };
+  for (size_t w0 = 0, w1 = 0; w0 < windows.size(); w0 = w1) {
+    w1 = pass_end(w0, windows.size(), B, logged);
+    const std::vector<double> nll = logged(w0) ? std::vector<double>{} : window_nlls(model, windows, w0, w1);
     size_t k = 0;
     for (size_t w = w0; w < w1; ++w) {
       const int64_t n = windows[w].predictions();

@@ -33,4 +33,11 @@ std::vector<Window> make_windows(const std::vector<int32_t>& stream, int64_t ctx
   return w;
 }
 
+size_t pass_end(size_t w0, size_t n, size_t batch, const std::function<bool(size_t)>& done) {
+  size_t w1 = w0 + 1;
+  if (!done(w0))
+    while (w1 < n && w1 - w0 < batch && !done(w1)) ++w1;
+  return w1;
+}
+
 }  // namespace calq::eval

@@ -10,6 +10,7 @@
 //   every scored token sees at least ctx/2 tokens of context.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,5 +33,10 @@ struct Window {
 // Throws ArgError when ctx < 2 or the stream is shorter than one window.
 std::vector<Window> make_windows(const std::vector<int32_t>& stream, int64_t ctx, Protocol p, int32_t bos_id,
                                  int64_t max_windows = 0);
+
+// End of the forward pass that starts at window w0 of n: w0 + 1 when `done(w0)` (a window a resume
+// log holds: nothing to run), else w0 extended over up to `batch` consecutive windows not done, so
+// a resumed run recomputes no finished window.
+size_t pass_end(size_t w0, size_t n, size_t batch, const std::function<bool(size_t)>& done);
 
 }  // namespace calq::eval

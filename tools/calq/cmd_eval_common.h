@@ -27,7 +27,9 @@ inline void add_window_options(CLI::App& app, eval::WindowSpec& o, bool data_req
                                  "max_position_embeddings when smaller)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--chunks", o.chunks, "score only the first N windows (0 = all)")->check(CLI::NonNegativeNumber);
-  app.add_option("--batch", o.batch, "windows per forward pass")->check(CLI::PositiveNumber);
+  app.add_option("--batch", o.batch, "windows per forward pass (default: as many as fill 2048 positions, "
+                                     "e.g. 4 at --ctx 512)")
+      ->check(CLI::PositiveNumber);
   app.add_flag("--allow-long-ctx", o.allow_long_ctx,
                "accept a --ctx beyond the model's max_position_embeddings (refused otherwise)");
 }
