@@ -508,6 +508,42 @@ bool quantize_blocks_int8_ref(const float* x, int64_t kp, int8_t* q, float* d, i
   return finite;
 }
 
+
+bool gemv_onednn_blocked(const void* w, ComputeType c, int64_t n, int64_t k, const float* x, const uint16_t* x_bf16,
+                         int64_t rows, const float* bias, const GemmEpilogue& e, float* y, uint16_t* y_bf16) {
+  if (rows != 1 || active_isa() != Isa::Avx512) return false;
+  const qk::Kernels& K = qk::kernels_avx512();
+  const bool bf = c == ComputeType::BF16;
+  const int64_t kpad = (k + 31) / 32 * 32, blocks = (n + 63) / 64;  // f32's k block (16) divides 32
+  const int64_t kw = bf ? (k + 31) / 32 * 32 : (k + 15) / 16 * 16;   // the layout's padded k
+  // The activations, zero-padded (the padding weights are zeros, but 0 · garbage can be NaN).
+  void* a = bf ? static_cast<void*>(scratch<uint16_t>(kActs, size_t(kpad))) : static_cast<void*>(scratch<float>(kActs, size_t(kpad)));
+  if (bf) {
+    uint16_t* ab = static_cast<uint16_t*>(a);
+    if (x) f32_to_bf16_n(x, ab, k);
+    else std::memcpy(ab, x_bf16, size_t(k) * 2);
+    std::fill(ab + k, ab + kpad, uint16_t(0));
+  } else {
+    float* af = static_cast<float*>(a);
+    std::memcpy(af, x, size_t(k) * 4);
+    std::fill(af + k, af + kpad, 0.0f);
+  }
+  float* raw = scratch<float>(kRaw, size_t(blocks * 64));
+  const bool serial = serial_product(1, n, k);
+#pragma omp parallel if (!serial)
+  {
+    const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
+    const int64_t b0 = blocks * tid / nth, b1 = blocks * (tid + 1) / nth;
+    if (b0 < b1) {
+      if (bf) K.gemv_blocked_bf16(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), kw, b0, b1, raw);
+      else K.gemv_blocked_f32(static_cast<const float*>(w), static_cast<const float*>(a), kw, b0, b1, raw);
+      const int64_t col0 = 64 * b0, width = std::min(n, 64 * b1) - col0;
+      epilogue(raw + col0, 0, 1, col0, width, bias, e, y, y_bf16, n);
+    }
+  }
+  return true;
+}
+
 std::shared_ptr<QuantPackedWeight> pack_w8a8(W8A8Packed p, const W8A8Options& o, ComputeType c) {
   return std::make_shared<W8A8Weight>(std::make_shared<const W8A8Packed>(std::move(p)), o, c);
 }
