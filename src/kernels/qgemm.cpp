@@ -49,6 +49,11 @@ bool serial_product(int64_t rows, int64_t n, int64_t k) {
   return omp_in_parallel() || 2.0 * double(rows) * double(n) * double(k) < kParallelFlops;
 }
 
+// Decode (few rows) is bound by reading the weights, not by FLOPs: split across threads whenever
+// there are more than 256 KiB of them (a llama-1b k_proj or v_proj: 0.5 MiB at 4 bits, 2 MiB bf16;
+// by the FLOP rule above they ran on one thread while the other idled).
+bool serial_gemv(size_t weight_bytes) { return omp_in_parallel() || weight_bytes < (size_t(256) << 10); }
+
 qk::QW view(const QPacked& p) {
   qk::QW w;
   w.codes = p.codes.data();
@@ -227,7 +232,7 @@ class QGemmWeight final : public QuantPackedWeight {
     if (rows <= 0) return;
     KernelTimer timer(KernelKind::Gemm, 2 * rows * p_.n * p_.k);
     const Isa isa = active_isa();
-    const bool serial = serial_product(rows, p_.n, p_.k);
+    const bool serial = rows <= kGemvRows ? serial_gemv(p_.bytes()) : serial_product(rows, p_.n, p_.k);
     if (acts_ == QActs::Int8) {
       if (isa != Isa::Scalar && rows <= kGemvRows) return run_gemv_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
       if (isa != Isa::Scalar && kernels_for(isa).gemm_a8)
@@ -433,7 +438,7 @@ class W8A8Weight final : public QuantPackedWeight {
     check_io("w8a8 gemm", x, xb, y, yb, e, c_ == ComputeType::BF16);
     if (rows <= 0) return;
     KernelTimer timer(KernelKind::Gemm, 2 * rows * p_.n * p_.k);
-    const bool serial = serial_product(rows, p_.n, p_.k);
+    const bool serial = rows <= kGemvRows ? serial_gemv(p_.bytes()) : serial_product(rows, p_.n, p_.k);
     if (xb) {  // bf16 -> f32 is exact; quantize from there
       float* xf = scratch<float>(kActs, size_t(rows * p_.k));
       for (int64_t i = 0; i < rows * p_.k; ++i) xf[i] = bf16_to_f32(xb[i]);
@@ -529,7 +534,7 @@ bool gemv_onednn_blocked(const void* w, ComputeType c, int64_t n, int64_t k, con
     std::fill(af + k, af + kpad, 0.0f);
   }
   float* raw = scratch<float>(kRaw, size_t(blocks * 64));
-  const bool serial = serial_product(1, n, k);
+  const bool serial = serial_gemv(size_t(n * k) * (bf ? 2 : 4));
 #pragma omp parallel if (!serial)
   {
     const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
