@@ -60,12 +60,12 @@ if [[ -z $LLAMA_BIN || ! -x $LLAMA_BIN/llama-bench ]]; then
   echo "vs_llama_bench: no llama-bench given (arg 1: a llama.cpp build/bin folder); calq's rows only."
   exit 0
 fi
-: > "$WORK/llama.csv"
+: > "$WORK/llama.txt"; : > "$WORK/llama.md"
 for t in f32 bf16 q4_0 q8_0; do
-  "$LLAMA_BIN/llama-bench" -m "$S-$t.gguf" -p 512 -n 128 -t "$THREADS" -r "$REPS" -o csv 2>/dev/null |
-    awk -v t="$t" 'NR == 1 { for (i = 1; i <= NF; ++i) col[$i] = i; next }
-      { print t "," $col["\"n_prompt\""] "," $col["\"n_gen\""] "," $col["\"avg_ts\""] "," $col["\"stddev_ts\""] }' FS=, \
-    >> "$WORK/llama.csv"
+  # Markdown output: the last two columns are the test (pp512, tg128) and "t/s ± stddev".
+  "$LLAMA_BIN/llama-bench" -m "$S-$t.gguf" -p 512 -n 128 -t "$THREADS" -r "$REPS" -o md 2>/dev/null | tee -a "$WORK/llama.md" |
+    awk -F"|" -v t="$t" '$(NF - 2) ~ /(pp|tg)[0-9]/ { test = $(NF - 2); gsub(/ /, "", test); split($(NF - 1), v, " ");
+      print t, test, v[1] }' >> "$WORK/llama.txt"
 done
 echo "== loadavg after llama-bench: $(cat /proc/loadavg)"
 
@@ -73,9 +73,8 @@ echo "== loadavg after llama-bench: $(cat /proc/loadavg)"
 echo
 echo "| weights | calq pp512 tok/s | llama-bench pp512 tok/s | calq tg128 tok/s | llama-bench tg128 tok/s |"
 echo "|---|---|---|---|---|"
-awk -F'|' -v csv="$WORK/llama.csv" '
-  BEGIN { while ((getline l < csv) > 0) { split(l, f, ","); gsub(/"/, "", f[2]); gsub(/"/, "", f[3]); gsub(/"/, "", f[4]);
-            if (f[2] + 0 > 0) pp[f[1]] = sprintf("%.1f", f[4]); else tg[f[1]] = sprintf("%.1f", f[4]) } }
+awk -F'|' -v res="$WORK/llama.txt" '
+  BEGIN { while ((getline l < res) > 0) { split(l, f, " "); if (f[2] ~ /^pp/) pp[f[1]] = f[3]; else tg[f[1]] = f[3] } }
   /^\| [^|]+ \| [0-9.]+ \| / { name = $2; gsub(/^ +| +$/, "", name); key = tolower(name);
     k = (key == "q4_0" || key == "q8_0" || key == "f32" || key == "bf16") ? key : "";
     printf "| %s | %s | %s | %s | %s |\n", name, $3 + 0, (k in pp) ? pp[k] : "-", $7 + 0, (k in tg) ? tg[k] : "-" }' \
