@@ -6,7 +6,7 @@
 #   LLAMA_BIN_DIR   folder with llama-bench (llama.cpp or ik_llama.cpp build/bin); without it, or
 #                   when it has no llama-bench, only calq's rows are measured.
 # Environment: CALQ_BUILD (default build/: calq, bench_runtime), WORK (default
-#   /tmp/calq-vs-llama: the models, ~11 GB), THREADS (2), PRESET (llama-1b), LAYERS (the preset's),
+#   /tmp/calq-vs-llama: the models, ~13 GB), THREADS (2), PRESET (llama-1b), LAYERS (the preset's),
 #   REPS (2).
 #
 # The models are made once (reused when present): `calq synth` (bf16 storage, Llama-2 tokenizer),
