@@ -11,7 +11,7 @@
 #
 # The models are made once (reused when present): `calq synth` (bf16 storage, Llama-2 tokenizer),
 # GGUF f32 / bf16 / Q4_0 / Q8_0 exports of it (`calq export --format gguf`: both engines read these
-# files; the Q4_0 file has a Q8_0 output matrix, as llama-quantize's default), a W4 g128 RTN
+# files; the Q4_0 file has a Q8_0 output matrix, calq export's default for 4-bit types), a W4 g128 RTN
 # quantization exported in the GPTQ layout, and a naive W8A8 quantization state (per-token int8
 # activations). calq loads each through load_model(), as `calq eval` / `calq generate` do.
 set -euo pipefail
