@@ -64,7 +64,7 @@ fi
 for t in f32 bf16 q4_0 q8_0; do
   # Markdown output: the last two columns are the test (pp512, tg128) and "t/s ± stddev".
   "$LLAMA_BIN/llama-bench" -m "$S-$t.gguf" -p 512 -n 128 -t "$THREADS" -r "$REPS" -o md 2>/dev/null | tee -a "$WORK/llama.md" |
-    awk -F"|" -v t="$t" '$(NF - 2) ~ /(pp|tg)[0-9]/ { test = $(NF - 2); gsub(/ /, "", test); split($(NF - 1), v, " ");
+    awk -F"|" -v t="$t" 'NF > 3 && $(NF - 2) ~ /(pp|tg)[0-9]/ { test = $(NF - 2); gsub(/ /, "", test); split($(NF - 1), v, " ");
       print t, test, v[1] }' >> "$WORK/llama.txt"
 done
 echo "== loadavg after llama-bench: $(cat /proc/loadavg)"
