@@ -17,8 +17,9 @@
 // Usage: bench_runtime --row NAME=PATH[@f32] [--row ...] [--threads 2] [--tokens 512] [--gen 128]
 //                      [--prompt 16] [--reps 2]
 //   @f32: compute in f32 (default: the weights' natural compute type, bf16 for bf16/quantized).
-// Run it with the default OpenMP wait policy (not OMP_WAIT_POLICY=passive): waking sleeping
-// threads costs tens of µs per product, a large share of a decode step.
+// vs_llama_bench.sh runs it with OMP_WAIT_POLICY=passive, the policy `calq` itself sets: with
+// libgomp's default (spinning idle workers) any other load on the 2 cores made a decode step up to
+// 10x slower (measured: W4 tg128 3.4 tok/s spinning vs 28 in `calq generate` at the same load).
 #include <cstdio>
 #include <cstdlib>
 #include <random>

@@ -51,7 +51,9 @@ fi
 
 # ---- one run: calq, then llama-bench ----
 echo "== $(date -u +%FT%TZ), $(nproc) CPUs, loadavg before: $(cat /proc/loadavg)"
-"$BUILD/bench_runtime" --threads "$THREADS" --reps "$REPS" --tokens 512 --gen 128 \
+# OpenMP workers sleep when idle (OMP_WAIT_POLICY=passive), as in `calq` itself (docs/performance.md,
+# "Threads on a shared machine"): spinning workers of a 2-thread decode step fight any other load.
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} "$BUILD/bench_runtime" --threads "$THREADS" --reps "$REPS" --tokens 512 --gen 128 \
   --row "f32=$S@f32" --row "bf16=$S" --row "W4 g128 (GPTQ)=$WORK/w4g128/gptq" \
   --row "Q4_0=$S-q4_0.gguf" --row "Q8_0=$S-q8_0.gguf" --row "W8A8=$WORK/w8a8/qstate" | tee "$WORK/calq.md"
 echo "== loadavg after calq: $(cat /proc/loadavg)"
