@@ -39,29 +39,6 @@ const std::vector<Shape>& layer_shapes() {
   return s;
 }
 
-// Streaming read bandwidth (GB/s) at the current thread count: a 1 GiB buffer (far more than the
-// L3) read in 64 MiB segments, the best segment over `reps` passes. Segments of about a decode
-// layer's bytes, timed like the decode runs (best of many short runs), so the two compare.
-double memory_bandwidth(int reps) {
-  const size_t words = size_t(1) << 27, seg = size_t(1) << 23;  // 1 GiB, 64 MiB of uint64
-  std::vector<uint64_t> buf(words, 1);
-  volatile uint64_t sink = 0;
-  double best = 1e30;
-  for (int rep = 0; rep < reps; ++rep)
-    for (size_t s0 = 0; s0 < words; s0 += seg) {
-      const double t0 = now_s();
-      uint64_t total = 0;
-#pragma omp parallel for reduction(+ : total) schedule(static)
-      for (int64_t i = int64_t(s0); i < int64_t(s0 + seg); i += 8) {
-        const uint64_t* p = buf.data() + i;
-        total += (p[0] ^ p[1]) + (p[2] ^ p[3]) + (p[4] ^ p[5]) + (p[6] ^ p[7]);
-      }
-      best = std::min(best, now_s() - t0);
-      sink = sink + total;
-    }
-  return double(seg * 8) / best * 1e-9;
-}
-
 std::vector<uint8_t> random_blocks(ggml::Type t, int64_t n, int64_t k, uint32_t seed) {
   // Random codes and a small f16 scale (and min) per block: speed does not depend on the values.
   const size_t bs = ggml::type_traits(uint32_t(t)).type_size, nb = size_t(n * k / 32);

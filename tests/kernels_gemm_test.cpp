@@ -218,5 +218,45 @@ TEST(Bf16Convert, MatchesScalarRoundingIncludingTies) {
   }
 }
 
+
+// One row (decode) runs calq's kernel on oneDNN's blocked layout on AVX-512 (qgemm.h
+// gemv_onednn_blocked), more rows run oneDNN: the reference bound at decode shapes (multi-threaded
+// when 2·n·k >= 4 MFLOP, n not a multiple of 64, k not a multiple of 32), and every epilogue equal
+// to the same row computed by oneDNN as row 0 of two (up to summation order).
+TEST_P(GemmPacked, OneRowMatchesReferenceAndMultiRowEpilogues) {
+  const ComputeType c = GetParam();
+  const bool bf = c == ComputeType::BF16;
+  check_gemm(1, 1000, 2100, c, true, 51);
+  check_gemm(1, 2048, 2048, c, false, 52);
+  check_gemm(1, 70, 33, c, true, 53);
+  const int64_t n = 1000, k = 2100;
+  const auto x = randn(size_t(2 * k), 54), w = randn(size_t(n * k), 55, 0.05f), b = randn(size_t(n), 56);
+  const auto mul = randn(size_t(2 * n), 57), y0 = randn(size_t(2 * n), 58);
+  auto p = pack_weight(w.data(), n, k, c);
+  std::vector<uint16_t> mul16(mul.size()), x16(x.size());
+  f32_to_bf16_n(mul.data(), mul16.data(), int64_t(mul.size()));
+  f32_to_bf16_n(x.data(), x16.data(), int64_t(x.size()));
+  for (int variant = 0; variant < 5; ++variant) {
+    SCOPED_TRACE(::testing::Message() << compute_type_name(c) << " epilogue variant " << variant);
+    if (!bf && variant >= 3) continue;  // bf16 multiplier / bf16 in-out need a bf16 weight
+    GemmEpilogue e;
+    e.accumulate = variant == 1;
+    e.gated = variant == 2 || variant == 3;
+    e.act = ActKind::SiLU;
+    if (variant == 2) e.mul = mul.data();
+    if (variant == 3) e.mul_bf16 = mul16.data();
+    std::vector<float> two = y0, one(y0.begin(), y0.begin() + n);
+    if (variant == 4) {  // bf16 input and output
+      std::vector<uint16_t> t2(static_cast<size_t>(2 * n)), t1(static_cast<size_t>(n));
+      gemm_packed_ex(nullptr, x16.data(), 2, *p, b.data(), e, nullptr, t2.data());
+      gemm_packed_ex(nullptr, x16.data(), 1, *p, b.data(), e, nullptr, t1.data());
+      for (int64_t j = 0; j < n; ++j) EXPECT_NEAR(bf16_to_f32(t1[j]), bf16_to_f32(t2[j]), 1e-2 * (1 + std::fabs(bf16_to_f32(t2[j])))) << j;
+      continue;
+    }
+    gemm_packed_ex(x.data(), nullptr, 2, *p, b.data(), e, two.data());
+    gemm_packed_ex(x.data(), nullptr, 1, *p, b.data(), e, one.data());
+    for (int64_t j = 0; j < n; ++j) EXPECT_NEAR(one[j], two[j], 1e-4 * (1 + std::fabs(two[j]))) << j;
+  }
+}
 }  // namespace
 }  // namespace calq

@@ -128,6 +128,8 @@ class DnnlPacked final : public PackedWeight {
     dnnl::memory src({{k, n}, dt::f32, tag::ba}, cpu_engine(), const_cast<float*>(w));
     dnnl::reorder(src, mem_).execute(thread_stream(), src, mem_);
     thread_stream().wait();
+    // The layouts calq's one-row kernel reads (qgemm.h gemv_onednn_blocked).
+    blocked_ = md_ == dnnl::memory::desc({k, n}, dnnl_type(c), c == ComputeType::BF16 ? tag::BA16a64b2a : tag::BA16a64b);
   }
   int64_t n() const override { return n_; }
   int64_t k() const override { return k_; }
@@ -135,12 +137,14 @@ class DnnlPacked final : public PackedWeight {
   size_t bytes() const override { return md_.get_size(); }
   const dnnl::memory& mem() const { return mem_; }
   const dnnl::memory::desc& desc() const { return md_; }
+  bool blocked() const { return blocked_; }
 
  private:
   int64_t n_, k_;
   ComputeType c_;
   dnnl::memory::desc md_;
   dnnl::memory mem_;
+  bool blocked_ = false;
 };
 
 // oneDNN fixes a primitive's thread count when it is created, so the key includes it.
@@ -269,6 +273,11 @@ void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const 
     throw ArgError("gemm_packed_ex: a gated epilogue needs exactly one multiplier (mul or mul_bf16)");
   const int64_t n = p.n(), k = p.k();
   KernelTimer timer(KernelKind::Gemm, 2 * rows * n * k);
+  // Decode steps: calq's one-row kernel on the same packed values (oneDNN's reaches ~half the read
+  // bandwidth at one row).
+  if (rows == 1 && p.blocked() &&
+      gemv_onednn_blocked(p.mem().get_data_handle(), p.compute(), n, k, x, x_bf16, rows, bias, e, y, y_bf16))
+    return;
   const void* src = x_bf16 ? static_cast<const void*>(x_bf16) : static_cast<const void*>(x);
   if (bf && x) {  // activations to bf16 (round to nearest even), once per call
     uint16_t* xb = bf16_scratch(size_t(rows * k));

@@ -49,6 +49,11 @@ bool serial_product(int64_t rows, int64_t n, int64_t k) {
   return omp_in_parallel() || 2.0 * double(rows) * double(n) * double(k) < kParallelFlops;
 }
 
+// Decode (few rows) is bound by reading the weights, not by FLOPs: split across threads whenever
+// there are more than 256 KiB of them (a llama-1b k_proj or v_proj: 0.5 MiB at 4 bits, 2 MiB bf16;
+// by the FLOP rule above they ran on one thread while the other idled).
+bool serial_gemv(size_t weight_bytes) { return omp_in_parallel() || weight_bytes < (size_t(256) << 10); }
+
 qk::QW view(const QPacked& p) {
   qk::QW w;
   w.codes = p.codes.data();
@@ -227,7 +232,7 @@ class QGemmWeight final : public QuantPackedWeight {
     if (rows <= 0) return;
     KernelTimer timer(KernelKind::Gemm, 2 * rows * p_.n * p_.k);
     const Isa isa = active_isa();
-    const bool serial = serial_product(rows, p_.n, p_.k);
+    const bool serial = rows <= kGemvRows ? serial_gemv(p_.bytes()) : serial_product(rows, p_.n, p_.k);
     if (acts_ == QActs::Int8) {
       if (isa != Isa::Scalar && rows <= kGemvRows) return run_gemv_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
       if (isa != Isa::Scalar && kernels_for(isa).gemm_a8)
@@ -433,7 +438,7 @@ class W8A8Weight final : public QuantPackedWeight {
     check_io("w8a8 gemm", x, xb, y, yb, e, c_ == ComputeType::BF16);
     if (rows <= 0) return;
     KernelTimer timer(KernelKind::Gemm, 2 * rows * p_.n * p_.k);
-    const bool serial = serial_product(rows, p_.n, p_.k);
+    const bool serial = rows <= kGemvRows ? serial_gemv(p_.bytes()) : serial_product(rows, p_.n, p_.k);
     if (xb) {  // bf16 -> f32 is exact; quantize from there
       float* xf = scratch<float>(kActs, size_t(rows * p_.k));
       for (int64_t i = 0; i < rows * p_.k; ++i) xf[i] = bf16_to_f32(xb[i]);
@@ -506,6 +511,42 @@ bool quantize_blocks_int8_ref(const float* x, int64_t kp, int8_t* q, float* d, i
     qsum[b] = sum;
   }
   return finite;
+}
+
+
+bool gemv_onednn_blocked(const void* w, ComputeType c, int64_t n, int64_t k, const float* x, const uint16_t* x_bf16,
+                         int64_t rows, const float* bias, const GemmEpilogue& e, float* y, uint16_t* y_bf16) {
+  if (rows != 1 || active_isa() != Isa::Avx512) return false;
+  const qk::Kernels& K = qk::kernels_avx512();
+  const bool bf = c == ComputeType::BF16;
+  const int64_t kpad = (k + 31) / 32 * 32, blocks = (n + 63) / 64;  // f32's k block (16) divides 32
+  const int64_t kw = bf ? (k + 31) / 32 * 32 : (k + 15) / 16 * 16;   // the layout's padded k
+  // The activations, zero-padded (the padding weights are zeros, but 0 · garbage can be NaN).
+  void* a = bf ? static_cast<void*>(scratch<uint16_t>(kActs, size_t(kpad))) : static_cast<void*>(scratch<float>(kActs, size_t(kpad)));
+  if (bf) {
+    uint16_t* ab = static_cast<uint16_t*>(a);
+    if (x) f32_to_bf16_n(x, ab, k);
+    else std::memcpy(ab, x_bf16, size_t(k) * 2);
+    std::fill(ab + k, ab + kpad, uint16_t(0));
+  } else {
+    float* af = static_cast<float*>(a);
+    std::memcpy(af, x, size_t(k) * 4);
+    std::fill(af + k, af + kpad, 0.0f);
+  }
+  float* raw = scratch<float>(kRaw, size_t(blocks * 64));
+  const bool serial = serial_gemv(size_t(n * k) * (bf ? 2 : 4));
+#pragma omp parallel if (!serial)
+  {
+    const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
+    const int64_t b0 = blocks * tid / nth, b1 = blocks * (tid + 1) / nth;
+    if (b0 < b1) {
+      if (bf) K.gemv_blocked_bf16(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), kw, b0, b1, raw);
+      else K.gemv_blocked_f32(static_cast<const float*>(w), static_cast<const float*>(a), kw, b0, b1, raw);
+      const int64_t col0 = 64 * b0, width = std::min(n, 64 * b1) - col0;
+      epilogue(raw + col0, 0, 1, col0, width, bias, e, y, y_bf16, n);
+    }
+  }
+  return true;
 }
 
 std::shared_ptr<QuantPackedWeight> pack_w8a8(W8A8Packed p, const W8A8Options& o, ComputeType c) {

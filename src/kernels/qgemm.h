@@ -86,6 +86,16 @@ void quantize_act_int8_ref(const float* x, int64_t rows, int64_t k, const W8A8Op
 // qsum = Σ q. Returns false when a value is not finite.
 bool quantize_blocks_int8_ref(const float* x, int64_t kp, int8_t* q, float* d, int32_t* qsum);
 
+// One-row product on a float weight oneDNN packed (gemm.cpp: decode steps), AVX-512 only: W's
+// values `w` in oneDNN's blocked layout (qkern.h GemvBlocked*: BA16a64b2a for bf16, BA16a64b for
+// f32; the caller checked the layout), bias and epilogue as gemm_packed_ex. One stream of weights
+// per 64 outputs, the 64-output blocks split evenly across threads (oneDNN's brgemm at one row
+// reached ~half of the machine's read bandwidth). bf16: x rounded to bf16 (as gemm.cpp does),
+// products by vdpbf16ps, f32 accumulation. Returns false (nothing done) when it does not apply:
+// rows != 1 or no AVX-512 kernels.
+bool gemv_onednn_blocked(const void* w, ComputeType c, int64_t n, int64_t k, const float* x, const uint16_t* x_bf16,
+                         int64_t rows, const float* bias, const GemmEpilogue& e, float* y, uint16_t* y_bf16);
+
 // ---- scalar references (double accumulation) ---------------------------------------------------
 // y = x' · Wᵀ + bias, W = qpacked_dequantize(w), x' = x (F32) or bf16(x) (BF16); with
 // bf16_weights, W rounded to bf16 too (what the BF16 prefill kernel multiplies). QActs::Int8: x

@@ -82,6 +82,14 @@ using GemvA8Fn = void (*)(const QW& w, const int8_t* xq, int64_t ldq, const floa
 using GemmA8Fn = void (*)(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk,
                           int64_t rows, int64_t block, float* c, int64_t ldc);
 
+// Decode GEMV on the float weights oneDNN packed for its brgemm (gemm.cpp): y[64·b + j] =
+// Σ_i x[i]·W(64·b + j, i) for the 64-output blocks b in [b0, b1). Layouts (oneDNN format tags on
+// Wᵀ [k, n], both dims padded with zeros): bf16 BA16a64b2a = [n/64][kpad/32][16][64][2] (pairs of
+// inputs per output, the vdpbf16ps operand), f32 BA16a64b = [n/64][kpad/16][16][64]; either way
+// one 64-output block is one contiguous stream of kpad·64 weights. x: kpad values, zero-padded.
+using GemvBlockedBf16Fn = void (*)(const uint16_t* w, const uint16_t* x, int64_t kpad, int64_t b0, int64_t b1, float* y);
+using GemvBlockedF32Fn = void (*)(const float* w, const float* x, int64_t kpad, int64_t b0, int64_t b1, float* y);
+
 struct Kernels {
   GemmBf16Fn gemm_bf16;
   GemmF32Fn gemm_f32;
@@ -92,6 +100,8 @@ struct Kernels {
   QuantBlocksFn quant_blocks;
   GemvA8Fn gemv_a8;
   GemmA8Fn gemm_a8;
+  GemvBlockedBf16Fn gemv_blocked_bf16;  // null: not on this ISA (oneDNN runs the product)
+  GemvBlockedF32Fn gemv_blocked_f32;
 };
 const Kernels& kernels_avx512();
 const Kernels& kernels_avx2();

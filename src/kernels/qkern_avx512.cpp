@@ -639,7 +639,50 @@ void gemm_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const i
   });
 }
 
+// ---- Decode GEMV on oneDNN's blocked float weights (qkern.h) -------------------------------------
+
+// One 64-output block is one stream: per pair of inputs, 4 zmm of weights (16 outputs × 2 inputs
+// each) against the broadcast pair; two accumulator sets (even / odd pairs) hide vdpbf16ps latency.
+void gemv_blocked_bf16(const uint16_t* w, const uint16_t* x, int64_t kpad, int64_t b0, int64_t b1, float* y) {
+  const int64_t pairs = kpad / 2;
+  for (int64_t b = b0; b < b1; ++b) {
+    const uint16_t* wb = w + b * kpad * 64;
+    __m512 acc[2][4];
+    for (auto& s : acc)
+      for (auto& v : s) v = _mm512_setzero_ps();
+    for (int64_t p = 0; p < pairs; p += 2) {  // kpad is a multiple of 32
+#pragma GCC unroll 2
+      for (int u = 0; u < 2; ++u) {
+        const __m512bh xv = (__m512bh)_mm512_set1_epi32(int(load_u32(x + 2 * (p + u))));
+        const uint16_t* wp = wb + (p + u) * 128;
+        for (int t = 0; t < 4; ++t) acc[u][t] = _mm512_dpbf16_ps(acc[u][t], xv, (__m512bh)_mm512_loadu_si512(wp + 32 * t));
+      }
+    }
+    for (int t = 0; t < 4; ++t) _mm512_storeu_ps(y + 64 * b + 16 * t, _mm512_add_ps(acc[0][t], acc[1][t]));
+  }
+}
+
+// f32: per input, 4 zmm of weights (64 outputs) × the broadcast input, FMA.
+void gemv_blocked_f32(const float* w, const float* x, int64_t kpad, int64_t b0, int64_t b1, float* y) {
+  for (int64_t b = b0; b < b1; ++b) {
+    const float* wb = w + b * kpad * 64;
+    __m512 acc[2][4];
+    for (auto& s : acc)
+      for (auto& v : s) v = _mm512_setzero_ps();
+    for (int64_t i = 0; i < kpad; i += 2) {  // kpad is a multiple of 16
+#pragma GCC unroll 2
+      for (int u = 0; u < 2; ++u) {
+        const __m512 xv = _mm512_set1_ps(x[i + u]);
+        const float* wp = wb + (i + u) * 64;
+        for (int t = 0; t < 4; ++t) acc[u][t] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(wp + 16 * t), acc[u][t]);
+      }
+    }
+    for (int t = 0; t < 4; ++t) _mm512_storeu_ps(y + 64 * b + 16 * t, _mm512_add_ps(acc[0][t], acc[1][t]));
+  }
+}
+
 }  // namespace
+
 }  // namespace calq::qk
 
 #if defined(__clang__)
@@ -651,7 +694,8 @@ void gemm_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const i
 namespace calq::qk {
 // Compiled for the build's baseline ISA: the dispatcher may call it on any CPU.
 const Kernels& kernels_avx512() {
-  static const Kernels k{gemm_bf16, gemm_f32, gemv_bf16, gemv_f32, w8a8, quant_act, quant_blocks, gemv_a8, gemm_a8};
+  static const Kernels k{gemm_bf16, gemm_f32,   gemv_bf16,       gemv_f32,         w8a8,
+                         quant_act, quant_blocks, gemv_a8, gemm_a8, gemv_blocked_bf16, gemv_blocked_f32};
   return k;
 }
 }  // namespace calq::qk
