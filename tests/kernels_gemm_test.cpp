@@ -139,6 +139,26 @@ TEST_P(GemmPacked, AccumulateAddsToOutput) {
   for (size_t i = 0; i < acc.size(); ++i) EXPECT_NEAR(acc[i], y0[i] + plain[i], 1e-5) << i;
 }
 
+// Packing from a bf16 weight's own bits (no float copy) runs the same products bitwise as packing
+// its exact f32 conversion, for f32 and bf16 compute, on odd and blocked shapes, 1 and many rows.
+TEST_P(GemmPacked, PackingFromBf16BitsEqualsPackingTheF32Conversion) {
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 53}, {192, 256}}) {
+    const auto w = round_bf16(randn(size_t(n * k), 11, 0.1f));
+    std::vector<uint16_t> w16(w.size());
+    for (size_t i = 0; i < w.size(); ++i) w16[i] = f32_to_bf16(w[i]);
+    auto from_f32 = pack_weight(w.data(), n, k, GetParam());
+    auto from_bf16 = pack_weight_bf16(w16.data(), n, k, GetParam());
+    EXPECT_EQ(from_bf16->bytes(), from_f32->bytes());
+    for (int64_t rows : {1, 7}) {
+      const auto x = randn(size_t(rows * k), 12);
+      std::vector<float> a(size_t(rows * n)), b(size_t(rows * n));
+      gemm_packed(x.data(), rows, *from_f32, nullptr, a.data());
+      gemm_packed(x.data(), rows, *from_bf16, nullptr, b.data());
+      for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << "n=" << n << " k=" << k << " rows=" << rows << " i=" << i;
+    }
+  }
+}
+
 TEST(GemmPackedBf16Input, SameAsConvertingInside) {
   const int64_t rows = 6, n = 24, k = 50;
   const auto x = randn(size_t(rows * k), 31), w = randn(size_t(n * k), 32);

@@ -119,13 +119,14 @@ dnnl::matmul::primitive_desc make_pd(int64_t rows, int64_t n, int64_t k, Compute
 
 class DnnlPacked final : public PackedWeight {
  public:
-  DnnlPacked(const float* w, int64_t n, int64_t k, ComputeType c) : n_(n), k_(k), c_(c) {
+  // w: W [n, k] row-major, float32 or (src_bf16) the raw bits of bf16.
+  DnnlPacked(const void* w, bool src_bf16, int64_t n, int64_t k, ComputeType c) : n_(n), k_(k), c_(c) {
     const dnnl::memory::desc any({k, n}, dnnl_type(c), tag::any);
     md_ = make_pd(kLayoutRows, n, k, c, false, any).weights_desc();
     mem_ = dnnl::memory(md_, cpu_engine());
     // W [n, k] row-major is Wᵀ [k, n] in column-major ("ba") order: the reorder transposes,
     // blocks and (for bf16) rounds to nearest even in one pass.
-    dnnl::memory src({{k, n}, dt::f32, tag::ba}, cpu_engine(), const_cast<float*>(w));
+    dnnl::memory src({{k, n}, src_bf16 ? dt::bf16 : dt::f32, tag::ba}, cpu_engine(), const_cast<void*>(w));
     dnnl::reorder(src, mem_).execute(thread_stream(), src, mem_);
     thread_stream().wait();
     // The layouts calq's one-row kernel reads (qgemm.h gemv_onednn_blocked).
@@ -254,7 +255,12 @@ KernelProfile& kernel_profile() {
 
 std::shared_ptr<PackedWeight> pack_weight(const float* w, int64_t n, int64_t k, ComputeType c) {
   if (n <= 0 || k <= 0) throw ArgError("pack_weight: empty weight [" + std::to_string(n) + ", " + std::to_string(k) + "]");
-  return std::make_shared<DnnlPacked>(w, n, k, c);
+  return std::make_shared<DnnlPacked>(w, false, n, k, c);
+}
+
+std::shared_ptr<PackedWeight> pack_weight_bf16(const uint16_t* w, int64_t n, int64_t k, ComputeType c) {
+  if (n <= 0 || k <= 0) throw ArgError("pack_weight_bf16: empty weight [" + std::to_string(n) + ", " + std::to_string(k) + "]");
+  return std::make_shared<DnnlPacked>(w, true, n, k, c);
 }
 
 void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const PackedWeight& pw, const float* bias,

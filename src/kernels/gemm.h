@@ -25,6 +25,10 @@ class PackedWeight {
 
 // Packs W [n, k] (float32, row-major) for repeated products.
 std::shared_ptr<PackedWeight> pack_weight(const float* w, int64_t n, int64_t k, ComputeType c);
+// Same from the raw bits of a bf16 W [n, k] (a bf16 checkpoint), with no float copy: bf16 -> f32 is
+// exact and f32 -> bf16 of a bf16 value is the identity, so the packed bytes equal pack_weight()'s
+// on the converted weight (tests/kernels_gemm_test.cpp).
+std::shared_ptr<PackedWeight> pack_weight_bf16(const uint16_t* w, int64_t n, int64_t k, ComputeType c);
 // y = x · Wᵀ (+ bias). x [rows, k], y [rows, n], both float32 row-major with leading dims k and n.
 // accumulate: y += x · Wᵀ (+ bias) instead (a residual add fused into the GEMM).
 // BF16 weights: x is rounded to bf16 (nearest even) first; products are accumulated in f32.

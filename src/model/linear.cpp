@@ -90,8 +90,14 @@ const PackedWeight& Linear::packed(ComputeType c) const {
       if (!fetch_) throw ArgError(name + ": the layer has no weight");
       src = fetch_();
     }
-    const Tensor w = src.to(DType::F32);
-    packed_ = pack_weight(w.f32(), out, in, c);
+    // A bf16 weight packs straight from its bits: a float copy of every weight, freshly faulted
+    // in and zeroed by the kernel, cost more time than the packing itself (perf, calq eval).
+    if (src.dtype() == DType::BF16) {
+      packed_ = pack_weight_bf16(src.data<uint16_t>(), out, in, c);
+    } else {
+      const Tensor w = src.to(DType::F32);
+      packed_ = pack_weight(w.f32(), out, in, c);
+    }
   }
   return *packed_;
 }
@@ -135,12 +141,21 @@ std::shared_ptr<const FusedLinear> fused_linear(const std::vector<const Linear*>
   auto f = std::make_shared<FusedLinear>();
   f->compute = c;
   for (const Linear* l : m) f->out += l->out;
-  std::vector<float> w(size_t(f->out * in));
+  // Stacked in the members' own type when all are bf16 (no float copy), in f32 otherwise.
+  bool all_bf16 = true;
+  for (const Tensor& t : weights) all_bf16 = all_bf16 && t.dtype() == DType::BF16;
+  std::vector<float> w(all_bf16 ? 0 : size_t(f->out * in));
+  std::vector<uint16_t> w_bf16(all_bf16 ? size_t(f->out * in) : 0);
   bool any_bias = false;
   int64_t row = 0;
   for (size_t i = 0; i < m.size(); ++i) {
-    const Tensor wf = weights[i].to(DType::F32);
-    std::memcpy(w.data() + row * in, wf.f32(), size_t(m[i]->out * in) * 4);
+    const size_t count = size_t(m[i]->out * in);
+    if (all_bf16) {
+      std::memcpy(w_bf16.data() + row * in, weights[i].data<uint16_t>(), count * 2);
+    } else {
+      const Tensor wf = weights[i].to(DType::F32);
+      std::memcpy(w.data() + row * in, wf.f32(), count * 4);
+    }
     row += m[i]->out;
     any_bias = any_bias || m[i]->bias.defined();
   }
@@ -152,7 +167,7 @@ std::shared_ptr<const FusedLinear> fused_linear(const std::vector<const Linear*>
       off += l->out;
     }
   }
-  f->packed = pack_weight(w.data(), f->out, in, c);
+  f->packed = all_bf16 ? pack_weight_bf16(w_bf16.data(), f->out, in, c) : pack_weight(w.data(), f->out, in, c);
   // Publish to the members whose weight did not change meanwhile.
   for (size_t i = 0; i < m.size(); ++i) {
     std::lock_guard<std::mutex> lock(m[i]->mu_);
