@@ -6,7 +6,7 @@
 #   LLAMA_BIN_DIR   folder with llama-bench (llama.cpp or ik_llama.cpp build/bin); without it, or
 #                   when it has no llama-bench, only calq's rows are measured.
 # Environment: CALQ_BUILD (default build/: calq, bench_runtime), WORK (default
-#   /tmp/calq-vs-llama: the models, ~13 GB), THREADS (2), PRESET (llama-1b), LAYERS (the preset's),
+#   out/vs-llama-bench in the checkout, git-ignored: the models, ~13 GB), THREADS (2), PRESET (llama-1b), LAYERS (the preset's),
 #   REPS (2).
 #
 # The models are made once (reused when present): `calq synth` (bf16 storage, Llama-2 tokenizer),
@@ -19,7 +19,7 @@ set -euo pipefail
 LLAMA_BIN=${1:-}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${CALQ_BUILD:-$ROOT/build}
-WORK=${WORK:-/tmp/calq-vs-llama}
+WORK=${WORK:-$ROOT/out/vs-llama-bench}
 THREADS=${THREADS:-2}
 PRESET=${PRESET:-llama-1b}
 REPS=${REPS:-2}

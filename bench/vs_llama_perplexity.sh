@@ -21,8 +21,8 @@
 #   TYPES          comma list of bf16, f32, q8_0, q4_0 (default bf16). bf16: calq --bf16 on the
 #                  safetensors model vs the BF16 GGUF; f32: calq f32 vs the F32 GGUF; q8_0/q4_0:
 #                  calq --bf16 on the GGUF itself (packed quantized weights) vs the same file.
-#   CHUNKS=8 CTX=512 THREADS=2.  Env: CALQ_BUILD (default build/), WORK (default a folder under
-#   $TMPDIR, kept between runs so the model is built once; ~7 GB for bf16+f32), CALQ_BATCH
+#   CHUNKS=8 CTX=512 THREADS=2.  Env: CALQ_BUILD (default build/), WORK (default out/vs-llama-perplexity
+#   in the checkout, git-ignored, kept between runs so the model is built once; ~7 GB for bf16+f32), CALQ_BATCH
 #   (calq's --batch; default: calq's own), REPS (default 1: each engine REPS times, alternating).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,7 +40,7 @@ build=${CALQ_BUILD:-$root/build}
 calq="$build/calq"
 data=${CALQ_DATA:-$root/../shared}
 text="$data/data/wikitext-2-raw/wiki.test.raw"
-work=${WORK:-${TMPDIR:-/tmp}/calq_vs_llama}
+work=${WORK:-$root/out/vs-llama-perplexity}
 mkdir -p "$work"
 # absolute paths, then run inside $work (llama-perplexity writes llama.log into its working folder)
 llama=$(cd "$llama" && pwd) build=$(cd "$build" && pwd) data=$(cd "$data" && pwd) work=$(cd "$work" && pwd)
