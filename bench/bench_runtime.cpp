@@ -14,9 +14,11 @@
 // folder, a GGUF file, a calq quantization state — the loaders and packed weights that calq eval /
 // calq generate use. bench/vs_llama_bench.sh makes the models and runs llama-bench after this.
 //
-// Usage: bench_runtime --row NAME=PATH[@f32] [--row ...] [--threads 2] [--tokens 512] [--gen 128]
+// Usage: bench_runtime --row NAME=PATH[@f32][@int8] [--row ...] [--threads 2] [--tokens 512] [--gen 128]
 //                      [--prompt 16] [--reps 2]
 //   @f32: compute in f32 (default: the weights' natural compute type, bf16 for bf16/quantized).
+//   @int8: int8 activations in blocks of 32 (LoadOptions::acts = QActs::Int8, `--int8-acts`):
+//          llama.cpp's arithmetic for GGUF Q4_0/Q8_0 weights.
 // vs_llama_bench.sh runs it with OMP_WAIT_POLICY=passive, the policy `calq` itself sets: with
 // libgomp's default (spinning idle workers) any other load on the 2 cores made a decode step up to
 // 10x slower (measured: W4 tg128 3.4 tok/s spinning vs 28 in `calq generate` at the same load).
@@ -38,7 +40,7 @@ namespace {
 
 struct RowSpec {
   std::string name, path;
-  bool f32 = false;
+  bool f32 = false, int8 = false;
 };
 
 struct Args {
@@ -53,11 +55,20 @@ Args parse(int argc, char** argv) {
     if (k == "--row") {
       const size_t eq = v.find('=');
       if (eq == std::string::npos) {
-        std::fprintf(stderr, "bench_runtime: --row wants NAME=PATH[@f32], got '%s'\n", v.c_str());
+        std::fprintf(stderr, "bench_runtime: --row wants NAME=PATH[@f32][@int8], got '%s'\n", v.c_str());
         std::exit(2);
       }
       RowSpec r{v.substr(0, eq), v.substr(eq + 1)};
-      if (r.path.size() > 4 && r.path.compare(r.path.size() - 4, 4, "@f32") == 0) r.f32 = true, r.path.resize(r.path.size() - 4);
+      auto suffix = [&](const std::string& s) {
+        const bool has = r.path.size() > s.size() && r.path.compare(r.path.size() - s.size(), s.size(), s) == 0;
+        if (has) r.path.resize(r.path.size() - s.size());
+        return has;
+      };
+      for (bool more = true; more;) {
+        more = false;
+        if (suffix("@f32")) r.f32 = more = true;
+        if (suffix("@int8")) r.int8 = more = true;
+      }
       a.rows.push_back(r);
     } else if (k == "--threads") a.threads = std::atoi(v.c_str());
     else if (k == "--tokens") a.tokens = std::atoi(v.c_str());
@@ -70,7 +81,7 @@ Args parse(int argc, char** argv) {
     }
   }
   if (a.rows.empty()) {
-    std::fprintf(stderr, "usage: bench_runtime --row NAME=PATH[@f32] [--row ...] [--threads 2] [--tokens 512] "
+    std::fprintf(stderr, "usage: bench_runtime --row NAME=PATH[@f32][@int8] [--row ...] [--threads 2] [--tokens 512] "
                          "[--gen 128] [--prompt 16] [--reps 2]\n");
     std::exit(2);
   }
@@ -97,6 +108,7 @@ Result run_row(const RowSpec& spec, const Args& a) {
   LoadOptions lo;
   lo.pack = true;
   if (spec.f32) lo.compute = ComputeType::F32;
+  if (spec.int8) lo.acts = QActs::Int8;
   const double t0 = now_s();
   auto model = load_model(spec.path, lo);
   const ComputeType c = model->compute();

@@ -13,7 +13,9 @@
 # GGUF f32 / bf16 / Q4_0 / Q8_0 exports of it (`calq export --format gguf`: both engines read these
 # files; the Q4_0 file has a Q8_0 output matrix, calq export's default for 4-bit types), a W4 g128 RTN
 # quantization exported in the GPTQ layout, and a naive W8A8 quantization state (per-token int8
-# activations). calq loads each through load_model(), as `calq eval` / `calq generate` do.
+# activations). calq loads each through load_model(), as `calq eval` / `calq generate` do; the Q4_0
+# and Q8_0 files run twice, with bf16 activations (the default) and with int8 activations in blocks
+# of 32 (`--int8-acts`: llama.cpp's arithmetic for them), both beside llama-bench's row.
 set -euo pipefail
 
 LLAMA_BIN=${1:-}
@@ -55,7 +57,8 @@ echo "== $(date -u +%FT%TZ), $(nproc) CPUs, loadavg before: $(cat /proc/loadavg)
 # "Threads on a shared machine"): spinning workers of a 2-thread decode step fight any other load.
 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} "$BUILD/bench_runtime" --threads "$THREADS" --reps "$REPS" --tokens 512 --gen 128 \
   --row "f32=$S@f32" --row "bf16=$S" --row "W4 g128 (GPTQ)=$WORK/w4g128/gptq" \
-  --row "Q4_0=$S-q4_0.gguf" --row "Q8_0=$S-q8_0.gguf" --row "W8A8=$WORK/w8a8/qstate" | tee "$WORK/calq.md"
+  --row "Q4_0=$S-q4_0.gguf" --row "Q8_0=$S-q8_0.gguf" --row "W8A8=$WORK/w8a8/qstate" \
+  --row "Q4_0 int8-acts=$S-q4_0.gguf@int8" --row "Q8_0 int8-acts=$S-q8_0.gguf@int8" | tee "$WORK/calq.md"
 echo "== loadavg after calq: $(cat /proc/loadavg)"
 
 if [[ -z $LLAMA_BIN || ! -x $LLAMA_BIN/llama-bench ]]; then
@@ -77,7 +80,7 @@ echo "| weights | calq pp512 tok/s | llama-bench pp512 tok/s | calq tg128 tok/s 
 echo "|---|---|---|---|---|"
 awk -F'|' -v res="$WORK/llama.txt" '
   BEGIN { while ((getline l < res) > 0) { split(l, f, " "); if (f[2] ~ /^pp/) pp[f[1]] = f[3]; else tg[f[1]] = f[3] } }
-  /^\| [^|]+ \| [0-9.]+ \| / { name = $2; gsub(/^ +| +$/, "", name); key = tolower(name);
+  /^\| [^|]+ \| [0-9.]+ \| / { name = $2; gsub(/^ +| +$/, "", name); key = tolower(name); sub(/ .*/, "", key);
     k = (key == "q4_0" || key == "q8_0" || key == "f32" || key == "bf16") ? key : "";
     printf "| %s | %s | %s | %s | %s |\n", name, $3 + 0, (k in pp) ? pp[k] : "-", $7 + 0, (k in tg) ? tg[k] : "-" }' \
   "$WORK/calq.md"

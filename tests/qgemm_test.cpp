@@ -11,6 +11,7 @@
 //    ggml's dequantize_row_* exactly.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <functional>
 #include <thread>
 
@@ -62,7 +63,8 @@ void check_kernels(const std::function<QPacked()>& make, const std::string& name
         const float* b = rows % 2 ? bias.data() : nullptr;
         const bool w_rounded = bf && rows > 4 && isa != Isa::Scalar && !(acts == QActs::Int8 && isa == Isa::Avx512);
         // Exact d·q where the int8 kernels run: decode on AVX2/AVX-512, prefill on AVX-512.
-        const bool a8_exact = acts == QActs::Int8 && (isa == Isa::Avx512 || (isa == Isa::Avx2 && rows <= 4));
+        // (The decode int8 kernels read 4-bit codes; 8-bit codes run the prefill one on AVX-512.)
+        const bool a8_exact = acts == QActs::Int8 && (isa == Isa::Avx512 || (isa == Isa::Avx2 && rows <= 4 && ref.storage == 4));
         std::vector<float> want(size_t(rows * n)), got(size_t(rows * n), -7.0f);
         qgemm_ref(x.data(), rows, ref, c, b, want.data(), w_rounded, acts, a8_exact);
         gemm_packed(x.data(), rows, *pw, b, got.data());
@@ -154,19 +156,20 @@ TEST(QGemm, Int8ActivationsMatchReferenceOnEveryIsa) {
            {4, 33, 100, 32, false, false, true},   // k tail: last group padded to 32
            {4, 31, 50, 20, false, false, true},    // groups of 20 padded to 32
            {3, 17, 96, -1, false, true, false},    // per channel, f32 scales
-           {2, 40, 64, 64, false, false, true}}) {
+           {2, 40, 64, 64, false, false, true},
+           {8, 45, 200, 32, false, false, true},   // 8-bit codes (8-bit storage: vpermw + vpdpbusd)
+           {8, 64, 256, 128, true, false, false},  // 8-bit act-order, f32 scales
+           {6, 33, 96, -1, false, true, true}}) {  // 6 bits per channel: 8-bit storage
     const QuantizedWeight qw = test::random_qweight(s, seed);
     check_kernels([&] { return qpack_codes(test::codes_view(qw), "w", 32); }, test::spec_name(s) + " a8", seed, QActs::Int8);
     seed += 1000;
   }
-  for (ggml::Type t : {ggml::Type::Q4_0, ggml::Type::Q4_1}) {
+  for (ggml::Type t : {ggml::Type::Q4_0, ggml::Type::Q4_1, ggml::Type::Q8_0}) {
     const auto blocks = test::random_ggml(t, 45, 320, seed);
     check_kernels([&] { return qpack_ggml(t, blocks.data(), 45, 320); }, ggml::type_name(t) + " a8", seed, QActs::Int8);
     seed += 1000;
   }
-  // Only codes of <= 4 bits, groups of whole 32-blocks; activations finite.
-  const QuantizedWeight w8 = test::random_qweight({8, 8, 64, 32, false, false, true}, 1);
-  EXPECT_THROW(pack_quantized(test::codes_view(w8), ComputeType::F32, "w", QActs::Int8), UnsupportedError);
+  // Only codes stored in 4 or 8 bits, groups of whole 32-blocks; activations finite.
   const auto q5 = test::random_ggml(ggml::Type::Q5_0, 4, 64, 2);
   EXPECT_THROW(pack_ggml(ggml::Type::Q5_0, q5.data(), 4, 64, ComputeType::F32, "w", QActs::Int8), UnsupportedError);
   const QuantizedWeight w4 = test::random_qweight({4, 8, 64, 16, false, false, true}, 3);
@@ -177,6 +180,39 @@ TEST(QGemm, Int8ActivationsMatchReferenceOnEveryIsa) {
   for (Isa isa : test::test_isas()) {
     test::IsaScope scope(isa);
     EXPECT_THROW(gemm_packed(x.data(), 1, *q, nullptr, y.data()), ArgError) << isa_name(isa);
+  }
+}
+
+// The int8 kernels (QActs::Int8) against their arithmetic in scalar form, bitwise: exact int32
+// block sums of int8 activations × 4-bit codes (decode on AVX2/AVX-512, prefill on AVX-512) and ×
+// 8-bit codes (GGUF Q8_0 and W8 groups: AVX-512, any row count), then the same f32 steps per block.
+TEST(QGemm, Int8KernelsAreBitwiseTheirBlockReference) {
+  uint32_t seed = 12000;
+  std::vector<std::pair<std::string, QPacked>> cases;
+  for (ggml::Type t : {ggml::Type::Q4_0, ggml::Type::Q4_1, ggml::Type::Q8_0}) {
+    const auto blocks = test::random_ggml(t, 64, 320, seed++);
+    cases.emplace_back(ggml::type_name(t), qpack_ggml(t, blocks.data(), 64, 320));
+  }
+  for (const test::QSpec& s : std::vector<test::QSpec>{{8, 45, 256, 128, true, false, false}, {4, 33, 96, 32, false, false, true}}) {
+    const QuantizedWeight qw = test::random_qweight(s, seed++);
+    cases.emplace_back(test::spec_name(s), qpack_codes(test::codes_view(qw), "w", 32));
+  }
+  for (auto& [name, ref] : cases) {
+    const int64_t n = ref.n, k = ref.k;
+    const bool four = ref.storage == 4;
+    auto pw = pack_quantized(QPacked(ref), ComputeType::BF16, QActs::Int8);
+    for (Isa isa : test::test_isas()) {
+      test::IsaScope scope(isa);
+      for (int64_t rows : {1, 3, 4, 7, 13}) {
+        const bool kernel = isa == Isa::Avx512 || (isa == Isa::Avx2 && rows <= 4 && four);
+        if (!kernel) continue;  // x' = d·q through the float kernels there (Int8ActivationsMatchReference)
+        const auto x = randn(size_t(rows * k), seed++);
+        std::vector<float> want(size_t(rows * n)), got(size_t(rows * n), -7.0f);
+        qgemm_int8_blocks_ref(x.data(), rows, ref, want.data());
+        gemm_packed(x.data(), rows, *pw, nullptr, got.data());
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0) << name << " " << isa_name(isa) << " rows=" << rows;
+      }
+    }
   }
 }
 

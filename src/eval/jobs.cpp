@@ -62,7 +62,8 @@ PplRun run_ppl(const PplJob& job) {
   const TextMode mode = parse_text_mode(job.w.text_mode);
   const Protocol proto = parse_protocol(job.w.protocol);
   const Stopwatch timer;
-  EvalSession s = open_session(job.model, job.tokenizer, true, job.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  EvalSession s = open_session(job.model, job.tokenizer, true, job.bf16 ? ComputeType::BF16 : ComputeType::F32,
+                               job.int8_acts ? QActs::Int8 : QActs::Float);
   if (const std::string n = compute_type_note(s, job.bf16 ? ComputeType::BF16 : ComputeType::F32); !n.empty())
     log(job.hooks, n);
   PplRun run;
@@ -87,6 +88,7 @@ PplRun run_ppl(const PplJob& job) {
     Json key = {{"eval", "ppl"}, {"model", s.info.hash}, {"tokenizer", s.info.tokenizer_sha256},
                 {"data", text.file_sha256}, {"text_mode", run.text_mode}, {"field", job.w.field},
                 {"protocol", run.protocol}, {"ctx", run.ctx}, {"compute", job.bf16 ? "bf16" : "f32"}};
+    if (job.int8_acts) key["activations"] = "int8";  // absent: float (keys of earlier runs unchanged)
     add_kv(key, job.kv);
     resume = std::make_unique<ResumeLog>(job.resume, run_key(key));
     if (resume->restored())
@@ -110,6 +112,7 @@ PplRun run_ppl(const PplJob& job) {
                    {"chunks", job.w.chunks},            {"windows", r.windows},
                    {"batch", po.batch},                 {"compute", job.bf16 ? "bf16" : "f32"},
                    {"bos_id", s.tokenizer->bos_id()},   {"jsonl_field", job.w.field}};
+  if (job.int8_acts) settings["activations"] = "int8";
   add_kv(settings, job.kv);
   const Json metrics = {{"ppl", r.ppl}, {"ppl_stderr", r.ppl_stderr}, {"nll_mean", r.nll_mean},
                         {"nll_sum", r.nll_sum}, {"tokens", r.predictions}};

@@ -56,6 +56,7 @@ struct PplJob {
   std::string model, tokenizer, resume;  // tokenizer "": the model's; resume "": no resume log
   WindowSpec w;
   bool bf16 = false;
+  bool int8_acts = false;  // QActs::Int8 (--int8-acts): llama.cpp's arithmetic for GGUF Q4/Q8 weights
   KvQuant kv;  // simulated KV-cache quantization (--kv-bits ...; off by default)
   JobHooks hooks;
   std::function<void(const PplProgress&)> on_window;

@@ -11,7 +11,7 @@
 namespace calq::eval {
 
 EvalSession open_session(const std::string& model_path, const std::string& tokenizer_path, bool need_tokenizer,
-                         ComputeType compute) {
+                         ComputeType compute, QActs acts) {
   EvalSession s;
   s.info.path = model_path;
   s.info.format = detect_model_format(model_path);
@@ -20,6 +20,7 @@ EvalSession open_session(const std::string& model_path, const std::string& token
   LoadOptions lo;
   lo.compute = compute;
   lo.pack = true;
+  lo.acts = acts;
   s.model = load_model(model_path, lo);
   s.info.arch = arch_signature(s.model->config());
   s.info.hash = model_hash(model_path);

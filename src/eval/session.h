@@ -19,8 +19,10 @@ struct EvalSession {
 
 // tokenizer_path "" = the model folder. need_tokenizer=false skips it unless a path is given
 // (scoring a KLD reference needs no tokenizer, but checks its hash when one is available).
+// acts: QActs::Int8 runs GGUF Q4_0/Q8_0 (and group-quantized codes) with int8 activations in
+// blocks of 32, llama.cpp's arithmetic (formats/loader.h LoadOptions::acts).
 EvalSession open_session(const std::string& model_path, const std::string& tokenizer_path, bool need_tokenizer,
-                         ComputeType compute = ComputeType::F32);
+                         ComputeType compute = ComputeType::F32, QActs acts = QActs::Float);
 
 // Which compute type runs when it is not the checkpoint's own: a bf16 checkpoint evaluated in f32
 // (exact, but about half the speed of bf16 compute). "" when the two agree.

@@ -446,8 +446,8 @@ std::shared_ptr<QuantPackedWeight> GgufSource::quantized_linear(const std::strin
     data = rows.data();
   }
   check_block_scales(t->type, data, size_t(n) * rs, name);
-  const bool four_bit = t->type == ggml::Type::Q4_0 || t->type == ggml::Type::Q4_1;
-  const QActs acts = o_.acts == QActs::Int8 && four_bit ? QActs::Int8 : QActs::Float;
+  const bool int8_ok = t->type == ggml::Type::Q4_0 || t->type == ggml::Type::Q4_1 || t->type == ggml::Type::Q8_0;
+  const QActs acts = o_.acts == QActs::Int8 && int8_ok ? QActs::Int8 : QActs::Float;
   auto w = pack_ggml(t->type, data, n, k, c, (f_->path() + ": " + t->name).c_str(), acts);
   f_->release(*t);
   return w;

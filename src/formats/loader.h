@@ -24,8 +24,9 @@ struct LoadOptions {
   // Quantized weights dequantized to float32 on load, as before calq ran them quantized: the
   // fake-quant float path, for comparisons. Slow and 4 bytes per weight.
   bool float_weights = false;
-  // Int8 activations for weights of at most 4 bits (W4A8, kernels/qgemm.h QActs::Int8); opt-in.
-  // Wider codes keep float activations.
+  // Int8 activations in blocks of 32 (kernels/qgemm.h QActs::Int8; opt-in, `--int8-acts`):
+  // llama.cpp's arithmetic for GGUF Q4_0/Q8_0 weights, for any group-quantized codes too (W4A8,
+  // W8A8 by groups). GGUF Q5_0/Q5_1 (5-bit storage) keep float activations.
   QActs acts = QActs::Float;
   // Pack every linear layer now and drop the mapped pages it was packed from
   // (Decoder::pack_weights): what evaluation and generation want. Off: packed on first use (the

@@ -19,8 +19,7 @@ QuantCodesView codes_view(const QuantizedWeight& w) {
 std::shared_ptr<QuantPackedWeight> pack_quantized_weight(const QuantizedWeight& w, ComputeType c, QActs acts,
                                                          const std::string& what) {
   w.validate(what);
-  const QActs a = acts == QActs::Int8 && w.bits <= 4 ? QActs::Int8 : QActs::Float;
-  return pack_quantized(codes_view(w), c, what.c_str(), a);
+  return pack_quantized(codes_view(w), c, what.c_str(), acts);  // codes: 4- or 8-bit storage, both run Int8
 }
 
 std::shared_ptr<QuantPackedWeight> pack_w8a8_weight(const QuantizedWeight& w, const W8A8Options& o, ComputeType c,

@@ -13,8 +13,8 @@ namespace calq {
 // A view of w's codes, scales, zero points and g_idx (valid while w lives).
 QuantCodesView codes_view(const QuantizedWeight& w);
 
-// W4A16 / W8A16 (any bits 2..8, groups, act-order). acts = Int8 applies to codes of at most 4 bits;
-// wider codes keep float activations. Throws ArgError naming `what` for a weight that breaks its
+// W4A16 / W8A16 (any bits 2..8, groups, act-order), or with acts = Int8 int8 activations in
+// blocks of 32 (kernels/qgemm.h QActs). Throws ArgError naming `what` for a weight that breaks its
 // rules (QuantizedWeight::validate).
 std::shared_ptr<QuantPackedWeight> pack_quantized_weight(const QuantizedWeight& w, ComputeType c, QActs acts,
                                                          const std::string& what);

@@ -207,8 +207,8 @@ std::string group_text(const QPacked& p) {
 class QGemmWeight final : public QuantPackedWeight {
  public:
   QGemmWeight(std::shared_ptr<const QPacked> p, ComputeType c, QActs acts) : sp_(std::move(p)), p_(*sp_), c_(c), acts_(acts) {
-    if (acts == QActs::Int8 && p_.storage != 4)
-      throw UnsupportedError("int8 activations need codes of at most 4 bits (this weight has " + std::to_string(p_.bits) + ")");
+    if (acts == QActs::Int8 && p_.storage == 5)
+      throw UnsupportedError("int8 activations need codes stored in 4 or 8 bits (this weight has 5-bit storage)");
     if (acts == QActs::Int8 && !p_.blocks32_aligned())
       throw UnsupportedError("int8 activations need groups of whole 32-input blocks (pack with group alignment 32)");
   }
@@ -225,6 +225,8 @@ class QGemmWeight final : public QuantPackedWeight {
     return std::make_shared<QGemmWeight>(sp_, c, acts_);
   }
   void dequantize(float* w) const override { qpacked_dequantize(p_, w); }
+  const QPacked& packed() const { return p_; }
+  QActs acts() const { return acts_; }
 
   void run(const float* x, const uint16_t* xb, int64_t rows, const float* bias, const GemmEpilogue& e, float* y,
            uint16_t* yb) const override {
@@ -234,7 +236,10 @@ class QGemmWeight final : public QuantPackedWeight {
     const Isa isa = active_isa();
     const bool serial = rows <= kGemvRows ? serial_gemv(p_.bytes()) : serial_product(rows, p_.n, p_.k);
     if (acts_ == QActs::Int8) {
-      if (isa != Isa::Scalar && rows <= kGemvRows) return run_gemv_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
+      // The decode int8 kernels read 4-bit codes; 8-bit codes run the block kernel (gemm_a8) at any
+      // row count where the ISA has one, else x' = d·q through the W8A16 kernels.
+      if (isa != Isa::Scalar && rows <= kGemvRows && p_.storage == 4)
+        return run_gemv_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
       if (isa != Isa::Scalar && kernels_for(isa).gemm_a8)
         return run_gemm_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
       x = int8_activations(isa, x, xb, rows, serial);  // x' = d·q, then the float-activation paths
@@ -273,7 +278,7 @@ class QGemmWeight final : public QuantPackedWeight {
     int8_t* xq = scratch<int8_t>(kQuantActs, size_t(rows * kp));
     float* d = scratch<float>(kActScales, size_t(rows * nblk));
     int32_t* qsum = scratch<int32_t>(kBlockSums, size_t(rows * nblk));
-    quantize_blocks(active_isa(), a, rows, xq, d, qsum, serial, true);
+    quantize_blocks(active_isa(), a, rows, xq, d, qsum, serial, p_.storage == 4);  // 8-bit codes: natural order
     run_blocks(rows, p_.n, p_.tiles / 2, serial, bias, e, y, yb, [&](int64_t b, float* c, int64_t ldc) {
       K.gemm_a8(w, xq, kp, d, qsum, nblk, rows, b, c, ldc);
     });
@@ -428,6 +433,8 @@ class W8A8Weight final : public QuantPackedWeight {
   std::shared_ptr<QuantPackedWeight> with_compute(ComputeType c) const override {
     return std::make_shared<W8A8Weight>(sp_, o_, c);
   }
+  const W8A8Packed& packed() const { return p_; }
+  const W8A8Options& options() const { return o_; }
   void dequantize(float* w) const override {
     for (int64_t o = 0; o < p_.n; ++o)
       for (int64_t i = 0; i < p_.k; ++i) w[o * p_.k + i] = p_.scale[size_t(o)] * float(p_.weight(o, i));
@@ -478,7 +485,109 @@ class W8A8Weight final : public QuantPackedWeight {
   ComputeType c_;
 };
 
+// ---- stacking (q|k|v, gate|up) ----------------------------------------------------------------------
+
+// The parts' bytes one after the other, and each part again as a view into them (`views`).
+AlignedBytes concat(const std::vector<const AlignedBytes*>& parts, std::vector<AlignedBytes>& views) {
+  size_t total = 0;
+  for (const AlignedBytes* b : parts) total += b->size();
+  AlignedBytes all(total);
+  size_t off = 0;
+  for (const AlignedBytes* b : parts) {
+    if (b->size()) std::memcpy(all.data() + off, b->data(), b->size());
+    views.push_back(all.view(off, b->size()));
+    off += b->size();
+  }
+  return all;
+}
+
+bool same_input_layout(const QPacked& a, const QPacked& b) {
+  return a.k == b.k && a.kp == b.kp && a.bits == b.bits && a.storage == b.storage && a.min_form == b.min_form &&
+         a.zero_const == b.zero_const && (!a.zero_const || a.zero_value == b.zero_value) && a.scale_f16 == b.scale_f16 &&
+         a.groups == b.groups && a.chunk_group == b.chunk_group && a.perm == b.perm;
+}
+
+// Every member but the last fills whole 32-output blocks (tiles are padded to an even count).
+template <class P>
+bool whole_blocks(const std::vector<const P*>& ps) {
+  for (size_t i = 0; i + 1 < ps.size(); ++i)
+    if (ps[i]->n % (2 * kQTileN)) return false;
+  return true;
+}
+
+QuantStack stack_qgemm(const std::vector<const QGemmWeight*>& ws, ComputeType c) {
+  std::vector<const QPacked*> ps;
+  for (const QGemmWeight* w : ws) {
+    if (!same_input_layout(w->packed(), ws[0]->packed()) || w->acts() != ws[0]->acts()) return {};
+    ps.push_back(&w->packed());
+  }
+  if (!whole_blocks(ps)) return {};
+  // Tiles are the outer index of codes, hbits, scales and zeros: each member is one contiguous range.
+  std::vector<const AlignedBytes*> codes, hbits, scales, zeros;
+  auto st = std::make_shared<QPacked>(*ps[0]);  // the input layout (codes replaced below)
+  st->n = st->tiles = 0;
+  for (const QPacked* p : ps) {
+    st->n += p->n;
+    st->tiles += p->tiles;
+    codes.push_back(&p->codes), hbits.push_back(&p->hbits), scales.push_back(&p->scales), zeros.push_back(&p->zeros);
+  }
+  std::vector<AlignedBytes> vc, vh, vs, vz;
+  st->codes = concat(codes, vc), st->hbits = concat(hbits, vh), st->scales = concat(scales, vs), st->zeros = concat(zeros, vz);
+  QuantStack r;
+  r.stacked = std::make_shared<QGemmWeight>(st, c, ws[0]->acts());
+  for (size_t i = 0; i < ps.size(); ++i) {
+    auto m = std::make_shared<QPacked>(*ps[i]);
+    m->codes = vc[i], m->hbits = vh[i], m->scales = vs[i], m->zeros = vz[i];
+    r.members.push_back(std::make_shared<QGemmWeight>(m, ws[i]->compute(), ws[i]->acts()));
+  }
+  return r;
+}
+
+QuantStack stack_w8a8(const std::vector<const W8A8Weight*>& ws, ComputeType c) {
+  std::vector<const W8A8Packed*> ps;
+  const W8A8Options& o = ws[0]->options();
+  for (const W8A8Weight* w : ws) {
+    const W8A8Packed& p = w->packed();
+    if (p.k != ws[0]->packed().k || w->options().act != o.act || w->options().static_scale != o.static_scale) return {};
+    ps.push_back(&p);
+  }
+  if (!whole_blocks(ps)) return {};
+  std::vector<const AlignedBytes*> parts;
+  auto st = std::make_shared<W8A8Packed>();
+  st->k = ps[0]->k, st->kq = ps[0]->kq;
+  for (const W8A8Packed* p : ps) {
+    st->n += p->n;
+    st->tiles += p->tiles;
+    parts.push_back(&p->w);
+    st->scale.insert(st->scale.end(), p->scale.begin(), p->scale.end());
+    st->colsum.insert(st->colsum.end(), p->colsum.begin(), p->colsum.end());
+  }
+  std::vector<AlignedBytes> views;
+  st->w = concat(parts, views);
+  QuantStack r;
+  r.stacked = std::make_shared<W8A8Weight>(st, o, c);
+  for (size_t i = 0; i < ps.size(); ++i) {
+    auto m = std::make_shared<W8A8Packed>(*ps[i]);
+    m->w = views[i];
+    r.members.push_back(std::make_shared<W8A8Weight>(m, o, ws[i]->compute()));
+  }
+  return r;
+}
+
 }  // namespace
+
+QuantStack stack_quantized(const std::vector<const QuantPackedWeight*>& members, ComputeType c) {
+  if (members.size() < 2) return {};
+  std::vector<const QGemmWeight*> q;
+  std::vector<const W8A8Weight*> w8;
+  for (const QuantPackedWeight* m : members) {
+    if (auto* a = dynamic_cast<const QGemmWeight*>(m)) q.push_back(a);
+    else if (auto* b = dynamic_cast<const W8A8Weight*>(m)) w8.push_back(b);
+  }
+  if (q.size() == members.size()) return stack_qgemm(q, c);
+  if (w8.size() == members.size()) return stack_w8a8(w8, c);
+  return {};
+}
 
 std::shared_ptr<QuantPackedWeight> pack_quantized(QPacked p, ComputeType c, QActs acts) {
   return std::make_shared<QGemmWeight>(std::make_shared<const QPacked>(std::move(p)), c, acts);
@@ -611,6 +720,31 @@ void qgemm_ref(const float* x, int64_t rows, const QPacked& w, ComputeType c, co
   if (c == ComputeType::BF16 && !(acts == QActs::Int8 && exact_int8_acts))
     for (auto& v : xr) v = round_bf16(v);
   gemm_xwt_ref(xr.data(), rows, w.k, wf.data(), w.n, bias, y);
+}
+
+void qgemm_int8_blocks_ref(const float* x, int64_t rows, const QPacked& w, float* y) {
+  if (!w.blocks32_aligned()) throw ArgError("qgemm_int8_blocks_ref: groups must span whole blocks of 32 inputs");
+  const int64_t nblk = w.kp / 32;
+  std::vector<float> xp(static_cast<size_t>(w.kp)), d(static_cast<size_t>(nblk));
+  std::vector<int8_t> q(size_t(w.kp));
+  std::vector<int32_t> qs(static_cast<size_t>(nblk));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < w.kp; ++i) xp[size_t(i)] = source_col(w, i) < 0 ? 0.0f : x[r * w.k + source_col(w, i)];
+    if (!quantize_blocks_int8_ref(xp.data(), w.kp, q.data(), d.data(), qs.data()))
+      throw ArgError("qgemm_int8_blocks_ref: non-finite activation");
+    for (int64_t o = 0; o < w.n; ++o) {
+      float acc = 0.0f;
+      for (int64_t b = 0; b < nblk; ++b) {
+        int32_t sum = 0;
+        for (int64_t i = 32 * b; i < 32 * b + 32; ++i) sum += int32_t(q[size_t(i)]) * int32_t(w.code(o, i));
+        const int64_t g = w.chunk_group[size_t(4 * b)];
+        const float f = float(sum), qb = float(qs[size_t(b)]), db = d[size_t(b)];
+        const float s = w.scale(o, g), z = w.zero(o, g);
+        acc = w.min_form ? std::fma(db, std::fma(s, f, z * qb), acc) : std::fma(s * db, std::fma(-z, qb, f), acc);
+      }
+      y[r * w.n + o] = acc;
+    }
+  }
 }
 
 void w8a8_gemm_ref(const float* x, int64_t rows, const W8A8Packed& w, const W8A8Options& o, const float* bias, float* y) {

@@ -22,6 +22,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kernels/gemm.h"
 #include "kernels/qpack.h"
@@ -46,23 +47,39 @@ class QuantPackedWeight : public PackedWeight {
 
 // Activations of the group-quantized kinds.
 //  Float: f32, or bf16 (ComputeType::BF16), as above.
-//  Int8 (W4A8; opt-in; codes of <= 4 bits): each row's activations are quantized in blocks of 32
-//    packed inputs (groups are padded to multiples of 32): d_b = absmax_b / 127, q = round-half-
-//    even(x / d_b), and the product is x'·Wᵀ with x' = d_b·q — llama.cpp's arithmetic for Q4
-//    weights (Q8_0 activations; it stores d_b in f16 and rounds halves away from zero). The int8
-//    activations multiply the 4-bit codes exactly (vpdpbusd: twice the products per instruction of
-//    vdpbf16ps, half the instructions per byte of weights) in decode (AVX-512, AVX2) and prefill
-//    (AVX-512); elsewhere the W4A16 kernels run on x'.
+//  Int8 (W4A8 / W8A8 by groups; opt-in; codes stored in 4 or 8 bits): each row's activations are
+//    quantized in blocks of 32 packed inputs (groups are padded to multiples of 32): d_b =
+//    absmax_b / 127, q = round-half-even(x / d_b), and the product is x'·Wᵀ with x' = d_b·q —
+//    llama.cpp's arithmetic for Q4_0/Q8_0 weights (Q8_0 activations; it stores d_b in f16 and
+//    rounds halves away from zero). The int8 activations multiply the codes exactly (vpdpbusd:
+//    twice the products per instruction of vdpbf16ps) in decode (4-bit codes: AVX-512, AVX2;
+//    8-bit codes: AVX-512) and prefill (AVX-512); elsewhere the W4A16/W8A16 kernels run on x'.
 enum class QActs { Float, Int8 };
 
 // W4A16 / W8A16 from codes (calq's QuantizedWeight, GPTQ/AWQ after unpacking) or GGUF blocks.
-// UnsupportedError for QActs::Int8 with codes of more than 4 bits (or a QPacked whose groups do not
-// span whole blocks of 32: build it with qpack_codes(..., 32)).
+// UnsupportedError for QActs::Int8 with 5-bit storage (GGUF Q5_0/Q5_1), or a QPacked whose groups
+// do not span whole blocks of 32 (build it with qpack_codes(..., 32)).
 std::shared_ptr<QuantPackedWeight> pack_quantized(const QuantCodesView& w, ComputeType c, const char* what = "weight",
                                                   QActs acts = QActs::Float);
 std::shared_ptr<QuantPackedWeight> pack_quantized(QPacked p, ComputeType c, QActs acts = QActs::Float);
 std::shared_ptr<QuantPackedWeight> pack_ggml(ggml::Type t, const void* data, int64_t n, int64_t k, ComputeType c,
                                              const char* what = "weight", QActs acts = QActs::Float);
+
+// Quantized weights that read the same input (q|k|v, gate|up) stacked by rows into one weight:
+// output columns [0, n_0) are members[0]'s, the next n_1 members[1]'s, and so on. Each output
+// column is computed by the same kernels over the same codes and the same activations as in its
+// member, so the stacked product equals the members' products bitwise, decode and prefill. The
+// stacked weight holds the only copy of the codes: `members` are the members again as views into
+// it, to replace them (their own copies are then freed). Stackable: the same kind (group-quantized
+// or W8A8) with the same input size, input order (groups, act-order permutation), storage, scale
+// and zero-point forms, activation mode (QActs, W8A8Options); every member but the last with a
+// multiple of 32 outputs (the kernels' block of outputs, so no member's block straddles another's).
+// Otherwise `stacked` is null. `c`: the stacked weight's compute type (the members keep theirs).
+struct QuantStack {
+  std::shared_ptr<QuantPackedWeight> stacked;
+  std::vector<std::shared_ptr<QuantPackedWeight>> members;
+};
+QuantStack stack_quantized(const std::vector<const QuantPackedWeight*>& members, ComputeType c);
 
 // W8A8 activation quantization.
 enum class W8A8Act { PerToken, PerTensorStatic };
@@ -103,6 +120,12 @@ bool gemv_onednn_blocked(const void* w, ComputeType c, int64_t n, int64_t k, con
 // kernels multiply).
 void qgemm_ref(const float* x, int64_t rows, const QPacked& w, ComputeType c, const float* bias, float* y,
                bool bf16_weights = false, QActs acts = QActs::Float, bool exact_int8_acts = false);
+// QActs::Int8 in the int8 kernels' own arithmetic, scalar: activations gathered and quantized per
+// block (quantize_blocks_int8_ref), the exact int32 block sums Σ q·code, then per block, in block
+// order, y = fma(s·d_b, Σ − z·qsum_b, y) (− z·qsum_b fused: fma(−z, qsum_b, Σ)), or for min-form
+// groups y = fma(d_b, fma(s, Σ, m·qsum_b), y). No bias. Bitwise what every int8 kernel computes
+// (decode with 4-bit codes on AVX2/AVX-512; AVX-512 with 4- or 8-bit codes at any row count).
+void qgemm_int8_blocks_ref(const float* x, int64_t rows, const QPacked& w, float* y);
 // y = (float(Σ xq·w) · sx) · sw + bias, xq and sx from quantize_act_int8.
 void w8a8_gemm_ref(const float* x, int64_t rows, const W8A8Packed& w, const W8A8Options& o, const float* bias, float* y);
 

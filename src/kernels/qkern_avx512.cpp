@@ -632,8 +632,72 @@ void tile_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const i
   }
 }
 
+// W8A8 with 8-bit codes (GGUF Q8_0, W8 groups; QActs::Int8 as llama.cpp multiplies Q8_0 weights):
+// R rows × 32 outputs. A chunk's 128 bytes hold pair p (inputs 2p, 2p + 1) of output j at word
+// 16p + j; one vpermw per 64 bytes interleaves the words of pairs (0, 1) and (2, 3) into dword j =
+// output j's inputs 0 1 2 3 (4 5 6 7): the u8 operand of vpdpbusd against the natural-order
+// activations' dword broadcast. Codes are u8 (w = s·(code − z)); the per-block sums are exact
+// int32 (|Σ| <= 255·127·32), then the same f32 steps as tile_a8: y += (s·d_b)·(Σ q·code − z·qsum_b).
+template <int R>
+void tile_a8_s8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk,
+                int64_t block, float* c, int64_t ldc) {
+  const int64_t tile0 = 2 * block;
+  const uint8_t* cp0 = w.codes + tile0 * w.chunks * 128;
+  const uint8_t* cp1 = cp0 + w.chunks * 128;
+  const __m512i inter = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
+                                         5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  __m512 fy[R][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) fy[r][0] = fy[r][1] = _mm512_setzero_ps();
+  int32_t g = -1;
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, z0 = s0, z1 = s0;
+  for (int64_t blk = 0; blk < nblk; ++blk) {
+    __m512i acc[R][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int cc = 0; cc < 4; ++cc) {
+      const int64_t ch = 4 * blk + cc;
+      const __m512i lo0 = _mm512_permutexvar_epi16(inter, _mm512_load_si512(cp0 + ch * 128));
+      const __m512i hi0 = _mm512_permutexvar_epi16(inter, _mm512_load_si512(cp0 + ch * 128 + 64));
+      const __m512i lo1 = _mm512_permutexvar_epi16(inter, _mm512_load_si512(cp1 + ch * 128));
+      const __m512i hi1 = _mm512_permutexvar_epi16(inter, _mm512_load_si512(cp1 + ch * 128 + 64));
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const __m512i xa = _mm512_set1_epi32(int(load_u32(xq + r * ldq + ch * 8)));
+        const __m512i xb = _mm512_set1_epi32(int(load_u32(xq + r * ldq + ch * 8 + 4)));
+        acc[r][0] = dpbusd(dpbusd(acc[r][0], lo0, xa), hi0, xb);
+        acc[r][1] = dpbusd(dpbusd(acc[r][1], lo1, xa), hi1, xb);
+      }
+    }
+    if (w.chunk_group[4 * blk] != g) {
+      g = w.chunk_group[4 * blk];
+      s0 = load_scales(w, tile0, g), s1 = load_scales(w, tile0 + 1, g);
+      z0 = load_zeros(w, tile0, g), z1 = load_zeros(w, tile0 + 1, g);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 db = _mm512_set1_ps(d[r * nblk + blk]), qb = _mm512_set1_ps(float(qsum[r * nblk + blk]));
+      const __m512 f0 = _mm512_cvtepi32_ps(acc[r][0]), f1 = _mm512_cvtepi32_ps(acc[r][1]);
+      fy[r][0] = _mm512_fmadd_ps(_mm512_mul_ps(s0, db), _mm512_fnmadd_ps(z0, qb, f0), fy[r][0]);
+      fy[r][1] = _mm512_fmadd_ps(_mm512_mul_ps(s1, db), _mm512_fnmadd_ps(z1, qb, f1), fy[r][1]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    _mm512_storeu_ps(c + r * ldc, fy[r][0]);
+    _mm512_storeu_ps(c + r * ldc + 16, fy[r][1]);
+  }
+}
+
 void gemm_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int64_t rows,
              int64_t block, float* c, int64_t ldc) {
+  if (w.storage == 8) {
+    run_rows<6>(rows, [&](auto R, int64_t r) {
+      tile_a8_s8<decltype(R)::value>(w, xq + r * ldq, ldq, d + r * nblk, qsum + r * nblk, nblk, block, c + r * ldc, ldc);
+    });
+    return;
+  }
   run_rows<6>(rows, [&](auto R, int64_t r) {
     tile_a8<decltype(R)::value>(w, xq + r * ldq, ldq, d + r * nblk, qsum + r * nblk, nblk, block, c + r * ldc, ldc);
   });

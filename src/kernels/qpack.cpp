@@ -20,9 +20,19 @@ namespace calq {
 AlignedBytes::AlignedBytes(size_t n) : n_(n) {
   if (n == 0) return;
   const size_t rounded = (n + 63) / 64 * 64;
-  p_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, rounded)));
-  if (!p_) throw std::bad_alloc();
-  std::memset(p_.get(), 0, rounded);
+  auto* raw = static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
+  if (!raw) throw std::bad_alloc();
+  p_.reset(raw, [](uint8_t* b) { std::free(b); });
+  std::memset(raw, 0, rounded);
+}
+
+AlignedBytes AlignedBytes::view(size_t offset, size_t n) const {
+  if (offset + n > n_) throw ArgError("AlignedBytes::view: bytes [" + std::to_string(offset) + ", " +
+                                      std::to_string(offset + n) + ") outside " + std::to_string(n_));
+  AlignedBytes v;
+  if (n) v.p_ = std::shared_ptr<uint8_t>(p_, p_.get() + offset);  // aliasing: shares the owner
+  v.n_ = n;
+  return v;
 }
 
 namespace {

@@ -48,7 +48,10 @@ struct QuantCodesView {
   int group_size = -1;             // when g_idx is null; -1: one group per row
 };
 
-// 64-byte aligned, zero-initialised bytes.
+// 64-byte aligned, zero-initialised bytes, or a view of some of another AlignedBytes' bytes that
+// shares their ownership (the members of a stacked weight, qgemm.h stack_quantized, point into the
+// stacked codes instead of keeping their own copy). Copies share the bytes (they are written only
+// while a weight is being packed).
 class AlignedBytes {
  public:
   AlignedBytes() = default;
@@ -56,12 +59,11 @@ class AlignedBytes {
   uint8_t* data() { return p_.get(); }
   const uint8_t* data() const { return p_.get(); }
   size_t size() const { return n_; }
+  // Bytes [offset, offset + n) (offset a multiple of 64 keeps them aligned), kept alive by the view.
+  AlignedBytes view(size_t offset, size_t n) const;
 
  private:
-  struct Free {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
-  std::unique_ptr<uint8_t, Free> p_;
+  std::shared_ptr<uint8_t> p_;
   size_t n_ = 0;
 };
 

@@ -1,5 +1,7 @@
 #include "model/decoder.h"
 
+#include <omp.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -428,9 +430,13 @@ void Decoder::mlp_into(int i, const float* xn, int64_t rows, Observer* obs, Scra
     linear_forward(L.down, g, rows, out, compute_, accumulate);
     return;
   }
+  const bool bf = compute_ == ComputeType::BF16;
+  if (auto f = fused_quantized_linear({&L.gate, &L.up}, compute_)) {
+    gated_mlp_stacked(L, *f, xn, rows, obs, s, out, accumulate);
+    return;
+  }
   // up = x·Wuᵀ, then the gate GEMM with act(·) ⊙ up fused as its epilogue (no separate pass over
   // the [rows, intermediate] products). In bf16 the input is converted once for both GEMMs.
-  const bool bf = compute_ == ComputeType::BF16;
   const uint16_t* x16 = nullptr;
   if (bf) {
     s.x16.resize(size_t(rows * cfg_.hidden_size));
@@ -460,6 +466,40 @@ void Decoder::mlp_into(int i, const float* xn, int64_t rows, Observer* obs, Scra
   }
   float* g = Scratch::get(s.act, rows * I);
   gemm_packed_ex(xf, x16, rows, L.gate.packed(compute_), gb, gated, g);
+  observe_input(obs, L.down, g, rows);
+  linear_forward(L.down, g, rows, out, compute_, accumulate);
+}
+
+// Quantized gate|up as one product on their stacked codes ([rows, 2·I]: gate | up), then the
+// same element-wise steps as the gated epilogue of the unfused path, in its order (bf16: up
+// rounded to bf16 first, as the unfused path stores it), so both give the same bits.
+void Decoder::gated_mlp_stacked(const DecoderLayer& L, const FusedLinear& f, const float* xn, int64_t rows,
+                                Observer* obs, Scratch& s, float* out, bool accumulate) const {
+  const int64_t I = cfg_.intermediate_size;
+  const ActKind act = act_kind(cfg_.act);
+  const bool bf = compute_ == ComputeType::BF16;
+  float* gu = Scratch::get(s.gu, rows * 2 * I);
+  gemm_packed(xn, rows, *f.packed, f.bias.empty() ? nullptr : f.bias.data(), gu);
+  const float* db = L.down.bias.defined() ? L.down.bias.f32() : nullptr;
+  // Nobody needs the f32 activations (as in mlp_into): bf16 straight into the down GEMM's input.
+  const bool to_bf16 = bf && !(obs && obs->wants(L.down.name)) && !L.down.input_transform;
+  float* g = to_bf16 ? nullptr : Scratch::get(s.act, rows * I);
+  if (to_bf16) s.act16.resize(size_t(rows * I));
+  // Element-wise, so any split across threads gives the same bits.
+#pragma omp parallel for schedule(static) if (rows > 1 && !omp_in_parallel())
+  for (int64_t r = 0; r < rows; ++r) {
+    float* gr = gu + r * 2 * I;
+    float* ur = gr + I;
+    if (bf)
+      for (int64_t j = 0; j < I; ++j) ur[j] = bf16_to_f32(f32_to_bf16(ur[j]));
+    gated_act(gr, ur, I, act);
+    if (to_bf16) f32_to_bf16_n(gr, s.act16.data() + r * I, I);
+    else std::memcpy(g + r * I, gr, size_t(I) * 4);
+  }
+  if (to_bf16) {
+    gemm_packed_bf16(s.act16.data(), rows, L.down.packed(compute_), db, out, accumulate);
+    return;
+  }
   observe_input(obs, L.down, g, rows);
   linear_forward(L.down, g, rows, out, compute_, accumulate);
 }
@@ -676,6 +716,7 @@ size_t Decoder::pack_weights() {
   };
   for (auto& L : layers_) {
     const bool fused = fused_linear({&L->q, &L->k, &L->v}, compute_) != nullptr;  // what attention runs
+    (void)fused_quantized_linear({&L->gate, &L->up}, compute_);  // what the MLP runs (quantized: no copy)
     for (Linear* l : L->linears()) {
       if (fused && (l == &L->q || l == &L->k || l == &L->v)) {
         if (l->drop_float_weight()) src_->release(l->name + ".weight");
@@ -699,9 +740,12 @@ size_t Decoder::resident_weight_bytes() const {
     for (const Linear* l : {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down}) b += l->resident_bytes() + owned(l->bias);
     b += owned(L->attn_norm.weight) + owned(L->mlp_norm.weight) + owned(L->q_norm) + owned(L->k_norm);
   }
-  // The fused q|k|v copies, counted once per layer (the members' resident_bytes() count their own).
-  for (const auto& L : layers_)
-    if (auto f = L->q.fused()) b += f->packed->bytes();
+  // The fused q|k|v (and quantized gate|up) copies, counted once per layer: what they hold beyond
+  // the members' resident_bytes() (a quantized stack holds the members' codes: nothing more).
+  for (const auto& L : layers_) {
+    if (auto f = L->q.fused()) b += f->own_bytes;
+    if (auto f = L->gate.fused()) b += f->own_bytes;
+  }
   b += project_in_.resident_bytes() + project_out_.resident_bytes() + lm_head_.resident_bytes();
   return b;
 }

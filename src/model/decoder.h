@@ -192,6 +192,9 @@ class Decoder {
   // One step of forward_cached (at most the cache's step size).
   Tensor cached_step(const int32_t* ids, int64_t n, KvCache& cache, const ForwardOptions& opt) const;
   void mlp_into(int i, const float* xn, int64_t rows, Observer* obs, Scratch& s, float* out, bool accumulate) const;
+  // The gated MLP on quantized gate|up stacked into one weight (fused_quantized_linear).
+  void gated_mlp_stacked(const DecoderLayer& L, const FusedLinear& f, const float* xn, int64_t rows, Observer* obs,
+                         Scratch& s, float* out, bool accumulate) const;
   void norm_into(const Norm& n, const float* x, int64_t rows, float* y) const;
   // The layer without the output check (locate_non_finite runs it with its probe).
   void run_layer_unchecked(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs) const;

@@ -120,10 +120,80 @@ void Linear::release_packed() const {
   fused_.reset();
 }
 
-std::shared_ptr<const FusedLinear> fused_linear(const std::vector<const Linear*>& m, ComputeType c) {
+// Quantized members: one stacked weight holds the codes, the members become views into it.
+std::shared_ptr<const FusedLinear> fused_quantized_stack(const std::vector<const Linear*>& m, ComputeType c) {
+  std::vector<std::shared_ptr<QuantPackedWeight>> q;
+  std::vector<uint64_t> versions;
+  std::shared_ptr<const FusedLinear> cur;
+  bool same = true;
+  for (size_t i = 0; i < m.size(); ++i) {
+    std::lock_guard<std::mutex> lock(m[i]->mu_);
+    q.push_back(m[i]->quant_);
+    versions.push_back(m[i]->version_);
+    if (i == 0) cur = m[i]->fused_;
+    else same = same && m[i]->fused_ == cur;
+    if (!q.back()) return nullptr;  // replaced by a float weight meanwhile
+  }
+  auto f = std::make_shared<FusedLinear>();
+  f->compute = c;
+  std::vector<std::shared_ptr<QuantPackedWeight>> views;
+  if (same && cur) {  // already stacked, for another compute type: the codes are shared
+    if (cur->compute == c) return cur;
+    f->packed = static_cast<const QuantPackedWeight&>(*cur->packed).with_compute(c);
+  } else {
+    std::vector<const QuantPackedWeight*> ws;
+    for (const auto& w : q) ws.push_back(w.get());
+    QuantStack st = stack_quantized(ws, c);
+    if (!st.stacked) return nullptr;
+    f->packed = st.stacked;
+    views = std::move(st.members);
+  }
+  size_t members_bytes = 0;
+  for (size_t i = 0; i < m.size(); ++i) members_bytes += (views.empty() ? q[i] : views[i])->bytes();
+  f->own_bytes = f->packed->bytes() > members_bytes ? f->packed->bytes() - members_bytes : 0;
+  bool any_bias = false;
+  for (const Linear* l : m) {
+    f->out += l->out;
+    any_bias = any_bias || l->bias.defined();
+  }
+  if (any_bias) {
+    f->bias.assign(size_t(f->out), 0.0f);
+    int64_t off = 0;
+    for (const Linear* l : m) {
+      if (l->bias.defined()) std::memcpy(f->bias.data() + off, l->bias.f32(), size_t(l->out) * 4);
+      off += l->out;
+    }
+  }
+  // Publish to the members whose weight did not change meanwhile; their own codes go with the
+  // old weight objects (the views hold the same values in the stacked storage).
+  for (size_t i = 0; i < m.size(); ++i) {
+    std::lock_guard<std::mutex> lock(m[i]->mu_);
+    if (m[i]->version_ != versions[i]) continue;
+    if (!views.empty()) {
+      m[i]->quant_ = views[i];
+      m[i]->packed_.reset();
+    }
+    m[i]->fused_ = f;
+  }
+  return f;
+}
+
+std::shared_ptr<const FusedLinear> fused_quantized_linear(const std::vector<const Linear*>& m, ComputeType c) {
   if (m.size() < 2) return nullptr;
   for (const Linear* l : m)
-    if (l->input_transform || l->in != m[0]->in || l->out <= 0 || l->quantized()) return nullptr;
+    if (l->input_transform || l->in != m[0]->in || l->out <= 0 || !l->quantized()) return nullptr;
+  return fused_quantized_stack(m, c);
+}
+
+std::shared_ptr<const FusedLinear> fused_linear(const std::vector<const Linear*>& m, ComputeType c) {
+  if (m.size() < 2) return nullptr;
+  size_t quantized = 0;
+  for (const Linear* l : m) {
+    if (l->input_transform || l->in != m[0]->in || l->out <= 0) return nullptr;
+    quantized += l->quantized() ? 1 : 0;
+  }
+  if (quantized == m.size()) return fused_quantized_stack(m, c);
+  if (quantized) return nullptr;
   // Snapshot each member's weight, version and fused pointer under its own lock.
   std::vector<Tensor> weights;
   std::vector<uint64_t> versions;
@@ -168,6 +238,7 @@ std::shared_ptr<const FusedLinear> fused_linear(const std::vector<const Linear*>
     }
   }
   f->packed = all_bf16 ? pack_weight_bf16(w_bf16.data(), f->out, in, c) : pack_weight(w.data(), f->out, in, c);
+  f->own_bytes = f->packed->bytes();
   // Publish to the members whose weight did not change meanwhile.
   for (size_t i = 0; i < m.size(); ++i) {
     std::lock_guard<std::mutex> lock(m[i]->mu_);

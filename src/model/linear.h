@@ -70,10 +70,13 @@ class Linear {
 
  private:
   friend std::shared_ptr<const FusedLinear> fused_linear(const std::vector<const Linear*>& members, ComputeType c);
+  friend std::shared_ptr<const FusedLinear> fused_quantized_stack(const std::vector<const Linear*>& members, ComputeType c);
   static uint64_t next_version();
   Tensor weight_;
   std::function<Tensor()> fetch_;  // the float weight again, when weight_ was dropped
-  std::shared_ptr<QuantPackedWeight> quant_;
+  // mutable: fused_linear may swap it for a view into a stacked copy of the same codes (the same
+  // weight, logically const).
+  mutable std::shared_ptr<QuantPackedWeight> quant_;
   uint64_t version_ = 0;  // changes on every set_weight()
   mutable std::shared_ptr<PackedWeight> packed_;
   mutable std::shared_ptr<const FusedLinear> fused_;
@@ -82,17 +85,29 @@ class Linear {
 
 // Linears that read the same input (q|k|v, gate|up) run as ONE GEMM on their weights stacked by
 // rows: output columns [0, out_0) belong to members[0], the next out_1 to members[1], and so on.
-// Each member keeps its own weight and name; the fused packed copy is shared by the members and
-// is dropped when any member's weight is replaced (set_weight) or released (release_packed).
+// Each member keeps its own name and weight; the fused copy is shared by the members and is
+// dropped when any member's weight is replaced (set_weight) or released (release_packed).
+//  * Float members: a packed copy of the stacked float weights (the members keep theirs).
+//  * Quantized members (kernels/qgemm.h stack_quantized): the stacked codes are the ONLY copy;
+//    each member's quantized() becomes a view into them (same results, bitwise), so fusing costs
+//    no memory. The stacked product equals the members' products bitwise.
 struct FusedLinear {
   std::shared_ptr<PackedWeight> packed;
   std::vector<float> bias;  // concatenated biases (zeros for members without one); empty if none
   ComputeType compute = ComputeType::F32;
   int64_t out = 0;          // sum of the members' out
+  size_t own_bytes = 0;     // bytes held beyond the members' resident_bytes() (float: the copy)
 };
 // The fused product for `members` (built on first use, thread-safe), or null when they cannot be
-// fused: fewer than two members, an input_transform on any member, or differing input sizes.
+// fused: fewer than two members, an input_transform on any member, differing input sizes, float
+// and quantized members mixed, or quantized weights that do not stack (stack_quantized).
+// A quantized member's weight object is replaced by its view when the stack is built: a caller
+// must not hold a reference from packed() of a member across the first fused_linear call
+// (Decoder::pack_weights builds the stacks at load).
 std::shared_ptr<const FusedLinear> fused_linear(const std::vector<const Linear*>& members, ComputeType c);
+// fused_linear for quantized members only (null for float ones): where a float model gains
+// nothing from a stacked copy (gate|up, whose float path fuses through the GEMM epilogue).
+std::shared_ptr<const FusedLinear> fused_quantized_linear(const std::vector<const Linear*>& members, ComputeType c);
 
 // y [rows, out] = transform(x) [rows, in] · Wᵀ + b  (accumulate: y += ...).
 void linear_forward(const Linear& l, const float* x, int64_t rows, float* y, ComputeType c, bool accumulate = false);

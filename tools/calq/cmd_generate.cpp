@@ -17,7 +17,7 @@ namespace {
 struct Opts {
   std::string model, prompt, tokenizer;
   int n = 32;
-  bool show_ids = false, no_cache = false, bf16 = false, f32 = false;
+  bool show_ids = false, no_cache = false, bf16 = false, f32 = false, int8_acts = false;
   KvQuant kv;
 };
 
@@ -27,6 +27,7 @@ int run(const Opts& o) {
   if (o.bf16) lo.compute = ComputeType::BF16;
   if (o.f32) lo.compute = ComputeType::F32;
   lo.pack = true;  // pack every layer now, so the prefill time is the prefill's
+  if (o.int8_acts) lo.acts = QActs::Int8;
   auto model = load_model(o.model, lo);
   auto tok = Tokenizer::from_path(o.tokenizer.empty() ? o.model : o.tokenizer);
   const std::vector<int32_t> prompt = tok->encode(o.prompt);
@@ -63,6 +64,8 @@ CALQ_REGISTER_COMMAND({{"generate"}, "Greedy text continuation (KV cache; prints
                          app.add_flag("--no-cache", o->no_cache, "recompute the whole sequence per token (reference)");
                          app.add_flag("--bf16", o->bf16, "bf16 activations (f32 accumulation; the default for bf16/f16 and quantized weights)");
                          app.add_flag("--f32", o->f32, "f32 compute (the default for f32 weights)");
+                         app.add_flag("--int8-acts", o->int8_acts,
+                                      "int8 activations in blocks of 32: llama.cpp's arithmetic for GGUF Q4/Q8 weights");
                          evalcmd::add_kv_options(app, o->kv);
                          return [o] { return run(*o); };
                        }});
