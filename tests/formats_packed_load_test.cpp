@@ -133,6 +133,32 @@ TEST(PackedLoad, GgufBlocksRunPacked) {
   }
 }
 
+// --int8-acts (LoadOptions::acts): GGUF Q4_0/Q8_0 run with int8 activations in blocks of 32
+// (llama.cpp's arithmetic), Q5_0 keeps float ones; the logits stay close to the float-activation
+// path's but are not the same numbers.
+TEST(PackedLoad, Int8ActivationsForGgufQ4AndQ8) {
+  const std::string model = data("models/tiny/llama2");
+  for (ggml::Type t : {ggml::Type::Q4_0, ggml::Type::Q8_0, ggml::Type::Q5_0}) {
+    ScratchDir dir("packed_a8");
+    GgufExportOptions o;
+    o.type = t;
+    o.pure = true;
+    export_gguf(model, dir / "m.gguf", o);
+    LoadOptions a8 = opts(false, ComputeType::BF16);
+    a8.acts = QActs::Int8;
+    auto m8 = load_model(dir / "m.gguf", a8), mf = load_model(dir / "m.gguf", opts(false, ComputeType::BF16));
+    const bool int8 = t != ggml::Type::Q5_0;
+    EXPECT_EQ(m8->layer(0).q.quantized()->describe().find("int8 activations") != std::string::npos, int8) << int(t);
+    const Tensor want = fixture_logits(*mf, model);
+    const double scale = max_abs_diff(want, Tensor::zeros(DType::F32, want.shape()));
+    const double d = max_abs_diff(fixture_logits(*m8, model), want);
+    std::printf("%s int8 vs bf16 activations: max |dlogit| %.3g of %.3g\n", ggml::type_name(t).c_str(), d, scale);
+    if (int8) EXPECT_GT(d, 0.0) << int(t);
+    else EXPECT_EQ(d, 0.0);
+    EXPECT_LT(d, 0.05 * scale) << int(t);
+  }
+}
+
 // bf16 compute rounds the activations to bf16 (f32 accumulation): against the f32 path, the float
 // forward's bf16 criterion (docs/performance.md): max |Δlogit| <= 5 % of max |logit|.
 TEST(PackedLoad, Bf16ComputeStaysCloseToTheF32Path) {
