@@ -9,10 +9,7 @@
 #include "kernels/gemm.h"
 
 #include <omp.h>
-#include <sys/mman.h>
 
-#include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <dnnl.hpp>
 #include <list>
@@ -120,43 +117,13 @@ dnnl::matmul::primitive_desc make_pd(int64_t rows, int64_t n, int64_t k, Compute
   return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wmd, dst), attr, cpu_engine());
 }
 
-// Memory for packed weights. Packing writes every byte once into fresh anonymous pages, and at
-// 4 KiB pages the kernel's page faults (and zeroing) cost more than the reorder itself (perf of
-// `calq eval` on an f32 llama-1b: 4.4 GB packed, over a million faults). Buffers of 2 MiB or more
-// are therefore 2 MiB-aligned and advised as transparent huge pages (MADV_HUGEPAGE: honoured when
-// /sys/kernel/mm/transparent_hugepage/enabled is "madvise" or "always"; a no-op otherwise), which
-// cuts the faults 512-fold. The size is rounded up to whole huge pages only for such buffers, so
-// the waste is < 2 MiB per weight of >= 2 MiB (< 0.1 % on a llama-1b). Smaller buffers: 64-byte
-// aligned, as oneDNN allocates its own.
-class PackedBuffer {
- public:
-  static constexpr size_t kHuge = size_t(2) << 20;
-  explicit PackedBuffer(size_t bytes) {
-    const bool huge = bytes >= kHuge;
-    const size_t align = huge ? kHuge : 64;
-    size_ = (std::max<size_t>(bytes, 1) + align - 1) / align * align;
-    p_ = std::aligned_alloc(align, size_);
-    if (!p_) throw std::bad_alloc();
-    if (huge) (void)madvise(p_, size_, MADV_HUGEPAGE);  // advice only: failure leaves 4 KiB pages
-  }
-  ~PackedBuffer() { std::free(p_); }
-  PackedBuffer(const PackedBuffer&) = delete;
-  PackedBuffer& operator=(const PackedBuffer&) = delete;
-  void* data() const { return p_; }
-
- private:
-  void* p_ = nullptr;
-  size_t size_ = 0;
-};
-
 class DnnlPacked final : public PackedWeight {
  public:
   // w: W [n, k] row-major, float32 or (src_bf16) the raw bits of bf16.
   DnnlPacked(const void* w, bool src_bf16, int64_t n, int64_t k, ComputeType c) : n_(n), k_(k), c_(c) {
     const dnnl::memory::desc any({k, n}, dnnl_type(c), tag::any);
     md_ = make_pd(kLayoutRows, n, k, c, false, any).weights_desc();
-    buf_ = std::make_unique<PackedBuffer>(md_.get_size());
-    mem_ = dnnl::memory(md_, cpu_engine(), buf_->data());
+    mem_ = dnnl::memory(md_, cpu_engine());
     // W [n, k] row-major is Wᵀ [k, n] in column-major ("ba") order: the reorder transposes,
     // blocks and (for bf16) rounds to nearest even in one pass.
     dnnl::memory src({{k, n}, src_bf16 ? dt::bf16 : dt::f32, tag::ba}, cpu_engine(), const_cast<void*>(w));
@@ -177,7 +144,6 @@ class DnnlPacked final : public PackedWeight {
   int64_t n_, k_;
   ComputeType c_;
   dnnl::memory::desc md_;
-  std::unique_ptr<PackedBuffer> buf_;  // owns what mem_ points to (declared first: freed after it)
   dnnl::memory mem_;
   bool blocked_ = false;
 };
