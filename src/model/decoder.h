@@ -95,7 +95,10 @@ struct ForwardOptions {
   // [1, rows.size(), ·]. Empty: every row. The last layer then runs its attention on every row
   // (keys and values need all positions) and its o_proj, MLP and the final norm only on these, as
   // llama.cpp does for the positions it returns logits for; each row's arithmetic is the same as
-  // in a full pass (EvalGolden tests: bitwise-equal NLLs). Not with Logits::Last or hidden_states;
+  // in a full pass (EvalGolden tests: bitwise-equal NLLs), given GEMMs whose rows do not depend on
+  // the row count, as oneDNN's AVX-512 kernels (its AVX2 ones differ in the last bits, as batched
+  // windows do: ONEDNN_MAX_CPU_ISA=AVX2 fails these tests and PerplexityDoesNotDependOnBatch
+  // alike). Not with Logits::Last or hidden_states;
   // with an observer every row runs (it sees what a full pass shows) and the rows are picked after.
   std::vector<int64_t> rows;
 };
