@@ -23,7 +23,9 @@
 #                  calq --bf16 on the GGUF itself (packed quantized weights) vs the same file.
 #   CHUNKS=8 CTX=512 THREADS=2.  Env: CALQ_BUILD (default build/), WORK (default out/vs-llama-perplexity
 #   in the checkout, git-ignored, kept between runs so the model is built once; ~7 GB for bf16+f32), CALQ_BATCH
-#   (calq's --batch; default: calq's own), REPS (default 1: each engine REPS times, alternating).
+#   (calq's --batch; default: calq's own), REPS (default 1: each engine REPS times, alternating),
+#   CALQ_BASELINE (a second calq build folder, e.g. of the main branch: run too, before calq, in
+#   every rep, and reported as "calq-base" with its own ratios, for before/after figures from one run).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 llama=${1:-${LLAMA_BIN:-}}
@@ -37,6 +39,8 @@ if [ -z "$llama" ] || [ ! -x "$llama/llama-perplexity" ]; then
   exit 0
 fi
 build=${CALQ_BUILD:-$root/build}
+baseline=${CALQ_BASELINE:-}
+[ -n "$baseline" ] && baseline=$(cd "$baseline" && pwd)
 calq="$build/calq"
 data=${CALQ_DATA:-$root/../shared}
 text="$data/data/wikitext-2-raw/wiki.test.raw"
@@ -85,17 +89,24 @@ for t in "${list[@]}"; do
   batch=()
   [ -n "${CALQ_BATCH:-}" ] && batch=(--batch "$CALQ_BATCH")
   for r in $(seq 1 "$reps"); do
-    l0=$(cut -d' ' -f1 /proc/loadavg)
-    timed "$calq" -t "$threads" eval ppl "$cm" "${cflags[@]}" "${batch[@]}" --data "$text" --ctx "$ctx" \
-      --chunks "$chunks" --protocol llama.cpp --out "$work/calq.json"
-    l1=$(cut -d' ' -f1 /proc/loadavg)
-    cp=$(grep -o '"ppl": *[0-9.e+-]*' "$work/calq.json" | head -1 | sed 's/.*: *//')
-    cs=$(grep -o '"scoring_s": *[0-9.e+-]*' "$work/calq.json" | sed 's/.*: *//')
-    ct=$(div "$tokens" "$cs")
-    cw=$(div "$tokens" "$wall_s")
-    cc=$(div "$tokens" "$cpu_s")
-    printf '%-6s %-10s %9.2f %9.1f %9.1f %12s %12s %12s %s\n' "$t" calq "$cp" "$wall_s" "$cpu_s" "$ct" "$cw" "$cc" "$l0/$l1"
-    rm -f "$work/calq.json"
+    engines=()
+    [ -n "$baseline" ] && engines+=("calq-base:$baseline/calq")
+    engines+=("calq:$calq")
+    for e in "${engines[@]}"; do
+      name=${e%%:*} bin=${e#*:}
+      l0=$(cut -d' ' -f1 /proc/loadavg)
+      timed "$bin" -t "$threads" eval ppl "$cm" "${cflags[@]}" "${batch[@]}" --data "$text" --ctx "$ctx" \
+        --chunks "$chunks" --protocol llama.cpp --out "$work/calq.json"
+      l1=$(cut -d' ' -f1 /proc/loadavg)
+      cp=$(grep -o '"ppl": *[0-9.e+-]*' "$work/calq.json" | head -1 | sed 's/.*: *//')
+      cs=$(grep -o '"scoring_s": *[0-9.e+-]*' "$work/calq.json" | sed 's/.*: *//')
+      ct=$(div "$tokens" "$cs")
+      cw=$(div "$tokens" "$wall_s")
+      cc=$(div "$tokens" "$cpu_s")
+      printf '%-6s %-10s %9.2f %9.1f %9.1f %12s %12s %12s %s\n' "$t" "$name" "$cp" "$wall_s" "$cpu_s" "$ct" "$cw" "$cc" "$l0/$l1"
+      rm -f "$work/calq.json"
+      [ "$name" = calq-base ] && bt=$ct bw=$cw bc=$cc
+    done
 
     l0=$(cut -d' ' -f1 /proc/loadavg)
     timed "$llama/llama-perplexity" -m "$gf" -f "$text" -c "$ctx" --chunks "$chunks" -t "$threads"
@@ -108,6 +119,8 @@ for t in "${list[@]}"; do
     lw=$(div "$tokens" "$wall_s")
     lc=$(div "$tokens" "$cpu_s")
     printf '%-6s %-10s %9.2f %9.1f %9.1f %12s %12s %12s %s\n' "$t" llama.cpp "$lp" "$wall_s" "$cpu_s" "$lt" "$lw" "$lc" "$l0/$l1"
+    [ -n "$baseline" ] &&
+      echo "$t ratio calq-base/llama.cpp: scoring $(div "$bt" "$lt")x, process $(div "$bw" "$lw")x, per CPU-second $(div "$bc" "$lc")x"
     echo "$t ratio calq/llama.cpp: scoring $(div "$ct" "$lt")x, process $(div "$cw" "$lw")x, per CPU-second $(div "$cc" "$lc")x"
   done
 done

@@ -203,6 +203,42 @@ TEST(EvalGolden, PerplexityDoesNotDependOnBatch) {
   }
 }
 
+// The scoring pass runs the last layer's MLP, the final norm and lm_head on the scored rows only
+// (ForwardOptions::rows); the window NLLs are bitwise those of the logits of a full pass (every
+// row, lm_head on all of them). llama.cpp protocol (second halves scored) and GPTQ (all rows but
+// the last), f32 and bf16, two windows per pass.
+TEST(EvalGolden, ScoredRowsOnlyEqualsFullPass) {
+  const std::string dir = test::data("models/stories260K");
+  auto model = load_model(dir);
+  const auto tok = Tokenizer::from_path(dir);
+  const EvalText text = load_eval_text(test::data("data/tinystories/tinystories_val.txt"), TextMode::Raw);
+  const std::vector<int32_t> stream = token_stream(*tok, text.text);
+  for (Protocol p : {Protocol::LlamaCpp, Protocol::Gptq}) {
+    const auto w = make_windows(stream, 256, p, tok->bos_id(), 2);
+    std::vector<int32_t> ids;
+    for (const Window& x : w) ids.insert(ids.end(), x.ids.begin(), x.ids.end());
+    for (ComputeType c : {ComputeType::F32, ComputeType::BF16}) {
+      model->set_compute(c);
+      const Tensor full = model->forward(ids.data(), 2, 256).logits;  // [2, 256, V]
+      const int64_t V = full.dim(2);
+      std::vector<double> want;
+      for (size_t b = 0; b < w.size(); ++b) {
+        double s = 0;
+        for (int64_t t = w[b].first_scored; t + 1 < 256; ++t) {
+          const float* row = full.f32() + (int64_t(b) * 256 + t) * V;
+          s += row_logsumexp(row, V) - double(row[w[b].ids[size_t(t + 1)]]);
+        }
+        want.push_back(s);
+      }
+      DecoderLogits src(*model);
+      PplOptions o;
+      o.batch = 2;
+      EXPECT_EQ(perplexity(src, w, o).window_nll_sum, want)
+          << protocol_name(p) << (c == ComputeType::BF16 ? " bf16" : " f32");
+    }
+  }
+}
+
 TEST(EvalGolden, JobsWriteResults) {
   const std::string m = test::data("models/stories260K");
   const std::string ts = test::data("data/tinystories/tinystories_val.txt");

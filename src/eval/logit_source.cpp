@@ -18,15 +18,17 @@ void DecoderLogits::logits(const int32_t* ids, int64_t batch, int64_t seq, const
   for (int64_t r : rows)
     if (r < 0 || r >= total) throw ArgError("DecoderLogits: row index out of range");
   ForwardOptions fo;
-  fo.logits = ForwardOptions::Logits::None;  // final hidden states only; lm_head runs below on `rows`
+  // Final hidden states of `rows` only (the last layer's MLP and the final norm skip the others);
+  // lm_head runs below on them, chunk_rows at a time.
+  fo.logits = ForwardOptions::Logits::None;
+  fo.rows = rows;
   fo.kv = kv_;
-  const Tensor fh = m_.forward(ids, batch, seq, fo).last_hidden_state;
+  const Tensor fh = m_.forward(ids, batch, seq, fo).last_hidden_state;  // [1, rows.size(), H]
   const int64_t H = fh.dim(2);
   for (size_t c = 0; c < rows.size(); c += size_t(chunk_)) {
     const size_t n = std::min(rows.size() - c, size_t(chunk_));
     Tensor part = Tensor::empty(DType::F32, {int64_t(n), H});
-    for (size_t i = 0; i < n; ++i)
-      std::memcpy(part.f32_mut() + int64_t(i) * H, fh.f32() + rows[c + i] * H, size_t(H) * sizeof(float));
+    std::memcpy(part.f32_mut(), fh.f32() + int64_t(c) * H, n * size_t(H) * sizeof(float));
     const Tensor lg = m_.lm_logits(part);
     sink(lg.f32(), int64_t(n), rows.data() + c);
   }

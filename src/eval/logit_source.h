@@ -39,8 +39,9 @@ class DecoderLogits final : public LogitSource {
   void set_kv_quant(const KvQuant& kv) { kv_ = kv; }
   int64_t vocab_size() const override;
   int64_t max_length() const override;
-  // Decoder::forward over the whole block without logits (its final hidden states), then lm_head
-  // only on the requested rows, chunk_rows at a time.
+  // Decoder::forward over the whole block with ForwardOptions::rows = `rows` and no logits (the
+  // last layer's MLP and the final norm run on those rows only), then lm_head on them, chunk_rows
+  // at a time.
   void logits(const int32_t* ids, int64_t batch, int64_t seq, const std::vector<int64_t>& rows,
               const RowSink& sink) const override;
 

@@ -71,6 +71,18 @@ Tensor fetch(const TensorSource& src, const std::string& name, const Shape& want
 
 Tensor new_rows(int64_t rows, int64_t cols) { return Tensor::empty(DType::F32, {rows, cols}); }
 
+// dst[j] = src row keep[j] ([rows, cols] row-major, keep.size() rows out).
+void gather_rows(const float* src, int64_t cols, const std::vector<int64_t>& keep, float* dst) {
+  for (size_t j = 0; j < keep.size(); ++j)
+    std::memcpy(dst + int64_t(j) * cols, src + keep[j] * cols, size_t(cols) * sizeof(float));
+}
+
+Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& keep) {
+  Tensor r = new_rows(int64_t(keep.size()), t.dim(1));
+  gather_rows(t.f32(), t.dim(1), keep, r.f32_mut());
+  return r;
+}
+
 }  // namespace
 
 std::unique_ptr<Decoder> Decoder::load(const std::string& dir, ComputeType compute) {
@@ -273,7 +285,7 @@ Tensor Decoder::embed(const int32_t* ids, int64_t batch, int64_t seq) const {
 // not allocate (and page-fault) fresh megabytes per linear layer. Freed when the pass ends.
 struct Decoder::Scratch {
   KvQuant kv;  // ForwardOptions::kv of the pass
-  Tensor xn, qkv, attn, gu, act;
+  Tensor xn, qkv, attn, gu, act, attn_keep, xn_keep;
   std::vector<uint16_t> x16, up16, act16;
   std::vector<int32_t> pos;
   static float* get(Tensor& t, int64_t n) {
@@ -327,7 +339,7 @@ void head_layer_norm(float* x, int64_t rows, int64_t ld, int heads, int hd, cons
 }  // namespace
 
 void Decoder::attention_into(int i, const float* xn, int64_t batch, int64_t seq, Observer* obs, Scratch& s,
-                             float* out, bool accumulate, KvCache* cache) const {
+                             float* out, bool accumulate, KvCache* cache, const std::vector<int64_t>* keep) const {
   const ModelConfig& c = cfg_;
   const DecoderLayer& L = layer(i);
   const int64_t rows = batch * seq, qd = c.q_dim(), kvd = c.kv_dim(), w = qd + 2 * kvd;
@@ -399,6 +411,13 @@ void Decoder::attention_into(int i, const float* xn, int64_t batch, int64_t seq,
   d.bf16 = compute_ == ComputeType::BF16;
   d.q_ld = qld, d.k_ld = kld, d.v_ld = vld;
   attention(q, k, v, a, d);
+  if (keep) {  // o_proj on the kept rows only (their attention outputs gathered in order)
+    float* ak = Scratch::get(s.attn_keep, int64_t(keep->size()) * qd);
+    gather_rows(a, qd, *keep, ak);
+    observe_input(obs, L.o, ak, int64_t(keep->size()));
+    linear_forward(L.o, ak, int64_t(keep->size()), out, compute_, accumulate);
+    return;
+  }
   observe_input(obs, L.o, a, rows);
   linear_forward(L.o, a, rows, out, compute_, accumulate);
 }
@@ -559,6 +578,36 @@ void Decoder::run_layer(int i, Tensor& h, int64_t batch, int64_t seq, Observer* 
   }
 }
 
+// The same steps as run_layer, with the residual stream of the kept rows gathered before o_proj
+// adds into it: every kept row sees the same operations on the same values as in a full pass.
+void Decoder::run_layer_rows(int i, Tensor& h, int64_t batch, int64_t seq, const std::vector<int64_t>& keep,
+                             Scratch& s) const {
+  const DecoderLayer& L = layer(i);
+  const int64_t rows = h.dim(0), m = int64_t(keep.size()), H = cfg_.hidden_size;
+  Tensor hk = gather_rows(h, keep);
+  float* hd = hk.f32_mut();
+  if (cfg_.parallel_block) {  // Cohere: h + attn(ln(h)) + mlp(ln(h))
+    float* xn = Scratch::get(s.xn, rows * H);
+    norm_into(L.attn_norm, h.f32(), rows, xn);
+    attention_into(i, xn, batch, seq, nullptr, s, hd, true, nullptr, &keep);
+    float* xk = Scratch::get(s.xn_keep, m * H);
+    gather_rows(xn, H, keep, xk);
+    mlp_into(i, xk, m, nullptr, s, hd, true);
+  } else if (cfg_.pre_norm) {
+    float* xn = Scratch::get(s.xn, rows * H);
+    norm_into(L.attn_norm, h.f32(), rows, xn);
+    attention_into(i, xn, batch, seq, nullptr, s, hd, true, nullptr, &keep);
+    norm_into(L.mlp_norm, hd, m, xn);
+    mlp_into(i, xn, m, nullptr, s, hd, true);
+  } else {  // OPT post-LN: q/k/v read every row of h, o_proj adds into the kept ones
+    attention_into(i, h.f32(), batch, seq, nullptr, s, hd, true, nullptr, &keep);
+    norm_into(L.attn_norm, hd, m, hd);
+    mlp_into(i, hd, m, nullptr, s, hd, true);
+    norm_into(L.mlp_norm, hd, m, hd);
+  }
+  h = hk;
+}
+
 Tensor Decoder::final_hidden(const Tensor& h) const {
   Tensor x = cfg_.final_norm ? apply_norm(final_norm_, h) : h.clone();
   if (has_project_) {
@@ -596,19 +645,51 @@ ForwardOutput Decoder::forward(const int32_t* ids, int64_t batch, int64_t seq, c
   if (opt.observer) opt.observer->on_batch(ids, batch, seq);
   Tensor h = embed(ids, batch, seq);
   if (opt.hidden_states) out.hidden_states.push_back(h.clone().reshaped({batch, seq, H}));
+  const bool select = !opt.rows.empty();
+  if (select) {
+    if (opt.logits == ForwardOptions::Logits::Last || opt.hidden_states)
+      throw ArgError("forward: selected rows go with Logits::All or None and without hidden states");
+    for (int64_t r : opt.rows)
+      if (r < 0 || r >= batch * seq)
+        throw ArgError("forward: row " + std::to_string(r) + " outside the " + std::to_string(batch * seq) + " rows");
+  }
   Scratch scratch;
   opt.kv.validate(cfg_.head_dim);
   scratch.kv = opt.kv;
   for (int i = 0; i < num_layers(); ++i) {
-    run_layer(i, h, batch, seq, opt.observer, scratch);
+    // The last layer's work after attention only on the wanted rows (not with an observer: it
+    // sees every row of a full pass).
+    const bool trim = select && !opt.observer && i + 1 == num_layers();
+    if (trim)
+      run_layer_rows(i, h, batch, seq, opt.rows, scratch);
+    else
+      run_layer(i, h, batch, seq, opt.observer, scratch);
     if (find_non_finite(h.f32(), size_t(h.numel())) >= 0) {  // failure path: rebuild layer i's input
       Tensor x = embed(ids, batch, seq);
       for (int j = 0; j < i; ++j) run_layer_unchecked(j, x, batch, seq, nullptr);
+      if (trim) {  // report on the full layer output (positions as in a full pass)
+        h = x.clone();
+        run_layer_unchecked(i, h, batch, seq, nullptr);
+        if (find_non_finite(h.f32(), size_t(h.numel())) < 0)
+          throw NonFiniteError("layer " + std::to_string(i) + " (" + names_.layer(i) +
+                               ") produced non-finite activations (not reproduced when re-run on every row)");
+      }
       throw_non_finite_layer(i, x, batch, seq, h);
     }
     const std::string mod = names_.layer(i);
     if (opt.observer && opt.observer->wants(mod)) opt.observer->on_layer_output(mod, i, h.f32(), h.dim(0), H);
     if (opt.hidden_states) out.hidden_states.push_back(h.clone().reshaped({batch, seq, H}));
+  }
+  if (select && h.dim(0) != int64_t(opt.rows.size())) h = gather_rows(h, opt.rows);  // observer: all rows ran
+  if (select) {
+    Tensor fh = final_hidden(h);
+    const int64_t m = fh.dim(0);
+    if (opt.logits == ForwardOptions::Logits::None) {
+      out.last_hidden_state = fh.reshaped({1, m, fh.dim(1)});
+      return out;
+    }
+    out.logits = lm_logits(fh, opt.observer).reshaped({1, m, cfg_.vocab_size});
+    return out;
   }
   if (opt.logits == ForwardOptions::Logits::Last && !opt.hidden_states) {
     Tensor last = new_rows(batch, H);

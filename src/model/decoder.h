@@ -90,10 +90,21 @@ struct ForwardOptions {
   Observer* observer = nullptr;
   int threads = 0;              // worker threads of this call (kernels/threads.h; 0: the caller's)
   KvQuant kv;                   // simulated KV-cache quantization of every attention layer (off by default)
+  // Only these rows (flat indices b * seq + t, each < batch * seq, any order) are wanted: logits
+  // (with Logits::All) and last_hidden_state (Logits::None) hold them alone, in this order, as
+  // [1, rows.size(), ·]. Empty: every row. The last layer then runs its attention on every row
+  // (keys and values need all positions) and its o_proj, MLP and the final norm only on these, as
+  // llama.cpp does for the positions it returns logits for; each row's arithmetic is the same as
+  // in a full pass (EvalGolden tests: bitwise-equal NLLs), given GEMMs whose rows do not depend on
+  // the row count, as oneDNN's AVX-512 kernels (its AVX2 ones differ in the last bits, as batched
+  // windows do: ONEDNN_MAX_CPU_ISA=AVX2 fails these tests and PerplexityDoesNotDependOnBatch
+  // alike). Not with Logits::Last or hidden_states;
+  // with an observer every row runs (it sees what a full pass shows) and the rows are picked after.
+  std::vector<int64_t> rows;
 };
 
 struct ForwardOutput {
-  Tensor logits;                      // [batch, seq, vocab] (All) or [batch, 1, vocab] (Last)
+  Tensor logits;                      // [batch, seq, vocab] (All), [batch, 1, vocab] (Last), [1, rows, vocab] (rows)
   std::vector<Tensor> hidden_states;  // num_layers + 1 tensors [batch, seq, hidden], before the final norm
   Tensor last_hidden_state;           // final norm (+ OPT project_out) of the last one: lm_head's input
                                       // (also filled when logits == None, for callers that run lm_head
@@ -185,8 +196,12 @@ class Decoder {
   struct Scratch;
   void run_layer(int i, Tensor& h, int64_t batch, int64_t seq, Observer* obs, Scratch& s, KvCache* cache = nullptr) const;
   // With a cache: batch 1, the `seq` rows are positions cache->length() .. + seq - 1.
+  // keep: o_proj runs only on these rows of the attention output (out then has keep->size() rows).
   void attention_into(int i, const float* xn, int64_t batch, int64_t seq, Observer* obs, Scratch& s, float* out,
-                      bool accumulate, KvCache* cache = nullptr) const;
+                      bool accumulate, KvCache* cache = nullptr, const std::vector<int64_t>* keep = nullptr) const;
+  // Layer i with attention on every row of h and the rest on the `keep` rows alone: h becomes
+  // [keep.size(), hidden] (ForwardOptions::rows; no observer).
+  void run_layer_rows(int i, Tensor& h, int64_t batch, int64_t seq, const std::vector<int64_t>& keep, Scratch& s) const;
   void embed_rows(const int32_t* ids, int64_t rows, float* x) const;  // token embeddings, [rows, E]
   void add_positions(float* x, int64_t rows, int64_t seq, int64_t pos0) const;  // OPT learned positions
   // One step of forward_cached (at most the cache's step size).
