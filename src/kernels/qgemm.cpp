@@ -696,6 +696,22 @@ void quantize_act_int8(const float* x, int64_t rows, int64_t k, const W8A8Option
   if (!finite) throw ArgError("W8A8: non-finite activation");
 }
 
+namespace {
+// One activation row gathered into the packed input order (zeros for padding) and quantized in
+// blocks of 32 (quantize_blocks_int8_ref): what the QActs::Int8 references multiply.
+struct RowBlocksInt8 {
+  std::vector<float> xp, d;
+  std::vector<int8_t> q;
+  std::vector<int32_t> qsum;
+  explicit RowBlocksInt8(int64_t kp) : xp(size_t(kp)), d(size_t(kp / 32)), q(size_t(kp)), qsum(size_t(kp / 32)) {}
+  void quantize(const QPacked& w, const float* x_row, const char* who) {
+    for (int64_t i = 0; i < w.kp; ++i) xp[size_t(i)] = source_col(w, i) < 0 ? 0.0f : x_row[source_col(w, i)];
+    if (!quantize_blocks_int8_ref(xp.data(), w.kp, q.data(), d.data(), qsum.data()))
+      throw ArgError(std::string(who) + ": non-finite activation");
+  }
+};
+}  // namespace
+
 void qgemm_ref(const float* x, int64_t rows, const QPacked& w, ComputeType c, const float* bias, float* y, bool bf16_weights,
                QActs acts, bool exact_int8_acts) {
   std::vector<float> wf(size_t(w.n * w.k));
@@ -705,16 +721,11 @@ void qgemm_ref(const float* x, int64_t rows, const QPacked& w, ComputeType c, co
   std::vector<float> xr(x, x + rows * w.k);
   if (acts == QActs::Int8) {  // x' = d_b·q in the packed order, back in the original one
     if (w.kp % 32) throw ArgError("qgemm_ref: int8 activations need kp a multiple of 32");
-    const int64_t nblk = w.kp / 32;
-    std::vector<float> xp(static_cast<size_t>(w.kp)), d(static_cast<size_t>(nblk));
-    std::vector<int8_t> q(size_t(w.kp));
-    std::vector<int32_t> qs(static_cast<size_t>(nblk));
+    RowBlocksInt8 a(w.kp);
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t i = 0; i < w.kp; ++i) xp[size_t(i)] = source_col(w, i) < 0 ? 0.0f : x[r * w.k + source_col(w, i)];
-      if (!quantize_blocks_int8_ref(xp.data(), w.kp, q.data(), d.data(), qs.data()))
-        throw ArgError("qgemm_ref: non-finite activation");
+      a.quantize(w, x + r * w.k, "qgemm_ref");
       for (int64_t i = 0; i < w.kp; ++i)
-        if (source_col(w, i) >= 0) xr[size_t(r * w.k + source_col(w, i))] = d[size_t(i / 32)] * float(q[size_t(i)]);
+        if (source_col(w, i) >= 0) xr[size_t(r * w.k + source_col(w, i))] = a.d[size_t(i / 32)] * float(a.q[size_t(i)]);
     }
   }
   if (c == ComputeType::BF16 && !(acts == QActs::Int8 && exact_int8_acts))
@@ -725,13 +736,12 @@ void qgemm_ref(const float* x, int64_t rows, const QPacked& w, ComputeType c, co
 void qgemm_int8_blocks_ref(const float* x, int64_t rows, const QPacked& w, float* y) {
   if (!w.blocks32_aligned()) throw ArgError("qgemm_int8_blocks_ref: groups must span whole blocks of 32 inputs");
   const int64_t nblk = w.kp / 32;
-  std::vector<float> xp(static_cast<size_t>(w.kp)), d(static_cast<size_t>(nblk));
-  std::vector<int8_t> q(size_t(w.kp));
-  std::vector<int32_t> qs(static_cast<size_t>(nblk));
+  RowBlocksInt8 a(w.kp);
+  const std::vector<int8_t>& q = a.q;
+  const std::vector<float>& d = a.d;
+  const std::vector<int32_t>& qs = a.qsum;
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t i = 0; i < w.kp; ++i) xp[size_t(i)] = source_col(w, i) < 0 ? 0.0f : x[r * w.k + source_col(w, i)];
-    if (!quantize_blocks_int8_ref(xp.data(), w.kp, q.data(), d.data(), qs.data()))
-      throw ArgError("qgemm_int8_blocks_ref: non-finite activation");
+    a.quantize(w, x + r * w.k, "qgemm_int8_blocks_ref");
     for (int64_t o = 0; o < w.n; ++o) {
       float acc = 0.0f;
       for (int64_t b = 0; b < nblk; ++b) {

@@ -120,6 +120,23 @@ void Linear::release_packed() const {
   fused_.reset();
 }
 
+// The members' biases end to end (zeros for a member without one); empty when none has one.
+static std::vector<float> stacked_bias(const std::vector<const Linear*>& m) {
+  bool any_bias = false;
+  int64_t out = 0;
+  for (const Linear* l : m) {
+    out += l->out;
+    any_bias = any_bias || l->bias.defined();
+  }
+  std::vector<float> bias(any_bias ? size_t(out) : 0, 0.0f);
+  int64_t off = 0;
+  for (const Linear* l : m) {
+    if (any_bias && l->bias.defined()) std::memcpy(bias.data() + off, l->bias.f32(), size_t(l->out) * 4);
+    off += l->out;
+  }
+  return bias;
+}
+
 // Quantized members: one stacked weight holds the codes, the members become views into it.
 std::shared_ptr<const FusedLinear> fused_quantized_stack(const std::vector<const Linear*>& m, ComputeType c) {
   std::vector<std::shared_ptr<QuantPackedWeight>> q;
@@ -151,19 +168,8 @@ std::shared_ptr<const FusedLinear> fused_quantized_stack(const std::vector<const
   size_t members_bytes = 0;
   for (size_t i = 0; i < m.size(); ++i) members_bytes += (views.empty() ? q[i] : views[i])->bytes();
   f->own_bytes = f->packed->bytes() > members_bytes ? f->packed->bytes() - members_bytes : 0;
-  bool any_bias = false;
-  for (const Linear* l : m) {
-    f->out += l->out;
-    any_bias = any_bias || l->bias.defined();
-  }
-  if (any_bias) {
-    f->bias.assign(size_t(f->out), 0.0f);
-    int64_t off = 0;
-    for (const Linear* l : m) {
-      if (l->bias.defined()) std::memcpy(f->bias.data() + off, l->bias.f32(), size_t(l->out) * 4);
-      off += l->out;
-    }
-  }
+  for (const Linear* l : m) f->out += l->out;
+  f->bias = stacked_bias(m);
   // Publish to the members whose weight did not change meanwhile; their own codes go with the
   // old weight objects (the views hold the same values in the stacked storage).
   for (size_t i = 0; i < m.size(); ++i) {
@@ -216,7 +222,6 @@ std::shared_ptr<const FusedLinear> fused_linear(const std::vector<const Linear*>
   for (const Tensor& t : weights) all_bf16 = all_bf16 && t.dtype() == DType::BF16;
   std::vector<float> w(all_bf16 ? 0 : size_t(f->out * in));
   std::vector<uint16_t> w_bf16(all_bf16 ? size_t(f->out * in) : 0);
-  bool any_bias = false;
   int64_t row = 0;
   for (size_t i = 0; i < m.size(); ++i) {
     const size_t count = size_t(m[i]->out * in);
@@ -227,16 +232,8 @@ std::shared_ptr<const FusedLinear> fused_linear(const std::vector<const Linear*>
       std::memcpy(w.data() + row * in, wf.f32(), count * 4);
     }
     row += m[i]->out;
-    any_bias = any_bias || m[i]->bias.defined();
   }
-  if (any_bias) {
-    f->bias.assign(size_t(f->out), 0.0f);
-    int64_t off = 0;
-    for (const Linear* l : m) {
-      if (l->bias.defined()) std::memcpy(f->bias.data() + off, l->bias.f32(), size_t(l->out) * 4);
-      off += l->out;
-    }
-  }
+  f->bias = stacked_bias(m);
   f->packed = all_bf16 ? pack_weight_bf16(w_bf16.data(), f->out, in, c) : pack_weight(w.data(), f->out, in, c);
   f->own_bytes = f->packed->bytes();
   // Publish to the members whose weight did not change meanwhile.
