@@ -574,6 +574,33 @@ void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const i
   }
 }
 
+// The f32 steps after one 32-input block's exact int32 sums `acc` (tile_a8, tile_a8_s8): the
+// group's scales and zeros of the two tiles (reloaded when the block starts a new group) and
+// y += (s·d_b)·(Σ q·code − z·qsum_b), or for the min form y += d_b·(s·Σ q·code + m·qsum_b).
+template <int R>
+__attribute__((always_inline)) inline void a8_block_scales(const QW& w, int64_t tile0, int64_t blk,
+                                                           const __m512i (&acc)[R][2], const float* d,
+                                                           const int32_t* qsum, int64_t nblk, int32_t& g,
+                                                           __m512 (&sz)[4], __m512 (&fy)[R][2]) {
+  if (w.chunk_group[4 * blk] != g) {
+    g = w.chunk_group[4 * blk];
+    sz[0] = load_scales(w, tile0, g), sz[1] = load_scales(w, tile0 + 1, g);
+    sz[2] = load_zeros(w, tile0, g), sz[3] = load_zeros(w, tile0 + 1, g);
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m512 db = _mm512_set1_ps(d[r * nblk + blk]), qb = _mm512_set1_ps(float(qsum[r * nblk + blk]));
+    const __m512 f0 = _mm512_cvtepi32_ps(acc[r][0]), f1 = _mm512_cvtepi32_ps(acc[r][1]);
+    if (w.min_form) {
+      fy[r][0] = _mm512_fmadd_ps(db, _mm512_fmadd_ps(sz[0], f0, _mm512_mul_ps(sz[2], qb)), fy[r][0]);
+      fy[r][1] = _mm512_fmadd_ps(db, _mm512_fmadd_ps(sz[1], f1, _mm512_mul_ps(sz[3], qb)), fy[r][1]);
+    } else {
+      fy[r][0] = _mm512_fmadd_ps(_mm512_mul_ps(sz[0], db), _mm512_fnmadd_ps(sz[2], qb, f0), fy[r][0]);
+      fy[r][1] = _mm512_fmadd_ps(_mm512_mul_ps(sz[1], db), _mm512_fnmadd_ps(sz[3], qb, f1), fy[r][1]);
+    }
+  }
+}
+
 // W4A8 prefill: R rows × 32 outputs (2 tiles) straight from the packed codes (no panel: they are
 // already the u8 operand), activations in kernel order (within each chunk 0 4 1 5 2 6 3 7, so a
 // dword broadcast serves a quad). Exact int32 sums per 32-input block, then the block's scales in f32.
@@ -588,7 +615,7 @@ void tile_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const i
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) fy[r][0] = fy[r][1] = _mm512_setzero_ps();
   int32_t g = -1;
-  __m512 s0 = _mm512_setzero_ps(), s1 = s0, z0 = s0, z1 = s0;
+  __m512 sz[4] = {};  // s0 s1 z0 z1 of the current group
   for (int64_t blk = 0; blk < nblk; ++blk) {
     __m512i acc[R][2];
 #pragma GCC unroll 8
@@ -607,23 +634,7 @@ void tile_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const i
         acc[r][1] = dpbusd(dpbusd(acc[r][1], lo1, xa), hi1, xb);
       }
     }
-    if (w.chunk_group[4 * blk] != g) {
-      g = w.chunk_group[4 * blk];
-      s0 = load_scales(w, tile0, g), s1 = load_scales(w, tile0 + 1, g);
-      z0 = load_zeros(w, tile0, g), z1 = load_zeros(w, tile0 + 1, g);
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const __m512 db = _mm512_set1_ps(d[r * nblk + blk]), qb = _mm512_set1_ps(float(qsum[r * nblk + blk]));
-      const __m512 f0 = _mm512_cvtepi32_ps(acc[r][0]), f1 = _mm512_cvtepi32_ps(acc[r][1]);
-      if (w.min_form) {
-        fy[r][0] = _mm512_fmadd_ps(db, _mm512_fmadd_ps(s0, f0, _mm512_mul_ps(z0, qb)), fy[r][0]);
-        fy[r][1] = _mm512_fmadd_ps(db, _mm512_fmadd_ps(s1, f1, _mm512_mul_ps(z1, qb)), fy[r][1]);
-      } else {
-        fy[r][0] = _mm512_fmadd_ps(_mm512_mul_ps(s0, db), _mm512_fnmadd_ps(z0, qb, f0), fy[r][0]);
-        fy[r][1] = _mm512_fmadd_ps(_mm512_mul_ps(s1, db), _mm512_fnmadd_ps(z1, qb, f1), fy[r][1]);
-      }
-    }
+    a8_block_scales<R>(w, tile0, blk, acc, d, qsum, nblk, g, sz, fy);
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
@@ -650,7 +661,7 @@ void tile_a8_s8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, cons
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) fy[r][0] = fy[r][1] = _mm512_setzero_ps();
   int32_t g = -1;
-  __m512 s0 = _mm512_setzero_ps(), s1 = s0, z0 = s0, z1 = s0;
+  __m512 sz[4] = {};  // s0 s1 z0 z1 of the current group
   for (int64_t blk = 0; blk < nblk; ++blk) {
     __m512i acc[R][2];
 #pragma GCC unroll 8
@@ -670,18 +681,7 @@ void tile_a8_s8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, cons
         acc[r][1] = dpbusd(dpbusd(acc[r][1], lo1, xa), hi1, xb);
       }
     }
-    if (w.chunk_group[4 * blk] != g) {
-      g = w.chunk_group[4 * blk];
-      s0 = load_scales(w, tile0, g), s1 = load_scales(w, tile0 + 1, g);
-      z0 = load_zeros(w, tile0, g), z1 = load_zeros(w, tile0 + 1, g);
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const __m512 db = _mm512_set1_ps(d[r * nblk + blk]), qb = _mm512_set1_ps(float(qsum[r * nblk + blk]));
-      const __m512 f0 = _mm512_cvtepi32_ps(acc[r][0]), f1 = _mm512_cvtepi32_ps(acc[r][1]);
-      fy[r][0] = _mm512_fmadd_ps(_mm512_mul_ps(s0, db), _mm512_fnmadd_ps(z0, qb, f0), fy[r][0]);
-      fy[r][1] = _mm512_fmadd_ps(_mm512_mul_ps(s1, db), _mm512_fnmadd_ps(z1, qb, f1), fy[r][1]);
-    }
+    a8_block_scales<R>(w, tile0, blk, acc, d, qsum, nblk, g, sz, fy);
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
