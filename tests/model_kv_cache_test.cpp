@@ -168,6 +168,25 @@ TEST(GenerateCli, CachedAndNoCacheAgree) {
   EXPECT_NE(err.find("decode 23 tokens"), std::string::npos) << err;
 }
 
+// A GGUF file runs with the tokenizer its metadata carries (no --tokenizer): the same text as the
+// folder it was exported from (f32 GGUF: the same weights).
+TEST(GenerateCli, GgufUsesTheTokenizerItCarries) {
+  const std::string gguf = test::temp_path("generate", "stories260K.gguf");
+  std::string out, from_folder, from_gguf;
+  ASSERT_EQ(test::run_command(test::cli() + " export " + test::data("models/stories260K") + " --format gguf --type f32 -o " +
+                                  gguf + " 2>&1",
+                              &out),
+            0)
+      << out;
+  const std::string args = " --prompt \"Once upon a time\" -n 12 --f32 2>/dev/null; }";
+  ASSERT_EQ(test::run_command("{ " + test::cli() + " generate " + test::data("models/stories260K") + args, &from_folder), 0)
+      << from_folder;
+  ASSERT_EQ(test::run_command("{ " + test::cli() + " generate " + gguf + args, &from_gguf), 0) << from_gguf;
+  std::remove(gguf.c_str());
+  EXPECT_EQ(from_gguf, from_folder);
+  EXPECT_NE(from_gguf.find("Once upon a time"), std::string::npos) << from_gguf;
+}
+
 TEST(KvCache, RejectsACacheOfAnotherModel) {
   auto a = Decoder::load(test::data("models/tiny/llama2"));
   auto b = Decoder::load(test::data("models/tiny/mistral"));

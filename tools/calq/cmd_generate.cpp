@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cmd_eval_common.h"
+#include "cmd_stats_common.h"
 #include "command.h"
 #include "eval/generate.h"
 #include "formats/loader.h"
@@ -29,7 +30,8 @@ int run(const Opts& o) {
   lo.pack = true;  // pack every layer now, so the prefill time is the prefill's
   if (o.int8_acts) lo.acts = QActs::Int8;
   auto model = load_model(o.model, lo);
-  auto tok = Tokenizer::from_path(o.tokenizer.empty() ? o.model : o.tokenizer);
+  // A .gguf model carries its tokenizer in its metadata (open_tokenizer reads it from there).
+  auto tok = open_tokenizer(o.tokenizer.empty() ? o.model : o.tokenizer, /*optional=*/false);
   const std::vector<int32_t> prompt = tok->encode(o.prompt);
   if (prompt.empty()) throw ArgError("the prompt encodes to no tokens and the tokenizer adds no BOS");
   eval::GenerateOptions go;
