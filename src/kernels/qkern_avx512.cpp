@@ -300,10 +300,11 @@ void gemv_bf16_tiles(const QW& w, const uint16_t* a, int64_t lda, const float* x
     __m512 sum[R][TB];
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < TB; ++t) sum[r][t] = NA == 2 ? _mm512_add_ps(acc[r][t][0], acc[r][t][NA - 1]) : acc[r][t][0];
-    if (!w.zeros && !w.min_form) {  // one zero point for every group (GGUF Q4_0, symmetric codes)
-      const __m512 zo = _mm512_set1_ps(w.zero_value + 128.0f);
+    if (!w.min_form) {  // zero form (GGUF Q4_0, GPTQ/AWQ codes): group_end's operations, no branch per tile
+      const __m512 zc = _mm512_set1_ps(w.zero_value + 128.0f), off = _mm512_set1_ps(128.0f);
       for (int t = 0; t < TB; ++t) {
         const __m512 s = load_scales(w, tile0 + t, g);
+        const __m512 zo = w.zeros ? _mm512_add_ps(load_zeros(w, tile0 + t, g), off) : zc;
         for (int r = 0; r < R; ++r)
           ya[r][t] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(zo, _mm512_set1_ps(xsum[r * w.groups + g]), sum[r][t]), ya[r][t]);
       }
