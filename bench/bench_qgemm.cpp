@@ -13,6 +13,7 @@
 // q4_0, q4_1, q5_0, q5_1, q8_0 (GGUF blocks, bf16 compute); "-a8" suffix (w4g128-a8, q4_0-a8,
 // q4_1-a8): int8 activations (W4A8); w8a8 (per-token).
 // Usage: bench_qgemm [--threads 1,2] [--reps 5] [--isa avx2|avx512|scalar] [--formats f32,bf16,...]
+//                    [--decode-only 1] (no prefill column, no GEMM peaks: the decode GEMVs and the read probe)
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -116,7 +117,7 @@ struct Result {
   size_t bytes = 0;     // packed weight bytes of one layer
 };
 
-Result run_format(const std::string& fmt, int reps, uint32_t seed) {
+Result run_format(const std::string& fmt, int reps, uint32_t seed, bool decode_only) {
   const int64_t M = 512;
   // Decode cycles through copies of the layer's weights, >= 256 MB in all (8 × the L3), so that
   // every token reads its weights from memory.
@@ -135,10 +136,12 @@ Result run_format(const std::string& fmt, int reps, uint32_t seed) {
   std::vector<float> y(size_t(M * 8192));
   double flops = 0;
   for (const auto& s : layer_shapes()) flops += 2.0 * double(M) * double(s.n) * double(s.k);
-  const Timing tp = time_runs([&] {
-    for (const auto& p : w[0]) gemm_packed(x.data(), M, *p, nullptr, y.data());
-  }, reps);
-  r.prefill = rate(flops, tp);
+  if (!decode_only) {
+    const Timing tp = time_runs([&] {
+      for (const auto& p : w[0]) gemm_packed(x.data(), M, *p, nullptr, y.data());
+    }, reps);
+    r.prefill = rate(flops, tp);
+  }
   int which = 0;
   const Timing td = time_runs([&] {
     for (const auto& p : w[size_t(which)]) gemm_packed(x.data(), 1, *p, nullptr, y.data());
@@ -211,6 +214,7 @@ std::vector<std::string> split(const std::string& s) {
 int main(int argc, char** argv) {
   std::vector<int> threads = {1, 2};
   int reps = 5;
+  bool decode_only = false;
   std::vector<std::string> formats = {"f32",  "bf16",      "w4g128",  "q4_0",       "q8_0",
                                       "w8a8", "w4g128-a8", "q4_0-a8", "w4g128-f32", "q4_1", "q5_0"};
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -221,6 +225,7 @@ int main(int argc, char** argv) {
       for (const auto& t : split(v)) threads.push_back(std::atoi(t.c_str()));
     }
     if (k == "--formats") formats = split(v);
+    if (k == "--decode-only") decode_only = v != "0";
     if (k == "--isa") {
       Isa isa;
       if (!isa_from_name(v, &isa)) {
@@ -234,7 +239,7 @@ int main(int argc, char** argv) {
               60.8, isa_name(active_isa()), load_line().c_str());
   for (int t : threads) {
     set_threads(t);
-    const Peak p32 = measure_peak(false, reps), p16 = measure_peak(true, reps);
+    const Peak p32 = decode_only ? Peak{} : measure_peak(false, reps), p16 = decode_only ? Peak{} : measure_peak(true, reps);
     const double bw = memory_bandwidth(reps);
     std::printf("%d thread(s): fp32 GEMM peak %.1f GFLOP/s (%s; cpu-time %.1f), bf16 GEMM peak %.1f (cpu-time %.1f), "
                 "memory bandwidth %.1f GB/s -- %s\n\n",
@@ -244,7 +249,7 @@ int main(int argc, char** argv) {
     std::map<std::string, Result> res;
     uint32_t seed = 1;
     for (const auto& f : formats) {
-      const Result r = run_format(f, reps, seed += 100);
+      const Result r = run_format(f, reps, seed += 100, decode_only);
       res[f] = r;
       const double bf16 = res.count("bf16") ? res["bf16"].prefill.wall : 0.0;
       const double gbs = double(r.bytes) / r.decode_s * 1e-9;
@@ -254,6 +259,7 @@ int main(int argc, char** argv) {
                   r.decode_s * 1e6, double(r.bytes) * 1e-6, gbs, 100.0 * gbs / bw);
       std::fflush(stdout);
     }
+    if (decode_only) continue;
     std::string impl;
     const Rate dn = onednn_int8_layer(reps, &impl);
     std::printf("| oneDNN int8 matmul, %s (w8a8) | %.1f | %.0f %% | %s | %.1f | - | - | - | - |\n",
