@@ -239,7 +239,7 @@ class QGemmWeight final : public QuantPackedWeight {
       // Decode: the int8 GEMV for the codes' storage (4-bit: gemv_a8; 8-bit: gemv_a8_s8 where the
       // ISA has one); otherwise the block kernel (gemm_a8) where the ISA has one, else x' = d·q
       // through the W8A16 kernels.
-      if (isa != Isa::Scalar && rows <= kGemvRows && (p_.storage == 4 || (p_.storage == 8 && kernels_for(isa).gemv_a8_s8 && !std::getenv("CALQ_TUNE_OLD"))))
+      if (isa != Isa::Scalar && rows <= kGemvRows && (p_.storage == 4 || (p_.storage == 8 && kernels_for(isa).gemv_a8_s8)))
         return run_gemv_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
       if (isa != Isa::Scalar && kernels_for(isa).gemm_a8)
         return run_gemm_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
@@ -474,7 +474,7 @@ class W8A8Weight final : public QuantPackedWeight {
     w.colsum = p_.colsum.data();
     w.scale = p_.scale.data();
     w.kq = p_.kq;
-    if (rows <= kGemvRows && K.w8a8_gemv && !std::getenv("CALQ_TUNE_OLD")) return run_gemv(K, w, xq, sx, rows, bias, e, y, yb, serial);
+    if (rows <= kGemvRows && K.w8a8_gemv) return run_gemv(K, w, xq, sx, rows, bias, e, y, yb, serial);
     run_blocks(rows, p_.n, p_.tiles / 2, serial, bias, e, y, yb, [&](int64_t b, float* c, int64_t ldc) {
       K.w8a8(w, xq, p_.kq, sx, rows, b, c, ldc, scratch<uint8_t>(kPanel, size_t(16 * p_.kq)));
     });

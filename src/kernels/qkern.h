@@ -92,8 +92,8 @@ using GemvBlockedF32Fn = void (*)(const float* w, const float* x, int64_t kpad, 
 
 // Decode with 8-bit codes (GGUF Q8_0, W8 groups) × QActs::Int8 activations: gemv_a8's contract and
 // arithmetic (exact int32 Σ q·code per 32-input block, then the same f32 steps; bitwise
-// qgemm_int8_blocks_ref), the codes read as tile_a8_s8 reads them (vpermw pairs -> u8 quads), one
-// tile's contiguous stream at a time with software prefetch. Null where the ISA has none.
+// qgemm_int8_blocks_ref), the codes read as tile_a8_s8 reads them (vpermw pairs -> u8 quads), each
+// tile one contiguous stream, 2-4 tiles at a time. Null where the ISA has none.
 // W8A8 decode (rows <= 4): c as w8a8 computes it, for the outputs of tiles [t0, t1) (t0, t1 even),
 // y[r·ldy + 16·t + j]; xq [rows][ldq], sx [rows]. Null: w8a8 per 32-output block.
 using W8GemvFn = void (*)(const W8& w, const int8_t* xq, int64_t ldq, const float* sx, int rows, int64_t t0, int64_t t1,
