@@ -6,11 +6,13 @@
 // which decode splits the tiles across threads.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstring>
 
 #include "kernels/gemm.h"
 #include "kernels/qkern.h"
 #include "qkernels_test_util.h"
+#include "util/huge_pages.h"
 
 namespace calq {
 namespace {
@@ -107,6 +109,26 @@ TEST(QGemmDecode8, W8A8GemvIsBitwiseTheReference) {
         EXPECT_NE(want[0], 0.0f);
       }
     }
+}
+
+// Packed weights of 2 MiB or more start on a huge page (util/huge_pages.h) and are zeroed like
+// the small ones; views keep their offsets; the advice itself accepts any range.
+TEST(AlignedBytesHuge, LargeBuffersStartOnAHugePageAndAreZeroed) {
+  for (size_t n : {size_t(100), kHugePageBytes - 64, kHugePageBytes, 3 * kHugePageBytes + 17}) {
+    AlignedBytes b(n);
+    ASSERT_EQ(b.size(), n);
+    const auto addr = reinterpret_cast<uintptr_t>(b.data());
+    EXPECT_EQ(addr % (n >= kHugePageBytes ? kHugePageBytes : 64), 0u) << n;
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; ++i) nonzero += b.data()[i] != 0;
+    EXPECT_EQ(nonzero, 0u) << n;
+    AlignedBytes v = b.view(64, n - 64);
+    EXPECT_EQ(v.data(), b.data() + 64);
+  }
+  std::vector<uint8_t> small(100, 1);
+  advise_huge_pages(small.data() + 3, 50);  // no whole huge page inside: nothing happens
+  advise_huge_pages(nullptr, 0);
+  EXPECT_EQ(small[3], 1);
 }
 
 }  // namespace
