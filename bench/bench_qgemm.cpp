@@ -13,7 +13,7 @@
 // q4_0, q4_1, q5_0, q5_1, q8_0 (GGUF blocks, bf16 compute); "-a8" suffix (w4g128-a8, q4_0-a8,
 // q4_1-a8): int8 activations (W4A8); w8a8 (per-token).
 // Usage: bench_qgemm [--threads 1,2] [--reps 5] [--isa avx2|avx512|scalar] [--formats f32,bf16,...]
-//                    [--decode-only 1] (the decode rows and the bandwidth only: no prefill, no GEMM peaks)
+//                    [--decode-only 1] (no prefill column, no GEMM peaks: the decode GEMVs and the read probe)
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -225,7 +225,7 @@ int main(int argc, char** argv) {
       for (const auto& t : split(v)) threads.push_back(std::atoi(t.c_str()));
     }
     if (k == "--formats") formats = split(v);
-    if (k == "--decode-only") decode_only = v == "1";
+    if (k == "--decode-only") decode_only = v != "0";
     if (k == "--isa") {
       Isa isa;
       if (!isa_from_name(v, &isa)) {

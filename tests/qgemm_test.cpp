@@ -63,7 +63,7 @@ void check_kernels(const std::function<QPacked()>& make, const std::string& name
         const float* b = rows % 2 ? bias.data() : nullptr;
         const bool w_rounded = bf && rows > 4 && isa != Isa::Scalar && !(acts == QActs::Int8 && isa == Isa::Avx512);
         // Exact d·q where the int8 kernels run: decode on AVX2/AVX-512, prefill on AVX-512.
-        // (The decode int8 kernels read 4-bit codes; 8-bit codes run the prefill one on AVX-512.)
+        // (8-bit codes: AVX-512 only, gemv_a8_s8 at decode, the prefill tile above 4 rows.)
         const bool a8_exact = acts == QActs::Int8 && (isa == Isa::Avx512 || (isa == Isa::Avx2 && rows <= 4 && ref.storage == 4));
         std::vector<float> want(size_t(rows * n)), got(size_t(rows * n), -7.0f);
         qgemm_ref(x.data(), rows, ref, c, b, want.data(), w_rounded, acts, a8_exact);

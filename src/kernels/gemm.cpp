@@ -22,6 +22,7 @@
 #include "kernels/qgemm.h"
 #include "kernels/vec.h"
 #include "util/error.h"
+#include "util/huge_pages.h"
 
 namespace calq {
 
@@ -124,6 +125,7 @@ class DnnlPacked final : public PackedWeight {
     const dnnl::memory::desc any({k, n}, dnnl_type(c), tag::any);
     md_ = make_pd(kLayoutRows, n, k, c, false, any).weights_desc();
     mem_ = dnnl::memory(md_, cpu_engine());
+    advise_huge_pages(mem_.get_data_handle(), md_.get_size());  // before the reorder writes it
     // W [n, k] row-major is Wᵀ [k, n] in column-major ("ba") order: the reorder transposes,
     // blocks and (for bf16) rounds to nearest even in one pass.
     dnnl::memory src({{k, n}, src_bf16 ? dt::bf16 : dt::f32, tag::ba}, cpu_engine(), const_cast<void*>(w));

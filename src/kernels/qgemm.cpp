@@ -236,9 +236,10 @@ class QGemmWeight final : public QuantPackedWeight {
     const Isa isa = active_isa();
     const bool serial = rows <= kGemvRows ? serial_gemv(p_.bytes()) : serial_product(rows, p_.n, p_.k);
     if (acts_ == QActs::Int8) {
-      // The decode int8 kernels read 4-bit codes; 8-bit codes run the block kernel (gemm_a8) at any
-      // row count where the ISA has one, else x' = d·q through the W8A16 kernels.
-      if (isa != Isa::Scalar && rows <= kGemvRows && p_.storage == 4)
+      // Decode: the int8 GEMV for the codes' storage (4-bit: gemv_a8; 8-bit: gemv_a8_s8 where the
+      // ISA has one); otherwise the block kernel (gemm_a8) where the ISA has one, else x' = d·q
+      // through the W8A16 kernels.
+      if (isa != Isa::Scalar && rows <= kGemvRows && (p_.storage == 4 || (p_.storage == 8 && kernels_for(isa).gemv_a8_s8)))
         return run_gemv_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
       if (isa != Isa::Scalar && kernels_for(isa).gemm_a8)
         return run_gemm_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
@@ -321,7 +322,7 @@ class QGemmWeight final : public QuantPackedWeight {
       const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
       const int64_t p0 = pairs * tid / nth, p1 = pairs * (tid + 1) / nth;
       if (p0 < p1) {
-        K.gemv_a8(w, xq, kp, d, qsum, nblk, int(rows), 2 * p0, 2 * p1, raw, ldr);
+        (p_.storage == 8 ? K.gemv_a8_s8 : K.gemv_a8)(w, xq, kp, d, qsum, nblk, int(rows), 2 * p0, 2 * p1, raw, ldr);
         const int64_t col0 = 32 * p0, width = std::min(p_.n, 32 * p1) - col0;
         if (width > 0) epilogue(raw + col0, ldr, rows, col0, width, bias, e, y, yb, p_.n);
       }
@@ -473,12 +474,30 @@ class W8A8Weight final : public QuantPackedWeight {
     w.colsum = p_.colsum.data();
     w.scale = p_.scale.data();
     w.kq = p_.kq;
+    if (rows <= kGemvRows && K.w8a8_gemv) return run_gemv(K, w, xq, sx, rows, bias, e, y, yb, serial);
     run_blocks(rows, p_.n, p_.tiles / 2, serial, bias, e, y, yb, [&](int64_t b, float* c, int64_t ldc) {
       K.w8a8(w, xq, p_.kq, sx, rows, b, c, ldc, scratch<uint8_t>(kPanel, size_t(16 * p_.kq)));
     });
   }
 
  private:
+  // Decode: each thread one contiguous range of tile pairs (one stream of weights), as QGemmWeight.
+  void run_gemv(const qk::Kernels& K, const qk::W8& w, const int8_t* xq, const float* sx, int64_t rows, const float* bias,
+                const GemmEpilogue& e, float* y, uint16_t* yb, bool serial) const {
+    const int64_t ldr = p_.tiles * kQTileN, pairs = p_.tiles / 2;
+    float* raw = scratch<float>(kRaw, size_t(rows * ldr));
+#pragma omp parallel if (!serial)
+    {
+      const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
+      const int64_t p0 = pairs * tid / nth, p1 = pairs * (tid + 1) / nth;
+      if (p0 < p1) {
+        K.w8a8_gemv(w, xq, p_.kq, sx, int(rows), 2 * p0, 2 * p1, raw, ldr);
+        const int64_t col0 = 32 * p0, width = std::min(p_.n, 32 * p1) - col0;
+        if (width > 0) epilogue(raw + col0, ldr, rows, col0, width, bias, e, y, yb, p_.n);
+      }
+    }
+  }
+
   std::shared_ptr<const W8A8Packed> sp_;
   const W8A8Packed& p_;
   W8A8Options o_;

@@ -90,6 +90,15 @@ using GemmA8Fn = void (*)(const QW& w, const int8_t* xq, int64_t ldq, const floa
 using GemvBlockedBf16Fn = void (*)(const uint16_t* w, const uint16_t* x, int64_t kpad, int64_t b0, int64_t b1, float* y);
 using GemvBlockedF32Fn = void (*)(const float* w, const float* x, int64_t kpad, int64_t b0, int64_t b1, float* y);
 
+// Decode with 8-bit codes (GGUF Q8_0, W8 groups) × QActs::Int8 activations: gemv_a8's contract and
+// arithmetic (exact int32 Σ q·code per 32-input block, then the same f32 steps; bitwise
+// qgemm_int8_blocks_ref), the codes read as tile_a8_s8 reads them (vpermw pairs -> u8 quads), each
+// tile one contiguous stream, 2-4 tiles at a time. Null where the ISA has none.
+// W8A8 decode (rows <= 4): c as w8a8 computes it, for the outputs of tiles [t0, t1) (t0, t1 even),
+// y[r·ldy + 16·t + j]; xq [rows][ldq], sx [rows]. Null: w8a8 per 32-output block.
+using W8GemvFn = void (*)(const W8& w, const int8_t* xq, int64_t ldq, const float* sx, int rows, int64_t t0, int64_t t1,
+                          float* y, int64_t ldy);
+
 struct Kernels {
   GemmBf16Fn gemm_bf16;
   GemmF32Fn gemm_f32;
@@ -102,6 +111,8 @@ struct Kernels {
   GemmA8Fn gemm_a8;
   GemvBlockedBf16Fn gemv_blocked_bf16;  // null: not on this ISA (oneDNN runs the product)
   GemvBlockedF32Fn gemv_blocked_f32;
+  GemvA8Fn gemv_a8_s8;        // null: 8-bit codes run gemm_a8 (or x' = d·q) at decode sizes
+  W8GemvFn w8a8_gemv;         // null: W8A8 decode runs w8a8 per 32-output block
 };
 const Kernels& kernels_avx512();
 const Kernels& kernels_avx2();

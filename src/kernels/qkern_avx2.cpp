@@ -484,7 +484,8 @@ void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const i
 
 namespace calq::qk {
 const Kernels& kernels_avx2() {
-  static const Kernels k{nullptr, gemm_f32, nullptr, gemv_f32, w8a8, quant_act, quant_blocks, gemv_a8, nullptr, nullptr, nullptr};
+  static const Kernels k{nullptr, gemm_f32, nullptr, gemv_f32, w8a8, quant_act, quant_blocks, gemv_a8, nullptr, nullptr, nullptr,
+                         nullptr, nullptr};
   return k;
 }
 }  // namespace calq::qk

@@ -9,20 +9,26 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "tensor/dtype.h"
 #include "util/error.h"
+#include "util/huge_pages.h"
 
 namespace calq {
 
 AlignedBytes::AlignedBytes(size_t n) : n_(n) {
   if (n == 0) return;
   const size_t rounded = (n + 63) / 64 * 64;
-  auto* raw = static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
-  if (!raw) throw std::bad_alloc();
-  p_.reset(raw, [](uint8_t* b) { std::free(b); });
+  // Buffers of a huge page or more (packed weights) start on one and ask for huge pages before
+  // the first write (util/huge_pages.h: decode streams them).
+  const bool huge = rounded >= kHugePageBytes;
+  void* raw = nullptr;
+  if (posix_memalign(&raw, huge ? kHugePageBytes : 64, rounded) != 0 || !raw) throw std::bad_alloc();
+  p_.reset(static_cast<uint8_t*>(raw), [](uint8_t* b) { std::free(b); });
+  if (huge) advise_huge_pages(raw, rounded);
   std::memset(raw, 0, rounded);
 }
 

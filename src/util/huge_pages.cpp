@@ -1,0 +1,22 @@
+#include "util/huge_pages.h"
+
+#include <cstdint>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+namespace calq {
+
+void advise_huge_pages(void* p, size_t n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + n) / kHugePageBytes * kHugePageBytes;
+  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);  // advice only: failure is harmless
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
+}  // namespace calq
