@@ -9,10 +9,12 @@
 #include "kernels/gemm.h"
 
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <cstring>
 #include <dnnl.hpp>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -117,13 +119,56 @@ dnnl::matmul::primitive_desc make_pd(int64_t rows, int64_t n, int64_t k, Compute
   return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wmd, dst), attr, cpu_engine());
 }
 
+// The packed copy's memory. Large copies get their own anonymous mapping, faulted in before the
+// reorder writes it: madvise(MADV_POPULATE_WRITE) on each OpenMP thread's share of the range, one
+// system call per thread instead of one page fault per 4 KiB page inside the reorder (an f32
+// eval of a 1.1 B bf16 checkpoint packs 4.4 GB: ~1.07 M faults). The kernel still zeroes every
+// page; what goes is the per-fault entry and exit. Huge pages were measured slower here
+// (compaction; docs/performance.md), so none are asked for. Small copies, and any kernel without
+// MADV_POPULATE_WRITE (Linux < 5.14: the pages then fault in during the reorder, as before), keep
+// oneDNN's own allocation.
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+constexpr size_t kPopulateMin = size_t(1) << 20;
+
+class PackedMemory {
+ public:
+  explicit PackedMemory(size_t bytes) {
+    if (bytes < kPopulateMin) return;
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return;  // oneDNN allocates instead (and reports a failure its way)
+    p_ = p;
+    n_ = bytes;
+    const size_t page = 4096, pages = (bytes + page - 1) / page;
+#pragma omp parallel
+    {
+      const size_t t = size_t(omp_get_thread_num()), nt = size_t(omp_get_num_threads());
+      const size_t b = pages * t / nt, e = pages * (t + 1) / nt;
+      // Advice only: on failure (an old kernel, memory pressure) the reorder faults the pages in.
+      if (e > b) (void)madvise(static_cast<char*>(p) + b * page, (e - b) * page, MADV_POPULATE_WRITE);
+    }
+  }
+  ~PackedMemory() {
+    if (p_) munmap(p_, n_);
+  }
+  PackedMemory(const PackedMemory&) = delete;
+  PackedMemory& operator=(const PackedMemory&) = delete;
+  void* data() const { return p_; }  // nullptr: let oneDNN allocate
+
+ private:
+  void* p_ = nullptr;
+  size_t n_ = 0;
+};
+
 class DnnlPacked final : public PackedWeight {
  public:
   // w: W [n, k] row-major, float32 or (src_bf16) the raw bits of bf16.
   DnnlPacked(const void* w, bool src_bf16, int64_t n, int64_t k, ComputeType c) : n_(n), k_(k), c_(c) {
     const dnnl::memory::desc any({k, n}, dnnl_type(c), tag::any);
     md_ = make_pd(kLayoutRows, n, k, c, false, any).weights_desc();
-    mem_ = dnnl::memory(md_, cpu_engine());
+    buf_ = std::make_unique<PackedMemory>(md_.get_size());
+    mem_ = buf_->data() ? dnnl::memory(md_, cpu_engine(), buf_->data()) : dnnl::memory(md_, cpu_engine());
     // W [n, k] row-major is Wᵀ [k, n] in column-major ("ba") order: the reorder transposes,
     // blocks and (for bf16) rounds to nearest even in one pass.
     dnnl::memory src({{k, n}, src_bf16 ? dt::bf16 : dt::f32, tag::ba}, cpu_engine(), const_cast<void*>(w));
@@ -144,6 +189,7 @@ class DnnlPacked final : public PackedWeight {
   int64_t n_, k_;
   ComputeType c_;
   dnnl::memory::desc md_;
+  std::unique_ptr<PackedMemory> buf_;  // declared before mem_: outlives it
   dnnl::memory mem_;
   bool blocked_ = false;
 };
