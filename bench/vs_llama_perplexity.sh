@@ -9,7 +9,7 @@
 # predictions per window). Both feed chunks * ctx tokens through the whole model.
 #
 # Reported per engine: "scoring tok/s" = tokens fed / time of the evaluation passes (calq: the
-# results file's scoring_s, which includes packing the weights on the first pass; llama.cpp: its
+# results file's scoring_s: the forward passes, the weights being packed at load; llama.cpp: its
 # "prompt eval time"), "process tok/s" = tokens fed / wall time of the whole command (load,
 # tokenization, scoring), and "t/cpu-s" = tokens fed / CPU seconds of the whole command (user +
 # system, all threads: robust to other load at -t 1; at -t 2 llama.cpp's spinning threads count

@@ -74,6 +74,8 @@ TEST_P(GemmPacked, MatchesReferenceOnModelShapes) {
   check_gemm(70, 192, 256, c, true, 5);
   check_gemm(129, 96, 1024, c, false, 6);  // long k: accumulation order differs from the reference
   check_gemm(3, 1000, 96, c, false, 7);
+  // Packed copies of 1 MiB and more get their own pre-faulted mapping (gemm.cpp PackedMemory).
+  check_gemm(20, 1024, 640, c, true, 8);  // 2.5 MiB f32, 1.25 MiB bf16
 }
 
 TEST_P(GemmPacked, ZeroRowsIsANoOp) {

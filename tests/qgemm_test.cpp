@@ -18,6 +18,7 @@
 #include "kernels/gemm.h"
 #include "kernels/ops.h"
 #include "kernels/qkern.h"
+#include "kernels/threads.h"
 #include "kernels/vec.h"
 #include "qkernels_test_util.h"
 #include "util/error.h"
@@ -244,6 +245,38 @@ TEST(QGemm, Int8BlockQuantizerIsBitwiseTheReference) {
 }
 
 // The fake-quant float path (dequantize, then the float GEMM of gemm.h) against the kernels.
+// The AVX-512 bf16 prefill runs up to kMaxGemmBlocks 32-output blocks per pass over the activations,
+// in chunks of rows; how many blocks a call gets depends on the thread count (qgemm.cpp
+// run_superblocks). Products must not depend on it: bitwise equal at 1, 2 and 4 blocks per call (8, 2 and
+// 1 threads over 16 blocks), with row counts across the row-chunk and tile
+// edges; and close to the reference.
+TEST(QGemm, PrefillBlocksPerCallDoNotChangeProducts) {
+  if (test::test_isas().back() != Isa::Avx512) GTEST_SKIP() << "AVX-512 not available (CPU or CALQ_ISA)";
+  test::IsaScope scope(Isa::Avx512);
+  const QuantizedWeight qw = test::random_qweight({4, 512, 600, 128, false, false, true}, 11);
+  const QPacked ref = qpack_codes(test::codes_view(qw));
+  auto pw = pack_quantized(qpack_codes(test::codes_view(qw)), ComputeType::BF16);
+  const auto wf = dequantized(ref);
+  for (int64_t rows : {97, 200}) {
+    const auto x = randn(size_t(rows * 600), uint32_t(rows));
+    std::vector<float> want(size_t(rows * 512));
+    qgemm_ref(x.data(), rows, ref, ComputeType::BF16, nullptr, want.data(), true, QActs::Float, false);
+    std::vector<float> one;
+    for (int threads : {8, 2, 1}) {
+      const ThreadScope ts(threads);
+      std::vector<float> got(size_t(rows * 512), -7.0f);
+      gemm_packed(x.data(), rows, *pw, nullptr, got.data());
+      if (one.empty()) {
+        one = got;
+        test::expect_close(got, want, rounded(x), rounded(wf), rows, 512, 600, 1e-6 * std::sqrt(600.0), 1e-6,
+                           "rows=" + std::to_string(rows));
+      } else {
+        ASSERT_EQ(std::memcmp(got.data(), one.data(), got.size() * sizeof(float)), 0) << rows << " rows, " << threads << " threads";
+      }
+    }
+  }
+}
+
 TEST(QGemm, MatchesFakeQuantFloatPath) {
   const test::QSpec s{4, 96, 512, 128, true, false, true};
   const QuantizedWeight qw = test::random_qweight(s, 77);

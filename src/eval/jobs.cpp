@@ -62,14 +62,24 @@ PplRun run_ppl(const PplJob& job) {
   const TextMode mode = parse_text_mode(job.w.text_mode);
   const Protocol proto = parse_protocol(job.w.protocol);
   const Stopwatch timer;
+  // The text is read and tokenized (single-threaded) while the model loads and packs.
+  EvalText text;
+  std::vector<int32_t> stream;
+  double tokenize_s = 0;
   EvalSession s = open_session(job.model, job.tokenizer, true, job.bf16 ? ComputeType::BF16 : ComputeType::F32,
-                               job.int8_acts ? QActs::Int8 : QActs::Float);
+                               job.int8_acts ? QActs::Int8 : QActs::Float, [&](const Tokenizer& tok) {
+                                 const Stopwatch t;
+                                 text = load_eval_text(job.w.data, mode, job.w.field);
+                                 stream = token_stream(tok, text.text);
+                                 tokenize_s = t.seconds();
+                               });
+  const double load_s = timer.seconds();
   if (const std::string n = compute_type_note(s, job.bf16 ? ComputeType::BF16 : ComputeType::F32); !n.empty())
     log(job.hooks, n);
   PplRun run;
+  run.load_seconds = load_s;
   run.ctx = window_length(job.w.ctx, s.model->config().max_position, job.w.allow_long_ctx);
-  const EvalText text = load_eval_text(job.w.data, mode, job.w.field);
-  const std::vector<int32_t> stream = token_stream(*s.tokenizer, text.text);
+  run.tokenize_seconds = tokenize_s;
   run.stream_tokens = int64_t(stream.size());
   run.protocol = protocol_name(proto);
   run.text_mode = text_mode_name(text.mode);
@@ -117,7 +127,8 @@ PplRun run_ppl(const PplJob& job) {
   const Json metrics = {{"ppl", r.ppl}, {"ppl_stderr", r.ppl_stderr}, {"nll_mean", r.nll_mean},
                         {"nll_sum", r.nll_sum}, {"tokens", r.predictions}};
   run.results = make_results("ppl", s.info, data, settings, metrics, run.seconds,
-                             {{"window_nll_sum", r.window_nll_sum}, {"scoring_s", run.scoring_seconds},
+                             {{"window_nll_sum", r.window_nll_sum}, {"load_s", run.load_seconds},
+                              {"tokenize_s", run.tokenize_seconds}, {"scoring_s", run.scoring_seconds},
                               {"tokens_per_s", run.tokens_per_s}});
   return run;
 }
@@ -132,7 +143,8 @@ TasksRun run_tasks(const TasksJob& job) {
   for (const auto& t : job.tasks) names.push_back(canonical_task_name(t));
   std::vector<TaskData> tasks;
   for (const auto& n : names) tasks.push_back(load_task(n, job.task_dir, job.limit));  // validate every file first
-  EvalSession s = open_session(job.model, job.tokenizer, true, job.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  EvalSession s = open_session(job.model, job.tokenizer, true, job.bf16 ? ComputeType::BF16 : ComputeType::F32,
+                               job.int8_acts ? QActs::Int8 : QActs::Float);
   if (const std::string n = compute_type_note(s, job.bf16 ? ComputeType::BF16 : ComputeType::F32); !n.empty())
     log(job.hooks, n);
   job.kv.validate(int(s.model->config().head_dim));
@@ -146,6 +158,7 @@ TasksRun run_tasks(const TasksJob& job) {
     Json key = {{"eval", "tasks"}, {"model", s.info.hash}, {"tokenizer", s.info.tokenizer_sha256},
                 {"files", files_id}, {"add_bos", topt.add_bos}, {"max_length", topt.max_length},
                 {"compute", job.bf16 ? "bf16" : "f32"}};
+    if (job.int8_acts) key["activations"] = "int8";  // absent: float (keys of earlier runs unchanged)
     add_kv(key, job.kv);
     resume = std::make_unique<ResumeLog>(job.resume, run_key(key));
     if (resume->restored())
@@ -189,6 +202,7 @@ TasksRun run_tasks(const TasksJob& job) {
                    {"max_length", topt.max_length > 0 ? topt.max_length : src.max_length()},
                    {"num_fewshot", 0},
                    {"compute", job.bf16 ? "bf16" : "f32"}};
+  if (job.int8_acts) settings["activations"] = "int8";
   add_kv(settings, job.kv);
   run.results_file = make_results("tasks", s.info, files, settings, metrics, run.seconds, details);
   return run;

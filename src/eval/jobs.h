@@ -66,6 +66,8 @@ struct PplRun {
   int64_t stream_tokens = 0, ctx = 0;
   std::string protocol, text_mode;
   double seconds = 0, scoring_seconds = 0, tokens_per_s = 0;
+  // Opening the model (packing included); reading and tokenizing the text, which runs alongside.
+  double load_seconds = 0, tokenize_seconds = 0;
   Json results;  // the results file, "ppl"
 };
 PplRun run_ppl(const PplJob& job);
@@ -92,6 +94,7 @@ struct KldJob {
   std::string ref_model;  // exact mode: this model runs beside `model`, full-vocabulary KL
   WindowSpec w;           // exact mode: the text; with `ref`: optional data checked against it
   bool bf16 = false;
+  bool int8_acts = false;  // QActs::Int8 (--int8-acts) for the scored model; the exact-mode reference stays float
   KvQuant kv;             // of the scored model (the reference is what it is)
   JobHooks hooks;
   std::function<void(int64_t done, int64_t total, double running_kld)> on_window;
@@ -115,6 +118,7 @@ struct TasksJob {
   int64_t limit = 0;               // first N documents of each task (0: all)
   TaskOptions options;
   bool bf16 = false;
+  bool int8_acts = false;  // QActs::Int8 (--int8-acts): llama.cpp's arithmetic for GGUF Q4/Q8 weights
   KvQuant kv;
   JobHooks hooks;  // progress: one run per task (the note names it)
   std::function<void(const TaskData&, const TaskResult&)> on_task;

@@ -31,6 +31,7 @@ const char* compute_name(bool bf16) { return bf16 ? "bf16" : "f32"; }
 std::unique_ptr<ResumeLog> open_log(const KldJob& job, const EvalSession& s, const Json& reference) {
   if (job.resume.empty()) return nullptr;
   Json key = {{"eval", "kld"}, {"model", s.info.hash}, {"reference", reference}, {"compute", compute_name(job.bf16)}};
+  if (job.int8_acts) key["activations"] = "int8";  // absent: float (keys of earlier runs unchanged)
   if (job.kv.enabled()) key["kv_cache"] = kv_quant_json(job.kv);
   auto log_file = std::make_unique<ResumeLog>(job.resume, run_key(key));
   if (log_file->restored())
@@ -160,7 +161,8 @@ KldRun run_kld(const KldJob& job) {
   const auto t0 = std::chrono::steady_clock::now();
   if (job.ref.empty() == job.ref_model.empty())
     throw ArgError("give exactly one of --ref (a reference file) or --ref-model");
-  EvalSession s = open_session(job.model, job.tokenizer, false, job.bf16 ? ComputeType::BF16 : ComputeType::F32);
+  EvalSession s = open_session(job.model, job.tokenizer, false, job.bf16 ? ComputeType::BF16 : ComputeType::F32,
+                               job.int8_acts ? QActs::Int8 : QActs::Float);
   if (const std::string n = compute_type_note(s, job.bf16 ? ComputeType::BF16 : ComputeType::F32); !n.empty())
     log(job.hooks, n);
   job.kv.validate(int(s.model->config().head_dim));
@@ -188,6 +190,7 @@ KldRun run_kld(const KldJob& job) {
     settings = {{"protocol", m.protocol}, {"ctx", m.ctx},         {"k", m.k},
                 {"windows", ref.windows}, {"batch", windows_per_pass(job.w.batch, m.ctx)}, {"compute", compute_name(job.bf16)}};
   }
+  if (job.int8_acts) settings["activations"] = "int8";
   if (job.kv.enabled()) settings["kv_cache"] = kv_quant_json(job.kv);
   run.seconds = seconds_since(t0);
   run.results = make_results("kld", s.info, data, settings, kld_metrics(run.stats), run.seconds);

@@ -1,5 +1,7 @@
 #include "eval/session.h"
 
+#include <future>
+
 #include "eval/identity.h"
 #include "io/checkpoint.h"
 #include "io/mapped_file.h"
@@ -10,20 +12,12 @@
 
 namespace calq::eval {
 
-EvalSession open_session(const std::string& model_path, const std::string& tokenizer_path, bool need_tokenizer,
-                         ComputeType compute, QActs acts) {
-  EvalSession s;
-  s.info.path = model_path;
-  s.info.format = detect_model_format(model_path);
-  // Every linear packed now and the mapped pages it came from released (LoadOptions::pack): a
-  // bf16 checkpoint at bf16 compute holds one copy of its weights, not the file's pages as well.
-  LoadOptions lo;
-  lo.compute = compute;
-  lo.pack = true;
-  lo.acts = acts;
-  s.model = load_model(model_path, lo);
-  s.info.arch = arch_signature(s.model->config());
-  s.info.hash = model_hash(model_path);
+namespace {
+
+// The tokenizer and its identity: an explicit path, the model folder's tokenizer.json, or the
+// tokenizer a GGUF file carries. Read before the model, which takes far longer.
+void open_tokenizer(EvalSession& s, const std::string& model_path, const std::string& tokenizer_path,
+                    bool need_tokenizer) {
   const bool folder_has_tokenizer = file_exists(path_join(model_path, "tokenizer.json"));
   if (!tokenizer_path.empty() || folder_has_tokenizer) {
     s.tokenizer = Tokenizer::from_path(tokenizer_path.empty() ? model_path : tokenizer_path);
@@ -41,6 +35,31 @@ EvalSession open_session(const std::string& model_path, const std::string& token
   if (!s.tokenizer && need_tokenizer)
     throw ArgError(model_path + (s.info.format == "gguf" ? ": the GGUF file carries no tokenizer" : ": no tokenizer.json beside the model") +
                    "; pass --tokenizer PATH (a model folder or tokenizer.json)");
+}
+
+}  // namespace
+
+EvalSession open_session(const std::string& model_path, const std::string& tokenizer_path, bool need_tokenizer,
+                         ComputeType compute, QActs acts, const std::function<void(const Tokenizer&)>& alongside) {
+  EvalSession s;
+  s.info.path = model_path;
+  s.info.format = detect_model_format(model_path);
+  open_tokenizer(s, model_path, tokenizer_path, need_tokenizer);
+  // The caller's tokenizer work runs on a thread of its own while the model loads: loading is
+  // mostly packing on every OpenMP thread, but it has single-threaded steps (the non-finite scan,
+  // oneDNN's primitive setup per weight) that leave a core idle.
+  std::future<void> side;
+  if (alongside && s.tokenizer) side = std::async(std::launch::async, [&] { alongside(*s.tokenizer); });
+  // Every linear packed now and the mapped pages it came from released (LoadOptions::pack): a
+  // bf16 checkpoint at bf16 compute holds one copy of its weights, not the file's pages as well.
+  LoadOptions lo;
+  lo.compute = compute;
+  lo.pack = true;
+  lo.acts = acts;
+  s.model = load_model(model_path, lo);
+  s.info.arch = arch_signature(s.model->config());
+  s.info.hash = model_hash(model_path);
+  if (side.valid()) side.get();  // rethrows what the side work threw
   if (s.tokenizer && s.tokenizer->vocab_size() > s.model->config().vocab_size)
     throw ArgError("tokenizer has " + std::to_string(s.tokenizer->vocab_size()) + " ids but the model's vocabulary is " +
                    std::to_string(s.model->config().vocab_size) + ": they do not belong together");

@@ -179,11 +179,11 @@ void check_io(const char* what, const float* x, const uint16_t* xb, const float*
 // computes one into its buffer and applies bias and epilogue while it is in cache. The buffer's
 // row stride is 256 + 16 floats: writing the kernels' tiles straight into y, whose row stride is a
 // power of two (2048, 8192), put a tile's 12 rows into one L1/L2 set and cost 18 % (measured).
-template <class BlockFn>
-void run_blocks(int64_t rows, int64_t n, int64_t blocks, bool serial, const float* bias, const GemmEpilogue& e, float* y,
-                uint16_t* yb, BlockFn&& block) {
+template <class RangeFn>
+void run_superblocks(int64_t rows, int64_t n, int64_t blocks, bool serial, const float* bias, const GemmEpilogue& e,
+                     float* y, uint16_t* yb, RangeFn&& range) {
   const int64_t threads = serial ? 1 : omp_get_max_threads();
-  const int64_t per = std::clamp<int64_t>((blocks + 4 * threads - 1) / (4 * threads), 1, 8);
+  const int64_t per = std::clamp<int64_t>((blocks + 4 * threads - 1) / (4 * threads), 1, qk::kMaxGemmBlocks);
   const int64_t supers = (blocks + per - 1) / per;
 #pragma omp parallel for schedule(static) if (!serial && supers > 1)
   for (int64_t s = 0; s < supers; ++s) {
@@ -191,9 +191,18 @@ void run_blocks(int64_t rows, int64_t n, int64_t blocks, bool serial, const floa
     const int64_t col0 = 32 * b0, width = std::min(n, 32 * b1) - col0;
     const int64_t ldc = 32 * (b1 - b0) + 16;
     float* c = scratch<float>(kBlockOut, size_t(rows * ldc));
-    for (int64_t b = b0; b < b1; ++b) block(b, c + 32 * (b - b0), ldc);
+    range(b0, b1, c, ldc);
     epilogue(c, ldc, rows, col0, width, bias, e, y, yb, n);
   }
+}
+
+// The same, one block at a time: block(b, c + 32·(b − b0), ldc).
+template <class BlockFn>
+void run_blocks(int64_t rows, int64_t n, int64_t blocks, bool serial, const float* bias, const GemmEpilogue& e, float* y,
+                uint16_t* yb, BlockFn&& block) {
+  run_superblocks(rows, n, blocks, serial, bias, e, y, yb, [&](int64_t b0, int64_t b1, float* c, int64_t ldc) {
+    for (int64_t b = b0; b < b1; ++b) block(b, c + 32 * (b - b0), ldc);
+  });
 }
 
 std::string group_text(const QPacked& p) {
@@ -338,8 +347,8 @@ class QGemmWeight final : public QuantPackedWeight {
       const int64_t lda = p_.kp + 32;
       uint16_t* a = scratch<uint16_t>(kActs, size_t(rows * lda));
       gather_bf16(p_, x, xb, rows, a, lda, serial);
-      run_blocks(rows, p_.n, p_.tiles / 2, serial, bias, e, y, yb, [&](int64_t b, float* c, int64_t ldc) {
-        K.gemm_bf16(w, a, lda, rows, b, c, ldc, scratch<uint8_t>(kPanel, qk::kPanelBytes));
+      run_superblocks(rows, p_.n, p_.tiles / 2, serial, bias, e, y, yb, [&](int64_t b0, int64_t b1, float* c, int64_t ldc) {
+        K.gemm_bf16(w, a, lda, rows, b0, b1 - b0, c, ldc, scratch<uint8_t>(kPanel, qk::kPanelBytes));
       });
     } else {
       const int64_t lda = p_.kp + 16;

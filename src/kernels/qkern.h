@@ -27,9 +27,12 @@ struct QW {
 //  gemm_f32: a f32; weights dequantized exactly to f32, then rounded to bf16 when round_bf16
 //    (how an ISA without bf16 products runs the bf16 semantics: products of bf16 values are exact
 //    in f32). gemm_bf16 is null on such ISAs; the dispatcher then passes bf16-rounded f32 rows.
-constexpr int64_t kPanelBytes = 64 * 1024;
-using GemmBf16Fn = void (*)(const QW& w, const uint16_t* a, int64_t lda, int64_t rows, int64_t block, float* c,
-                            int64_t ldc, void* panel);
+// gemm_bf16 takes up to kMaxGemmBlocks consecutive blocks at once (block0, nblocks; block j in c
+// columns [32·j, 32·j + 32)): their panels share one pass over the activations.
+constexpr int64_t kMaxGemmBlocks = 8;
+constexpr int64_t kPanelBytes = kMaxGemmBlocks * 16 * 1024;
+using GemmBf16Fn = void (*)(const QW& w, const uint16_t* a, int64_t lda, int64_t rows, int64_t block0, int64_t nblocks,
+                            float* c, int64_t ldc, void* panel);
 using GemmF32Fn = void (*)(const QW& w, const float* a, int64_t lda, int64_t rows, int64_t block, float* c,
                            int64_t ldc, void* panel, bool round_bf16);
 // Few-row products (decode), weights read once for all rows: y[r][16·t + j] for tiles t in [t0, t1)

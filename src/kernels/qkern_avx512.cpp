@@ -198,18 +198,37 @@ void run_rows(int64_t rows, TileFn&& tile) {
   if (r < rows) tail_rows<RMAX - 1>(rows - r, r, tile);
 }
 
+// Blocks [block0, block0 + nblocks) (nblocks <= kMaxGemmBlocks): block j's outputs in c columns
+// [32·j, 32·j + 32). Loop order (GotoBLAS-style, for the caches of the CPU this was tuned on: 32
+// KiB L1d, 1 MiB L2 per core): per k-panel of 256 inputs, every block's panel is dequantized
+// once (16 KiB each, L2), then rows go in chunks of kRowChunk; within a chunk each block's tile
+// runs over the same activation slice (kRowChunk × 256 bf16 = 48 KiB, L2) with its panel in L1.
+// Before, one block ran all its k-panels at a time, so each block streamed the whole activation
+// matrix (rows × k × 2 bytes: 8 MiB for the down projection at 512 rows) from L3. Every output
+// sums its panels in the same order as before (per panel from zero, then added to c): bitwise
+// the same products.
+constexpr int64_t kRowChunk = 8 * MR;
+
 template <int S>
-void gemm_bf16_s(const QW& w, const uint16_t* a, int64_t lda, int64_t rows, int64_t block, float* c, int64_t ldc,
-                 void* panel) {
-  const auto* pb = static_cast<const uint16_t*>(panel);
+void gemm_bf16_s(const QW& w, const uint16_t* a, int64_t lda, int64_t rows, int64_t block0, int64_t nblocks, float* c,
+                 int64_t ldc, void* panel) {
+  constexpr int64_t kBlockPanel = kPanelChunks * 4 * 64;  // bf16 words of one block's panel (16 KiB)
+  auto* pb = static_cast<uint16_t*>(panel);
   for (int64_t c0 = 0; c0 < w.chunks; c0 += kPanelChunks) {
     const int64_t c1 = c0 + kPanelChunks < w.chunks ? c0 + kPanelChunks : w.chunks;
-    dequant_panel<S, true>(w, 2 * block, 0, c0, c1, panel);
-    dequant_panel<S, true>(w, 2 * block + 1, 1, c0, c1, panel);
+    for (int64_t j = 0; j < nblocks; ++j) {
+      dequant_panel<S, true>(w, 2 * (block0 + j), 0, c0, c1, pb + j * kBlockPanel);
+      dequant_panel<S, true>(w, 2 * (block0 + j) + 1, 1, c0, c1, pb + j * kBlockPanel);
+    }
     const int64_t npairs = (c1 - c0) * 4;
-    run_rows(rows, [&](auto R, int64_t r) {
-      tile_bf16<decltype(R)::value>(a + r * lda + c0 * 8, lda, pb, npairs, c + r * ldc, ldc, c0 > 0);
-    });
+    for (int64_t m0 = 0; m0 < rows; m0 += kRowChunk) {
+      const int64_t mr = rows - m0 < kRowChunk ? rows - m0 : kRowChunk;
+      for (int64_t j = 0; j < nblocks; ++j)
+        run_rows(mr, [&](auto R, int64_t r) {
+          tile_bf16<decltype(R)::value>(a + (m0 + r) * lda + c0 * 8, lda, pb + j * kBlockPanel, npairs,
+                                        c + (m0 + r) * ldc + 32 * j, ldc, c0 > 0);
+        });
+    }
   }
 }
 
@@ -229,11 +248,12 @@ void gemm_f32_s(const QW& w, const float* a, int64_t lda, int64_t rows, int64_t 
   }
 }
 
-void gemm_bf16(const QW& w, const uint16_t* a, int64_t lda, int64_t rows, int64_t block, float* c, int64_t ldc, void* panel) {
+void gemm_bf16(const QW& w, const uint16_t* a, int64_t lda, int64_t rows, int64_t block0, int64_t nblocks, float* c,
+               int64_t ldc, void* panel) {
   switch (w.storage) {
-    case 4: return gemm_bf16_s<4>(w, a, lda, rows, block, c, ldc, panel);
-    case 5: return gemm_bf16_s<5>(w, a, lda, rows, block, c, ldc, panel);
-    default: return gemm_bf16_s<8>(w, a, lda, rows, block, c, ldc, panel);
+    case 4: return gemm_bf16_s<4>(w, a, lda, rows, block0, nblocks, c, ldc, panel);
+    case 5: return gemm_bf16_s<5>(w, a, lda, rows, block0, nblocks, c, ldc, panel);
+    default: return gemm_bf16_s<8>(w, a, lda, rows, block0, nblocks, c, ldc, panel);
   }
 }
 void gemm_f32(const QW& w, const float* a, int64_t lda, int64_t rows, int64_t block, float* c, int64_t ldc, void* panel,

@@ -110,6 +110,8 @@ CALQ_REGISTER_COMMAND({{"eval", "tasks"}, "Zero-shot multiple-choice tasks score
                          app.add_option("--resume", o->job.resume,
                                         "log finished documents to this file and skip those it already holds");
                          app.add_flag("--bf16", o->job.bf16, "bf16 weights/activations (f32 accumulation)");
+                         app.add_flag("--int8-acts", o->job.int8_acts,
+                                      "int8 activations in blocks of 32: llama.cpp's arithmetic for GGUF Q4/Q8 weights");
                          evalcmd::add_kv_options(app, o->job.kv);
                          return [o] { return run(*o); };
                        }});
