@@ -67,16 +67,7 @@ TEST(QGemmDecode8, Int8ActivationGemvWritesOnlyItsTiles) {
   std::vector<int32_t> qsum(static_cast<size_t>(nblk));
   ASSERT_TRUE(quantize_blocks_int8_ref(x.data(), k, xq.data(), d.data(), qsum.data()));
   qgemm_int8_blocks_ref(x.data(), 1, p, want.data());
-  qk::QW w;
-  w.codes = p.codes.data();
-  w.scales = p.scales.data();
-  w.zeros = p.zero_const ? nullptr : reinterpret_cast<const uint16_t*>(p.zeros.data());
-  w.chunk_group = p.chunk_group.data();
-  w.chunks = p.chunks();
-  w.groups = p.groups;
-  w.storage = p.storage;
-  w.scale_f16 = p.scale_f16;
-  w.zero_value = p.zero_value;
+  const qk::QW w = qk::view_of(p);
   qk::kernels_avx512().gemv_a8_s8(w, xq.data(), k, d.data(), qsum.data(), nblk, 1, 2, 4, y.data(), n);
   for (int64_t o = 0; o < n; ++o) {
     if (o >= 32 && o < 64) EXPECT_EQ(y[size_t(o)], want[size_t(o)]) << o;

@@ -54,21 +54,6 @@ bool serial_product(int64_t rows, int64_t n, int64_t k) {
 // by the FLOP rule above they ran on one thread while the other idled).
 bool serial_gemv(size_t weight_bytes) { return omp_in_parallel() || weight_bytes < (size_t(256) << 10); }
 
-qk::QW view(const QPacked& p) {
-  qk::QW w;
-  w.codes = p.codes.data();
-  w.hbits = p.hbits.size() ? p.hbits.data() : nullptr;
-  w.scales = p.scales.data();
-  w.zeros = p.zero_const ? nullptr : reinterpret_cast<const uint16_t*>(p.zeros.data());
-  w.chunk_group = p.chunk_group.data();
-  w.chunks = p.chunks();
-  w.groups = p.groups;
-  w.storage = p.storage;
-  w.min_form = p.min_form;
-  w.scale_f16 = p.scale_f16;
-  w.zero_value = p.zero_value;
-  return w;
-}
 
 const qk::Kernels& kernels_for(Isa isa) { return isa == Isa::Avx512 ? qk::kernels_avx512() : qk::kernels_avx2(); }
 
@@ -281,7 +266,7 @@ class QGemmWeight final : public QuantPackedWeight {
   // W4A8 prefill: int8 activations in kernel order against the packed codes (qkern.h gemm_a8).
   void run_gemm_a8(const qk::Kernels& K, const float* x, const uint16_t* xb, int64_t rows, const float* bias,
                    const GemmEpilogue& e, float* y, uint16_t* yb, bool serial) const {
-    const qk::QW w = view(p_);
+    const qk::QW w = qk::view_of(p_);
     const int64_t kp = p_.kp, nblk = kp / 32;
     float* a = scratch<float>(kActs, size_t(rows * kp));
     gather_f32(p_, x, xb, rows, false, a, kp, serial);
@@ -315,7 +300,7 @@ class QGemmWeight final : public QuantPackedWeight {
 
   void run_gemv_a8(const qk::Kernels& K, const float* x, const uint16_t* xb, int64_t rows, const float* bias,
                    const GemmEpilogue& e, float* y, uint16_t* yb, bool serial) const {
-    const qk::QW w = view(p_);
+    const qk::QW w = qk::view_of(p_);
     const int64_t kp = p_.kp, nblk = kp / 32;
     float* a = scratch<float>(kActs, size_t(rows * kp));
     gather_f32(p_, x, xb, rows, false, a, kp, true);
@@ -340,7 +325,7 @@ class QGemmWeight final : public QuantPackedWeight {
 
   void run_gemm(const qk::Kernels& K, const float* x, const uint16_t* xb, int64_t rows, const float* bias,
                 const GemmEpilogue& e, float* y, uint16_t* yb, bool serial) const {
-    const qk::QW w = view(p_);
+    const qk::QW w = qk::view_of(p_);
     const bool bf = c_ == ComputeType::BF16;
     // Row strides off multiples of 4 KiB: 12 rows read together would share one L1 set.
     if (bf && K.gemm_bf16) {
@@ -362,7 +347,7 @@ class QGemmWeight final : public QuantPackedWeight {
 
   void run_gemv(const qk::Kernels& K, const float* x, const uint16_t* xb, int64_t rows, const float* bias,
                 const GemmEpilogue& e, float* y, uint16_t* yb, bool serial) const {
-    const qk::QW w = view(p_);
+    const qk::QW w = qk::view_of(p_);
     const bool bf = c_ == ComputeType::BF16;
     const bool use_bf16 = bf && K.gemv_bf16 && p_.storage != 8;
     const int64_t ld = p_.kp;
@@ -797,6 +782,22 @@ void w8a8_gemm_ref(const float* x, int64_t rows, const W8A8Packed& w, const W8A8
       if (bias) v = v + bias[o2];
       y[r * w.n + o2] = v;
     }
+}
+
+qk::QW qk::view_of(const QPacked& p) {
+  qk::QW w;
+  w.codes = p.codes.data();
+  w.hbits = p.hbits.size() ? p.hbits.data() : nullptr;
+  w.scales = p.scales.data();
+  w.zeros = p.zero_const ? nullptr : reinterpret_cast<const uint16_t*>(p.zeros.data());
+  w.chunk_group = p.chunk_group.data();
+  w.chunks = p.chunks();
+  w.groups = p.groups;
+  w.storage = p.storage;
+  w.min_form = p.min_form;
+  w.scale_f16 = p.scale_f16;
+  w.zero_value = p.zero_value;
+  return w;
 }
 
 }  // namespace calq

@@ -5,6 +5,10 @@
 #pragma once
 #include <cstdint>
 
+namespace calq {
+struct QPacked;
+}
+
 namespace calq::qk {
 
 // A QPacked as the kernels read it (kernels/qpack.h describes the layout).
@@ -19,6 +23,9 @@ struct QW {
   bool min_form = false, scale_f16 = false;
   float zero_value = 0.0f;
 };
+
+// The kernels' view of a packed weight (defined in qgemm.cpp; the QPacked must outlive it).
+QW view_of(const QPacked& p);
 
 // Block products: c[r][0, 32) = Σ_i a[r][i] · w(32·block + ·, i) over all kp = 8·chunks packed
 // inputs, r < rows; a has leading dimension lda (elements), c has ldc (floats).

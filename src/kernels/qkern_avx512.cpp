@@ -587,23 +587,6 @@ void gemv_a8_tiles(const QW& w, const int8_t* xq, int64_t ldq, const float* d, c
     for (int t = 0; t < TB; ++t) _mm512_storeu_ps(y + r * ldy + (tile0 + t) * 16, ya[r][t]);
 }
 
-template <int R>
-void gemv_a8_r(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int64_t t0,
-               int64_t t1, float* y, int64_t ldy) {
-  over_tiles(t0, t1, [&](int64_t t) { gemv_a8_tiles<R, (R <= 2 ? 4 : 2)>(w, xq, ldq, d, qsum, nblk, t, y, ldy);
-                                      if (R > 2) gemv_a8_tiles<R, 2>(w, xq, ldq, d, qsum, nblk, t + 2, y, ldy); },
-             [&](int64_t t) { gemv_a8_tiles<R, 2>(w, xq, ldq, d, qsum, nblk, t, y, ldy); });
-}
-
-void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int rows,
-             int64_t t0, int64_t t1, float* y, int64_t ldy) {
-  switch (rows) {
-    case 1: return gemv_a8_r<1>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
-    case 2: return gemv_a8_r<2>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
-    case 3: return gemv_a8_r<3>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
-    default: return gemv_a8_r<4>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
-  }
-}
 
 // The f32 steps after one 32-input block's exact int32 sums `acc` (tile_a8, tile_a8_s8): the
 // group's scales and zeros of the two tiles (reloaded when the block starts a new group) and
@@ -788,22 +771,42 @@ void gemv_a8_s8_tiles(const QW& w, const int8_t* xq, int64_t ldq, const float* d
     for (int t = 0; t < TB; ++t) _mm512_storeu_ps(y + r * ldy + (tile0 + t) * 16, fy[r][t]);
 }
 
-template <int R>
-void gemv_a8_s8_r(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk,
+// One int8-activation decode tile run: 4-bit codes (gemv_a8_tiles) or 8-bit ones (gemv_a8_s8_tiles).
+template <bool S8, int R, int TB>
+void a8_tiles(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk,
+              int64_t tile0, float* y, int64_t ldy) {
+  if constexpr (S8) gemv_a8_s8_tiles<R, TB>(w, xq, ldq, d, qsum, nblk, tile0, y, ldy);
+  else gemv_a8_tiles<R, TB>(w, xq, ldq, d, qsum, nblk, tile0, y, ldy);
+}
+
+// Tiles [t0, t1) at R rows: four tiles per call at 1-2 rows, two at 3-4 (the accumulators fit).
+template <bool S8, int R>
+void gemv_a8_r(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int64_t t0,
+               int64_t t1, float* y, int64_t ldy) {
+  over_tiles(t0, t1, [&](int64_t t) { a8_tiles<S8, R, (R <= 2 ? 4 : 2)>(w, xq, ldq, d, qsum, nblk, t, y, ldy);
+                                      if (R > 2) a8_tiles<S8, R, 2>(w, xq, ldq, d, qsum, nblk, t + 2, y, ldy); },
+             [&](int64_t t) { a8_tiles<S8, R, 2>(w, xq, ldq, d, qsum, nblk, t, y, ldy); });
+}
+
+template <bool S8>
+void gemv_a8_rows(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int rows,
                   int64_t t0, int64_t t1, float* y, int64_t ldy) {
-  over_tiles(t0, t1, [&](int64_t t) { gemv_a8_s8_tiles<R, (R <= 2 ? 4 : 2)>(w, xq, ldq, d, qsum, nblk, t, y, ldy);
-                                      if (R > 2) gemv_a8_s8_tiles<R, 2>(w, xq, ldq, d, qsum, nblk, t + 2, y, ldy); },
-             [&](int64_t t) { gemv_a8_s8_tiles<R, 2>(w, xq, ldq, d, qsum, nblk, t, y, ldy); });
+  switch (rows) {
+    case 1: return gemv_a8_r<S8, 1>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
+    case 2: return gemv_a8_r<S8, 2>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
+    case 3: return gemv_a8_r<S8, 3>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
+    default: return gemv_a8_r<S8, 4>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
+  }
+}
+
+void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int rows,
+             int64_t t0, int64_t t1, float* y, int64_t ldy) {
+  gemv_a8_rows<false>(w, xq, ldq, d, qsum, nblk, rows, t0, t1, y, ldy);
 }
 
 void gemv_a8_s8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int rows,
                 int64_t t0, int64_t t1, float* y, int64_t ldy) {
-  switch (rows) {
-    case 1: return gemv_a8_s8_r<1>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
-    case 2: return gemv_a8_s8_r<2>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
-    case 3: return gemv_a8_s8_r<3>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
-    default: return gemv_a8_s8_r<4>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
-  }
+  gemv_a8_rows<true>(w, xq, ldq, d, qsum, nblk, rows, t0, t1, y, ldy);
 }
 
 // W8A8, R rows × TB tiles: tile_w8's arithmetic (u8 = x + 128 against the s8 weights, 128·colsum
