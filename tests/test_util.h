@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -12,8 +14,30 @@
 
 #include "calib/calib_set.h"
 #include "io/checkpoint.h"
+#include "kernels/gemm.h"
 
 namespace calq::test {
+
+// Results that must not depend on the batch, the rows selected or the thread count: bitwise where
+// the float GEMMs compute each row alike whatever the row count (gemm_rows_independent(): oneDNN's
+// AVX-512 kernels), else (AVX2) equal within rel · max(1, |want|) — oneDNN's sgemm there rounds
+// tail rows and thread splits differently in the last bits.
+inline void expect_row_invariant(double got, double want, double rel, const std::string& what = "") {
+  if (gemm_rows_independent()) EXPECT_EQ(got, want) << what;
+  else EXPECT_NEAR(got, want, rel * std::max(1.0, std::fabs(want))) << what;
+}
+template <class T>
+void expect_row_invariant(const std::vector<T>& got, const std::vector<T>& want, double rel, const std::string& what = "") {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  if (gemm_rows_independent()) {
+    EXPECT_EQ(got, want) << what;
+    return;
+  }
+  int bad = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (!(std::fabs(double(got[i]) - double(want[i])) <= rel * std::max(1.0, std::fabs(double(want[i])))) && bad++ < 5)
+      ADD_FAILURE() << what << " [" << i << "]: " << got[i] << " vs " << want[i];
+}
 
 // $CALQ_DATA, else the ../shared beside the source tree.
 inline std::string data(const std::string& rel = "") {

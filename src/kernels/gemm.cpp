@@ -26,6 +26,7 @@
 #include "kernels/qgemm.h"
 #include "kernels/vec.h"
 #include "util/error.h"
+#include "tensor/dtype.h"
 #include "util/huge_pages.h"
 
 namespace calq {
@@ -171,25 +172,67 @@ class PackedMemory {
   void* p_ = nullptr;
 };
 
+// Whether oneDNN runs bf16 matmuls on this CPU (it needs AVX-512; oneDNN 2.6 has none on AVX2).
+bool onednn_has_bf16() {
+  static const bool has = [] {
+    try {
+      const dnnl::memory::desc any({64, 64}, dt::bf16, tag::any);
+      (void)make_pd(16, 64, 64, ComputeType::BF16, false, any);
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return has;
+}
+
+// n values rounded to bf16 (nearest even) and back, or widened from bf16 bits: exact f32 values of
+// bf16 numbers, what the emulated bf16 products multiply.
+void round_to_bf16_values(const float* x, float* out, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > (int64_t(1) << 18) && !omp_in_parallel())
+  for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(f32_to_bf16(x[i]));
+}
+void widen_bf16_n(const uint16_t* x, float* out, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > (int64_t(1) << 18) && !omp_in_parallel())
+  for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(x[i]);
+}
+
 class DnnlPacked final : public PackedWeight {
  public:
-  // w: W [n, k] row-major, float32 or (src_bf16) the raw bits of bf16.
-  DnnlPacked(const void* w, bool src_bf16, int64_t n, int64_t k, ComputeType c) : n_(n), k_(k), c_(c) {
-    const dnnl::memory::desc any({k, n}, dnnl_type(c), tag::any);
-    md_ = make_pd(kLayoutRows, n, k, c, false, any).weights_desc();
+  // w: W [n, k] row-major, float32 or (src_bf16) the raw bits of bf16. ComputeType::BF16 on a CPU
+  // where oneDNN has no bf16 matmul (AVX2): emulated — the weights rounded to bf16 values and kept
+  // as f32, the activations rounded likewise at run time (run_emulated_bf16). A product of two bf16
+  // values is exact in f32, so this multiplies the same numbers as the native kernel, summed in f32.
+  DnnlPacked(const void* w, bool src_bf16, int64_t n, int64_t k, ComputeType c)
+      : n_(n), k_(k), c_(c), emulated_(c == ComputeType::BF16 && !onednn_has_bf16()) {
+    const ComputeType kc = kernel_compute();
+    const dnnl::memory::desc any({k, n}, dnnl_type(kc), tag::any);
+    md_ = make_pd(kLayoutRows, n, k, kc, false, any).weights_desc();
     buf_ = std::make_unique<PackedMemory>(md_.get_size());
     mem_ = buf_->data() ? dnnl::memory(md_, cpu_engine(), buf_->data()) : dnnl::memory(md_, cpu_engine());
+    std::vector<float> rounded;
+    if (emulated_) {
+      rounded.resize(size_t(n * k));
+      if (src_bf16) widen_bf16_n(static_cast<const uint16_t*>(w), rounded.data(), n * k);
+      else round_to_bf16_values(static_cast<const float*>(w), rounded.data(), n * k);
+      w = rounded.data();
+      src_bf16 = false;
+    }
     // W [n, k] row-major is Wᵀ [k, n] in column-major ("ba") order: the reorder transposes,
     // blocks and (for bf16) rounds to nearest even in one pass.
     dnnl::memory src({{k, n}, src_bf16 ? dt::bf16 : dt::f32, tag::ba}, cpu_engine(), const_cast<void*>(w));
     dnnl::reorder(src, mem_).execute(thread_stream(), src, mem_);
     thread_stream().wait();
     // The layouts calq's one-row kernel reads (qgemm.h gemv_onednn_blocked).
-    blocked_ = md_ == dnnl::memory::desc({k, n}, dnnl_type(c), c == ComputeType::BF16 ? tag::BA16a64b2a : tag::BA16a64b);
+    blocked_ = !emulated_ &&
+               md_ == dnnl::memory::desc({k, n}, dnnl_type(c), c == ComputeType::BF16 ? tag::BA16a64b2a : tag::BA16a64b);
   }
   int64_t n() const override { return n_; }
   int64_t k() const override { return k_; }
   ComputeType compute() const override { return c_; }
+  // The type oneDNN computes in (f32 for emulated bf16).
+  ComputeType kernel_compute() const { return emulated_ ? ComputeType::F32 : c_; }
+  bool emulated() const { return emulated_; }
   size_t bytes() const override { return md_.get_size(); }
   const dnnl::memory& mem() const { return mem_; }
   const dnnl::memory::desc& desc() const { return md_; }
@@ -198,6 +241,7 @@ class DnnlPacked final : public PackedWeight {
  private:
   int64_t n_, k_;
   ComputeType c_;
+  bool emulated_;
   dnnl::memory::desc md_;
   std::unique_ptr<PackedMemory> buf_;  // declared before mem_: outlives it
   dnnl::memory mem_;
@@ -302,7 +346,82 @@ uint16_t* bf16_scratch(size_t n) {
   return buf.data();
 }
 
+// One matmul on a packed weight: src [rows, k] in the kernel's type (f32, or bf16 when computing
+// natively in bf16), output y [rows, n] (f32) or y_bf16, bias and epilogue fused.
+void run_dnnl(const void* src, int64_t rows, const DnnlPacked& p, const float* bias, const GemmEpilogue& e, float* y,
+              uint16_t* y_bf16) {
+  const int64_t n = p.n(), k = p.k();
+  const ComputeType kc = p.kernel_compute();
+  EpilogueKind ek;
+  ek.accumulate = e.accumulate;
+  ek.gated_act = e.gated ? int(e.act) : -1;
+  ek.mul_bf16 = e.gated && e.mul_bf16 != nullptr;
+  ek.dst_bf16 = y_bf16 != nullptr;
+  // Small products run on one thread: waking the team costs more than it saves (and on a busy
+  // machine a descheduled team member stalls every parallel region).
+  const bool serial = omp_in_parallel() || 2.0 * double(rows) * double(n) * double(k) < kParallelFlops;
+  const PrimKey key{rows, n, k, int(kc), bias != nullptr, ek, serial ? 1 : omp_get_max_threads()};
+  const CachedPrim cp = prim_cache().get(key, p.desc());
+  dnnl::engine& eng = cpu_engine();
+  dnnl::memory src_m({{rows, k}, dnnl_type(kc), tag::ab}, eng, const_cast<void*>(src));
+  dnnl::memory dst_m({{rows, n}, y_bf16 ? dt::bf16 : dt::f32, tag::ab}, eng,
+                     y_bf16 ? static_cast<void*>(y_bf16) : static_cast<void*>(y));
+  std::unordered_map<int, dnnl::memory> args = {
+      {DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, p.mem()}, {DNNL_ARG_DST, dst_m}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, n}, dt::f32, tag::ab}, eng, const_cast<float*>(bias)));
+  if (e.gated) {
+    const int idx = e.accumulate ? 2 : 1;  // post-op index of the binary mul
+    const void* m = e.mul_bf16 ? static_cast<const void*>(e.mul_bf16) : static_cast<const void*>(e.mul);
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1,
+                 dnnl::memory({{rows, n}, e.mul_bf16 ? dt::bf16 : dt::f32, tag::ab}, eng, const_cast<void*>(m)));
+  }
+  const size_t scratch_bytes = cp.scratch.get_size();
+  if (scratch_bytes > 0)
+    args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(cp.scratch, eng, scratch_buffer(scratch_bytes)));
+  cp.prim.execute(thread_stream(), args);
+  thread_stream().wait();
+}
+
+// Per-thread f32 buffers of the emulated bf16 path (grow only).
+enum EmuSlot { kEmuX, kEmuMul, kEmuY, kEmuSlots };
+float* emu_scratch(EmuSlot s, size_t n) {
+  thread_local std::vector<std::vector<float>> bufs(kEmuSlots);
+  if (bufs[s].size() < n) bufs[s].resize(n);
+  return bufs[s].data();
+}
+
+// bf16 compute where oneDNN has no bf16 matmul (DnnlPacked::emulated): every bf16 operand widened
+// to its exact f32 value — x rounded to bf16 first, as the native path rounds it —, the f32
+// matmul, and a bf16 output rounded once from the f32 result (as oneDNN's bf16 dst).
+void run_emulated_bf16(const float* x, const uint16_t* x_bf16, int64_t rows, const DnnlPacked& p, const float* bias,
+                       const GemmEpilogue& e, float* y, uint16_t* y_bf16) {
+  const int64_t n = p.n(), k = p.k();
+  float* xs = emu_scratch(kEmuX, size_t(rows * k));
+  if (x) round_to_bf16_values(x, xs, rows * k);
+  else widen_bf16_n(x_bf16, xs, rows * k);
+  GemmEpilogue ef = e;
+  if (e.gated && e.mul_bf16) {
+    float* m = emu_scratch(kEmuMul, size_t(rows * n));
+    widen_bf16_n(e.mul_bf16, m, rows * n);
+    ef.mul = m;
+    ef.mul_bf16 = nullptr;
+  }
+  float* out = y;
+  if (y_bf16) {
+    out = emu_scratch(kEmuY, size_t(rows * n));
+    if (e.accumulate) widen_bf16_n(y_bf16, out, rows * n);
+  }
+  run_dnnl(xs, rows, p, bias, ef, out, nullptr);
+  if (y_bf16) f32_to_bf16_n(out, y_bf16, rows * n);
+}
+
 }  // namespace
+
+bool gemm_rows_independent() {
+  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  return isa == dnnl::cpu_isa::avx512_core || isa == dnnl::cpu_isa::avx512_core_vnni ||
+         isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+}
 
 KernelProfile& kernel_profile() {
   static KernelProfile p;
@@ -340,40 +459,17 @@ void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const 
   if (rows == 1 && p.blocked() &&
       gemv_onednn_blocked(p.mem().get_data_handle(), p.compute(), n, k, x, x_bf16, rows, bias, e, y, y_bf16))
     return;
+  if (p.emulated()) {
+    run_emulated_bf16(x, x_bf16, rows, p, bias, e, y, y_bf16);
+    return;
+  }
   const void* src = x_bf16 ? static_cast<const void*>(x_bf16) : static_cast<const void*>(x);
   if (bf && x) {  // activations to bf16 (round to nearest even), once per call
     uint16_t* xb = bf16_scratch(size_t(rows * k));
     f32_to_bf16_n(x, xb, rows * k);
     src = xb;
   }
-  EpilogueKind ek;
-  ek.accumulate = e.accumulate;
-  ek.gated_act = e.gated ? int(e.act) : -1;
-  ek.mul_bf16 = e.gated && e.mul_bf16 != nullptr;
-  ek.dst_bf16 = y_bf16 != nullptr;
-  // Small products run on one thread: waking the team costs more than it saves (and on a busy
-  // machine a descheduled team member stalls every parallel region).
-  const bool serial = omp_in_parallel() || 2.0 * double(rows) * double(n) * double(k) < kParallelFlops;
-  const PrimKey key{rows, n, k, int(p.compute()), bias != nullptr, ek, serial ? 1 : omp_get_max_threads()};
-  const CachedPrim cp = prim_cache().get(key, p.desc());
-  dnnl::engine& eng = cpu_engine();
-  dnnl::memory src_m({{rows, k}, dnnl_type(p.compute()), tag::ab}, eng, const_cast<void*>(src));
-  dnnl::memory dst_m({{rows, n}, y_bf16 ? dt::bf16 : dt::f32, tag::ab}, eng,
-                     y_bf16 ? static_cast<void*>(y_bf16) : static_cast<void*>(y));
-  std::unordered_map<int, dnnl::memory> args = {
-      {DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, p.mem()}, {DNNL_ARG_DST, dst_m}};
-  if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, n}, dt::f32, tag::ab}, eng, const_cast<float*>(bias)));
-  if (e.gated) {
-    const int idx = e.accumulate ? 2 : 1;  // post-op index of the binary mul
-    const void* m = e.mul_bf16 ? static_cast<const void*>(e.mul_bf16) : static_cast<const void*>(e.mul);
-    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1,
-                 dnnl::memory({{rows, n}, e.mul_bf16 ? dt::bf16 : dt::f32, tag::ab}, eng, const_cast<void*>(m)));
-  }
-  const size_t scratch_bytes = cp.scratch.get_size();
-  if (scratch_bytes > 0)
-    args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(cp.scratch, eng, scratch_buffer(scratch_bytes)));
-  cp.prim.execute(thread_stream(), args);
-  thread_stream().wait();
+  run_dnnl(src, rows, p, bias, e, y, y_bf16);
 }
 
 void gemm_packed(const float* x, int64_t rows, const PackedWeight& pw, const float* bias, float* y, bool accumulate) {

@@ -9,7 +9,10 @@
 
 namespace calq {
 
-enum class ComputeType { F32, BF16 };  // BF16: bf16 weights and activations, f32 accumulation
+// BF16: bf16 weights and activations, f32 accumulation. Where oneDNN has no bf16 matmul (CPUs
+// without AVX-512, e.g. AMD Zen 3) it is emulated: both operands rounded to bf16 values and
+// multiplied by the f32 kernels (exact products, f32 sums), the packed weights then 4 bytes each.
+enum class ComputeType { F32, BF16 };
 const char* compute_type_name(ComputeType c);
 
 void gemm_xwt_ref(const float* x, int64_t rows, int64_t k, const float* w, int64_t n, const float* bias, float* y);
@@ -52,6 +55,12 @@ struct GemmEpilogue {
 // output y (float32) or y_bf16 (bf16, rounded once from the f32 result; BF16 weights only).
 void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const PackedWeight& w, const float* bias,
                     const GemmEpilogue& e, float* y, uint16_t* y_bf16 = nullptr);
+
+// Whether a row's result of gemm_packed depends only on that row: not on how many rows are
+// multiplied with it, where it sits among them, or the thread count. True where oneDNN runs its
+// AVX-512 (brgemm) kernels; on AVX2 CPUs its sgemm-based kernels round tail rows and thread splits
+// differently in the last bits, so e.g. a perplexity depends (by ~1e-7 relative) on the batch.
+bool gemm_rows_independent();
 
 // Plain float32 GEMM, row-major: C[m,n] = alpha * A[m,k] · op(B) + beta * C, op(B) = B[k,n] or B[n,k]ᵀ.
 void sgemm(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
