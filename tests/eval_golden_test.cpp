@@ -133,7 +133,7 @@ TEST(EvalGoldenSlow, TaskScoresReproducibleAcrossRunsAndThreads) {
       test::expect_row_invariant(runs[k].ppl, runs[0].ppl, 1e-6, name);
       for (size_t d = 0; d < td.docs.size(); ++d)
         for (size_t c = 0; c < td.docs[d].choices.size(); ++c)
-          test::expect_row_invariant(runs[k].per_doc[d][c].logprob, runs[0].per_doc[d][c].logprob, 1e-6,
+          test::expect_row_invariant(runs[k].per_doc[d][c].logprob, runs[0].per_doc[d][c].logprob, 1e-5,
                                      name + " " + std::to_string(d) + " " + std::to_string(c));
     }
     // Cross-check one choice directly: one unbatched forward over encode(context + continuation).
