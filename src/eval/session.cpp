@@ -4,6 +4,7 @@
 
 #include "eval/identity.h"
 #include "io/checkpoint.h"
+#include "kernels/gemm.h"
 #include "io/mapped_file.h"
 #include "formats/gguf_tokenizer.h"
 #include "formats/loader.h"
@@ -72,6 +73,9 @@ std::string compute_type_note(const EvalSession& s, ComputeType compute) {
   const Json& cfg = c->config();
   const auto it = cfg.find("torch_dtype");
   if (it == cfg.end() || !it->is_string() || it->get<std::string>() != "bfloat16") return "";
+  if (!gemm_bf16_native())  // emulated bf16 (no AVX-512): --bf16 would only round, not speed up
+    return "compute: f32 (the checkpoint stores bf16 weights; bf16 compute, --bf16, differs slightly and is no "
+           "faster on this CPU, which has no AVX-512 bf16 matmuls)";
   return "compute: f32 (the checkpoint stores bf16 weights; bf16 compute, --bf16, is about twice as fast and "
          "differs slightly)";
 }

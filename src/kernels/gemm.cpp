@@ -417,6 +417,8 @@ void run_emulated_bf16(const float* x, const uint16_t* x_bf16, int64_t rows, con
 
 }  // namespace
 
+bool gemm_bf16_native() { return onednn_has_bf16(); }
+
 bool gemm_rows_independent() {
   const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
   return isa == dnnl::cpu_isa::avx512_core || isa == dnnl::cpu_isa::avx512_core_vnni ||

@@ -56,6 +56,10 @@ struct GemmEpilogue {
 void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const PackedWeight& w, const float* bias,
                     const GemmEpilogue& e, float* y, uint16_t* y_bf16 = nullptr);
 
+// Whether oneDNN runs bf16 matmuls on this CPU (AVX-512); false: ComputeType::BF16 is emulated
+// with the f32 kernels (no faster than f32).
+bool gemm_bf16_native();
+
 // Whether a row's result of gemm_packed depends only on that row: not on how many rows are
 // multiplied with it, where it sits among them, or the thread count. True where oneDNN runs its
 // AVX-512 (brgemm) kernels; on AVX2 CPUs its sgemm-based kernels round tail rows and thread splits
