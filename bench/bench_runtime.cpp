@@ -31,7 +31,10 @@
 #include "bench_util.h"
 #include "eval/generate.h"
 #include "formats/loader.h"
+#include "kernels/gemm.h"
 #include "kernels/profile.h"
+#include "model/linear.h"
+#include "tensor/dtype.h"
 
 using namespace calq;
 using namespace calq::bench;
@@ -89,10 +92,12 @@ Args parse(int argc, char** argv) {
 }
 
 // Bytes one token reads of a linear layer's weight as it runs: the quantized form's bytes (codes,
-// scales, zeros), or the packed float copy's values (f32: 4 bytes, bf16: 2 per weight).
+// scales, zeros), or the packed float values: 2 bytes for bf16 compute, and for a bf16 checkpoint
+// at f32 compute where oneDNN has no bf16 matmul (kept as bf16 rows, gemm.h Bf16Storage); else 4.
 size_t weight_bytes(const Linear& l, ComputeType c) {
   if (auto q = l.quantized()) return q->bytes();
-  return size_t(l.in) * size_t(l.out) * (c == ComputeType::F32 ? 4 : 2);
+  const bool bf16_values = c == ComputeType::BF16 || (l.weight().dtype() == DType::BF16 && !gemm_bf16_native());
+  return size_t(l.in) * size_t(l.out) * (bf16_values ? 2 : 4);
 }
 
 struct Result {

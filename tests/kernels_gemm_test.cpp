@@ -143,7 +143,10 @@ TEST_P(GemmPacked, AccumulateAddsToOutput) {
 
 // Packing from a bf16 weight's own bits (no float copy) runs the same products bitwise as packing
 // its exact f32 conversion, for f32 and bf16 compute, on odd and blocked shapes, 1 and many rows.
+// (Not for f32 compute where oneDNN has no bf16 matmul: the bits stay bf16 there and run other
+// kernels than the f32 weight's: tests/kernels_gemm_bf16rows_test.cpp.)
 TEST_P(GemmPacked, PackingFromBf16BitsEqualsPackingTheF32Conversion) {
+  if (GetParam() == ComputeType::F32 && !gemm_bf16_native()) GTEST_SKIP() << "bf16 bits kept as bf16 rows here";
   for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 53}, {192, 256}}) {
     const auto w = round_bf16(randn(size_t(n * k), 11, 0.1f));
     std::vector<uint16_t> w16(w.size());

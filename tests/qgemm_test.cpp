@@ -42,8 +42,8 @@ std::vector<float> dequantized(const QPacked& p) {
 const std::vector<int64_t> kRowCounts = {1, 2, 3, 4, 5, 13, 30};
 
 // Every ISA × compute type × row count: kernel vs reference. QActs::Int8: the reference quantizes
-// the activations the same way; the int8 kernels (decode on AVX2/AVX-512, prefill on AVX-512)
-// multiply the exact d_b·q and codes, the others d_b·q (and w) rounded to bf16 under BF16.
+// the activations the same way; the int8 kernels (AVX-512; AVX2 with 4-bit codes) multiply the
+// exact d_b·q and codes, the others d_b·q (and w) rounded to bf16 under BF16.
 void check_kernels(const std::function<QPacked()>& make, const std::string& name, uint32_t seed,
                    QActs acts = QActs::Float) {
   const QPacked ref = make();
@@ -62,10 +62,10 @@ void check_kernels(const std::function<QPacked()>& make, const std::string& name
         const auto x = randn(size_t(rows * k), seed++);
         const auto bias = randn(size_t(n), seed++);
         const float* b = rows % 2 ? bias.data() : nullptr;
-        const bool w_rounded = bf && rows > 4 && isa != Isa::Scalar && !(acts == QActs::Int8 && isa == Isa::Avx512);
-        // Exact d·q where the int8 kernels run: decode on AVX2/AVX-512, prefill on AVX-512.
-        // (8-bit codes: AVX-512 only, gemv_a8_s8 at decode, the prefill tile above 4 rows.)
-        const bool a8_exact = acts == QActs::Int8 && (isa == Isa::Avx512 || (isa == Isa::Avx2 && rows <= 4 && ref.storage == 4));
+        // Exact d·q where the int8 kernels run: 4-bit codes on AVX2 and AVX-512, 8-bit codes on
+        // AVX-512 (gemv_a8_s8 at decode, the prefill tile above 4 rows); decode and prefill.
+        const bool a8_exact = acts == QActs::Int8 && (isa == Isa::Avx512 || (isa == Isa::Avx2 && ref.storage == 4));
+        const bool w_rounded = bf && rows > 4 && isa != Isa::Scalar && !a8_exact;
         std::vector<float> want(size_t(rows * n)), got(size_t(rows * n), -7.0f);
         qgemm_ref(x.data(), rows, ref, c, b, want.data(), w_rounded, acts, a8_exact);
         gemm_packed(x.data(), rows, *pw, b, got.data());
@@ -205,7 +205,7 @@ TEST(QGemm, Int8KernelsAreBitwiseTheirBlockReference) {
     for (Isa isa : test::test_isas()) {
       test::IsaScope scope(isa);
       for (int64_t rows : {1, 3, 4, 7, 13}) {
-        const bool kernel = isa == Isa::Avx512 || (isa == Isa::Avx2 && rows <= 4 && four);
+        const bool kernel = isa == Isa::Avx512 || (isa == Isa::Avx2 && four);
         if (!kernel) continue;  // x' = d·q through the float kernels there (Int8ActivationsMatchReference)
         const auto x = randn(size_t(rows * k), seed++);
         std::vector<float> want(size_t(rows * n)), got(size_t(rows * n), -7.0f);

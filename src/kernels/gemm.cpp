@@ -6,6 +6,9 @@
 // (format_tag::any; BA16a64b for f32, BA16a64b2a for bf16 on AVX-512; it depends on n, k and the
 // type but not on the row count). gemm_packed() looks up a matmul primitive for
 // (rows, n, k, type, bias) in a bounded LRU cache and runs it on caller-owned src/dst memory.
+// Where oneDNN has no bf16 matmul (CPUs without AVX-512), weights whose values are bf16 numbers
+// stay bf16 (Bf16RowsWeight, 2 bytes a parameter) and run on qgemm.cpp's gemm_bf16_rows; bf16
+// compute there is emulated with f32 products of bf16-rounded operands (run_emulated_bf16).
 #include "kernels/gemm.h"
 
 #include <omp.h>
@@ -199,40 +202,24 @@ void widen_bf16_n(const uint16_t* x, float* out, int64_t n) {
 
 class DnnlPacked final : public PackedWeight {
  public:
-  // w: W [n, k] row-major, float32 or (src_bf16) the raw bits of bf16. ComputeType::BF16 on a CPU
-  // where oneDNN has no bf16 matmul (AVX2): emulated — the weights rounded to bf16 values and kept
-  // as f32, the activations rounded likewise at run time (run_emulated_bf16). A product of two bf16
-  // values is exact in f32, so this multiplies the same numbers as the native kernel, summed in f32.
-  DnnlPacked(const void* w, bool src_bf16, int64_t n, int64_t k, ComputeType c)
-      : n_(n), k_(k), c_(c), emulated_(c == ComputeType::BF16 && !onednn_has_bf16()) {
-    const ComputeType kc = kernel_compute();
-    const dnnl::memory::desc any({k, n}, dnnl_type(kc), tag::any);
-    md_ = make_pd(kLayoutRows, n, k, kc, false, any).weights_desc();
+  // w: W [n, k] row-major, float32 or (src_bf16) the raw bits of bf16. ComputeType::BF16 only where
+  // oneDNN has bf16 matmuls (elsewhere bf16 values are kept as Bf16RowsWeight).
+  DnnlPacked(const void* w, bool src_bf16, int64_t n, int64_t k, ComputeType c) : n_(n), k_(k), c_(c) {
+    const dnnl::memory::desc any({k, n}, dnnl_type(c), tag::any);
+    md_ = make_pd(kLayoutRows, n, k, c, false, any).weights_desc();
     buf_ = std::make_unique<PackedMemory>(md_.get_size());
     mem_ = buf_->data() ? dnnl::memory(md_, cpu_engine(), buf_->data()) : dnnl::memory(md_, cpu_engine());
-    std::vector<float> rounded;
-    if (emulated_) {
-      rounded.resize(size_t(n * k));
-      if (src_bf16) widen_bf16_n(static_cast<const uint16_t*>(w), rounded.data(), n * k);
-      else round_to_bf16_values(static_cast<const float*>(w), rounded.data(), n * k);
-      w = rounded.data();
-      src_bf16 = false;
-    }
     // W [n, k] row-major is Wᵀ [k, n] in column-major ("ba") order: the reorder transposes,
     // blocks and (for bf16) rounds to nearest even in one pass.
     dnnl::memory src({{k, n}, src_bf16 ? dt::bf16 : dt::f32, tag::ba}, cpu_engine(), const_cast<void*>(w));
     dnnl::reorder(src, mem_).execute(thread_stream(), src, mem_);
     thread_stream().wait();
     // The layouts calq's one-row kernel reads (qgemm.h gemv_onednn_blocked).
-    blocked_ = !emulated_ &&
-               md_ == dnnl::memory::desc({k, n}, dnnl_type(c), c == ComputeType::BF16 ? tag::BA16a64b2a : tag::BA16a64b);
+    blocked_ = md_ == dnnl::memory::desc({k, n}, dnnl_type(c), c == ComputeType::BF16 ? tag::BA16a64b2a : tag::BA16a64b);
   }
   int64_t n() const override { return n_; }
   int64_t k() const override { return k_; }
   ComputeType compute() const override { return c_; }
-  // The type oneDNN computes in (f32 for emulated bf16).
-  ComputeType kernel_compute() const { return emulated_ ? ComputeType::F32 : c_; }
-  bool emulated() const { return emulated_; }
   size_t bytes() const override { return md_.get_size(); }
   const dnnl::memory& mem() const { return mem_; }
   const dnnl::memory::desc& desc() const { return md_; }
@@ -241,12 +228,46 @@ class DnnlPacked final : public PackedWeight {
  private:
   int64_t n_, k_;
   ComputeType c_;
-  bool emulated_;
   dnnl::memory::desc md_;
   std::unique_ptr<PackedMemory> buf_;  // declared before mem_: outlives it
   dnnl::memory mem_;
   bool blocked_ = false;
 };
+
+// Bf16Storage::Rows (gemm.h): W [n, k] row-major as bf16 bits, products in qgemm.cpp's
+// gemm_bf16_rows. ComputeType::BF16 runs its semantics as DnnlPacked's emulation does.
+class Bf16RowsWeight final : public PackedWeight {
+ public:
+  // w: W [n, k] row-major, float32 (rounded to bf16, nearest even) or (src_bf16) bf16 bits (copied).
+  Bf16RowsWeight(const void* w, bool src_bf16, int64_t n, int64_t k, ComputeType c)
+      : n_(n), k_(k), c_(c), w_(new uint16_t[size_t(n * k)]) {
+    const int64_t count = n * k;
+    if (!src_bf16) {
+      f32_to_bf16_n(static_cast<const float*>(w), w_.get(), count);
+      return;
+    }
+    const auto* src = static_cast<const uint16_t*>(w);
+    const int64_t parts = count > (int64_t(1) << 20) ? 64 : 1;
+#pragma omp parallel for schedule(static) if (parts > 1 && !omp_in_parallel())
+    for (int64_t p = 0; p < parts; ++p) {
+      const int64_t b = count * p / parts, e = count * (p + 1) / parts;
+      std::memcpy(w_.get() + b, src + b, size_t(e - b) * 2);
+    }
+  }
+  int64_t n() const override { return n_; }
+  int64_t k() const override { return k_; }
+  ComputeType compute() const override { return c_; }
+  size_t bytes() const override { return size_t(n_ * k_) * 2; }
+  const uint16_t* data() const { return w_.get(); }
+
+ private:
+  int64_t n_, k_;
+  ComputeType c_;
+  std::unique_ptr<uint16_t[]> w_;
+};
+
+// Whether a weight whose packed values are bf16 numbers is kept as bf16 rows.
+bool keep_bf16_rows(Bf16Storage s) { return s == Bf16Storage::Rows || !onednn_has_bf16(); }
 
 // oneDNN fixes a primitive's thread count when it is created, so the key includes it.
 struct PrimKey {
@@ -351,7 +372,7 @@ uint16_t* bf16_scratch(size_t n) {
 void run_dnnl(const void* src, int64_t rows, const DnnlPacked& p, const float* bias, const GemmEpilogue& e, float* y,
               uint16_t* y_bf16) {
   const int64_t n = p.n(), k = p.k();
-  const ComputeType kc = p.kernel_compute();
+  const ComputeType kc = p.compute();
   EpilogueKind ek;
   ek.accumulate = e.accumulate;
   ek.gated_act = e.gated ? int(e.act) : -1;
@@ -382,7 +403,7 @@ void run_dnnl(const void* src, int64_t rows, const DnnlPacked& p, const float* b
   thread_stream().wait();
 }
 
-// Per-thread f32 buffers of the emulated bf16 path (grow only).
+// Per-thread f32 buffers of the emulated bf16 compute (grow only).
 enum EmuSlot { kEmuX, kEmuMul, kEmuY, kEmuSlots };
 float* emu_scratch(EmuSlot s, size_t n) {
   thread_local std::vector<std::vector<float>> bufs(kEmuSlots);
@@ -390,12 +411,13 @@ float* emu_scratch(EmuSlot s, size_t n) {
   return bufs[s].data();
 }
 
-// bf16 compute where oneDNN has no bf16 matmul (DnnlPacked::emulated): every bf16 operand widened
+// bf16 compute with f32 kernels (Bf16RowsWeight): every bf16 operand widened
 // to its exact f32 value — x rounded to bf16 first, as the native path rounds it —, the f32
-// matmul, and a bf16 output rounded once from the f32 result (as oneDNN's bf16 dst).
-void run_emulated_bf16(const float* x, const uint16_t* x_bf16, int64_t rows, const DnnlPacked& p, const float* bias,
-                       const GemmEpilogue& e, float* y, uint16_t* y_bf16) {
-  const int64_t n = p.n(), k = p.k();
+// product product(xs, epilogue, out), and a bf16 output rounded once from the f32 result (as
+// oneDNN's bf16 dst).
+template <class Product>
+void run_emulated_bf16(const float* x, const uint16_t* x_bf16, int64_t rows, int64_t n, int64_t k, const GemmEpilogue& e,
+                       float* y, uint16_t* y_bf16, Product&& product) {
   float* xs = emu_scratch(kEmuX, size_t(rows * k));
   if (x) round_to_bf16_values(x, xs, rows * k);
   else widen_bf16_n(x_bf16, xs, rows * k);
@@ -411,7 +433,7 @@ void run_emulated_bf16(const float* x, const uint16_t* x_bf16, int64_t rows, con
     out = emu_scratch(kEmuY, size_t(rows * n));
     if (e.accumulate) widen_bf16_n(y_bf16, out, rows * n);
   }
-  run_dnnl(xs, rows, p, bias, ef, out, nullptr);
+  product(xs, ef, out);
   if (y_bf16) f32_to_bf16_n(out, y_bf16, rows * n);
 }
 
@@ -430,13 +452,15 @@ KernelProfile& kernel_profile() {
   return p;
 }
 
-std::shared_ptr<PackedWeight> pack_weight(const float* w, int64_t n, int64_t k, ComputeType c) {
+std::shared_ptr<PackedWeight> pack_weight(const float* w, int64_t n, int64_t k, ComputeType c, Bf16Storage s) {
   if (n <= 0 || k <= 0) throw ArgError("pack_weight: empty weight [" + std::to_string(n) + ", " + std::to_string(k) + "]");
+  if (c == ComputeType::BF16 && keep_bf16_rows(s)) return std::make_shared<Bf16RowsWeight>(w, false, n, k, c);
   return std::make_shared<DnnlPacked>(w, false, n, k, c);
 }
 
-std::shared_ptr<PackedWeight> pack_weight_bf16(const uint16_t* w, int64_t n, int64_t k, ComputeType c) {
+std::shared_ptr<PackedWeight> pack_weight_bf16(const uint16_t* w, int64_t n, int64_t k, ComputeType c, Bf16Storage s) {
   if (n <= 0 || k <= 0) throw ArgError("pack_weight_bf16: empty weight [" + std::to_string(n) + ", " + std::to_string(k) + "]");
+  if (keep_bf16_rows(s)) return std::make_shared<Bf16RowsWeight>(w, true, n, k, c);
   return std::make_shared<DnnlPacked>(w, true, n, k, c);
 }
 
@@ -446,25 +470,29 @@ void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const 
     q->run(x, x_bf16, rows, bias, e, y, y_bf16);
     return;
   }
-  const auto& p = dynamic_cast<const DnnlPacked&>(pw);
-  const bool bf = p.compute() == ComputeType::BF16;
+  const bool bf = pw.compute() == ComputeType::BF16;
   if (rows <= 0) return;
   if ((x == nullptr) == (x_bf16 == nullptr) || (y == nullptr) == (y_bf16 == nullptr))
     throw ArgError("gemm_packed_ex: give exactly one input and one output");
   if ((x_bf16 || y_bf16) && !bf) throw ArgError("gemm_packed_ex: bf16 input/output needs a weight packed for bf16");
   if (e.gated && (e.mul == nullptr) == (e.mul_bf16 == nullptr))
     throw ArgError("gemm_packed_ex: a gated epilogue needs exactly one multiplier (mul or mul_bf16)");
-  const int64_t n = p.n(), k = p.k();
+  const int64_t n = pw.n(), k = pw.k();
   KernelTimer timer(KernelKind::Gemm, 2 * rows * n * k);
+  if (const auto* r = dynamic_cast<const Bf16RowsWeight*>(&pw)) {
+    const auto product = [&](const float* xs, const GemmEpilogue& ef, float* out) {
+      gemm_bf16_rows(r->data(), n, k, xs, rows, bias, ef, out);
+    };
+    if (bf) run_emulated_bf16(x, x_bf16, rows, n, k, e, y, y_bf16, product);
+    else product(x, e, y);
+    return;
+  }
+  const auto& p = dynamic_cast<const DnnlPacked&>(pw);
   // Decode steps: calq's one-row kernel on the same packed values (oneDNN's reaches ~half the read
   // bandwidth at one row).
   if (rows == 1 && p.blocked() &&
       gemv_onednn_blocked(p.mem().get_data_handle(), p.compute(), n, k, x, x_bf16, rows, bias, e, y, y_bf16))
     return;
-  if (p.emulated()) {
-    run_emulated_bf16(x, x_bf16, rows, p, bias, e, y, y_bf16);
-    return;
-  }
   const void* src = x_bf16 ? static_cast<const void*>(x_bf16) : static_cast<const void*>(x);
   if (bf && x) {  // activations to bf16 (round to nearest even), once per call
     uint16_t* xb = bf16_scratch(size_t(rows * k));

@@ -34,7 +34,7 @@ namespace {
 constexpr int kGemvRows = 4;          // up to this many rows run the streaming (decode) kernels
 constexpr double kParallelFlops = 4e6;  // smaller products run on one thread (as gemm.cpp)
 
-enum Slot { kActs, kBlockOut, kPanel, kSums, kRaw, kEpilogue, kQuantActs, kActScales, kBlockSums, kFakeActs, kSlots };
+enum Slot { kActs, kBlockOut, kPanel, kSums, kRaw, kEpilogue, kQuantActs, kActScales, kBlockSums, kFakeActs, kWidened, kSlots };
 
 // Per-thread scratch that only grows, 64-byte aligned.
 template <class T>
@@ -235,7 +235,8 @@ class QGemmWeight final : public QuantPackedWeight {
       // through the W8A16 kernels.
       if (isa != Isa::Scalar && rows <= kGemvRows && (p_.storage == 4 || (p_.storage == 8 && kernels_for(isa).gemv_a8_s8)))
         return run_gemv_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
-      if (isa != Isa::Scalar && kernels_for(isa).gemm_a8)
+      // gemm_a8 with 8-bit codes needs the ISA's 8-bit int8 kernels (AVX-512; AVX2's is 4-bit only).
+      if (isa != Isa::Scalar && kernels_for(isa).gemm_a8 && (p_.storage == 4 || kernels_for(isa).gemv_a8_s8))
         return run_gemm_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
       x = int8_activations(isa, x, xb, rows, serial);  // x' = d·q, then the float-activation paths
       xb = nullptr;
@@ -669,6 +670,81 @@ bool gemv_onednn_blocked(const void* w, ComputeType c, int64_t n, int64_t k, con
     }
   }
   return true;
+}
+
+namespace {
+
+// No AVX2: gemv_bf16_rows's contract in plain C++ (f32 sums in input order).
+void gemv_bf16_rows_scalar(const uint16_t* w, int64_t k, const float* x, int64_t ldx, int rows, int64_t o0, int64_t o1,
+                           float* y, int64_t ldy) {
+  for (int64_t o = o0; o < o1; ++o)
+    for (int r = 0; r < rows; ++r) {
+      float s = 0.0f;
+      for (int64_t i = 0; i < k; ++i) s += x[r * ldx + i] * bf16_to_f32(w[o * k + i]);
+      y[r * ldy + o] = s;
+    }
+}
+
+// Bias and epilogue on columns [col0, col0 + width) of all rows, rows split across threads.
+void epilogue_rows(const float* c, int64_t ldc, int64_t rows, int64_t col0, int64_t width, const float* bias,
+                   const GemmEpilogue& e, float* y, int64_t ldy, bool serial) {
+  const int64_t threads = serial ? 1 : omp_get_max_threads();
+#pragma omp parallel for schedule(static) if (threads > 1 && rows > 1)
+  for (int64_t t = 0; t < threads; ++t) {
+    const int64_t r0 = rows * t / threads, r1 = rows * (t + 1) / threads;
+    if (r0 == r1) continue;
+    GemmEpilogue et = e;  // the multiplier from row r0 on
+    if (e.mul) et.mul = e.mul + r0 * ldy;
+    if (e.mul_bf16) et.mul_bf16 = e.mul_bf16 + r0 * ldy;
+    epilogue(c + r0 * ldc, ldc, r1 - r0, col0, width, bias, et, y + r0 * ldy, nullptr, ldy);
+  }
+}
+
+void gemv_bf16_rows_all(const uint16_t* w, int64_t n, int64_t k, const float* x, int64_t rows, const float* bias,
+                        const GemmEpilogue& e, float* y) {
+  const Isa isa = active_isa();
+  const qk::GemvBf16RowsFn kern = isa == Isa::Scalar ? gemv_bf16_rows_scalar : qk::kernels_avx2().gemv_bf16_rows;
+  float* raw = scratch<float>(kRaw, size_t(rows * n));
+  const int64_t quads = (n + 3) / 4;
+  const bool serial = serial_gemv(size_t(n * k) * 2);
+#pragma omp parallel if (!serial)
+  {
+    const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
+    const int64_t o0 = std::min(n, 4 * (quads * tid / nth)), o1 = std::min(n, 4 * (quads * (tid + 1) / nth));
+    if (o0 < o1) {
+      kern(w, k, x, k, int(rows), o0, o1, raw, n);
+      epilogue(raw + o0, n, rows, o0, o1 - o0, bias, e, y, nullptr, n);
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_bf16_rows(const uint16_t* w, int64_t n, int64_t k, const float* x, int64_t rows, const float* bias,
+                    const GemmEpilogue& e, float* y) {
+  if (rows <= 0) return;
+  if (rows <= kGemvRows) return gemv_bf16_rows_all(w, n, k, x, rows, bias, e, y);
+  // Outputs per chunk: as many as fill 16 MiB of f32 weights, so that sgemm's per-call packing of x
+  // is shared by many outputs (bench_gemm's down projection, k 8192 at 512 rows: 8 MiB chunks ran at
+  // 0.87x the f32-packed product, 16-32 MiB at 0.89-0.92x; 4-32 MiB made no difference at k 2048).
+  const int64_t nc = std::clamp<int64_t>((int64_t(16) << 20) / (4 * k) / 16 * 16, std::min<int64_t>(n, 16), n);
+  const bool serial = serial_product(rows, n, k);
+  const bool direct = !bias && !e.gated;  // sgemm writes y itself (beta = 1 accumulates)
+  float* wf = scratch<float>(kWidened, size_t(nc * k));
+  float* c = direct ? nullptr : scratch<float>(kBlockOut, size_t(rows * nc));
+  for (int64_t c0 = 0; c0 < n; c0 += nc) {
+    const int64_t width = std::min(nc, n - c0);
+    const uint16_t* wc = w + c0 * k;
+#pragma omp parallel for schedule(static) if (!serial)
+    for (int64_t o = 0; o < width; ++o)
+      for (int64_t i = 0; i < k; ++i) wf[o * k + i] = bf16_to_f32(wc[o * k + i]);
+    if (direct) {
+      sgemm(true, rows, width, k, 1.0f, x, k, wf, k, e.accumulate ? 1.0f : 0.0f, y + c0, n);
+    } else {
+      sgemm(true, rows, width, k, 1.0f, x, k, wf, k, 0.0f, c, width);
+      epilogue_rows(c, width, rows, c0, width, bias, e, y, n, serial);
+    }
+  }
 }
 
 std::shared_ptr<QuantPackedWeight> pack_w8a8(W8A8Packed p, const W8A8Options& o, ComputeType c) {

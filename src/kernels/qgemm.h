@@ -52,8 +52,8 @@ class QuantPackedWeight : public PackedWeight {
 //    absmax_b / 127, q = round-half-even(x / d_b), and the product is x'·Wᵀ with x' = d_b·q —
 //    llama.cpp's arithmetic for Q4_0/Q8_0 weights (Q8_0 activations; it stores d_b in f16 and
 //    rounds halves away from zero). The int8 activations multiply the codes exactly (vpdpbusd:
-//    twice the products per instruction of vdpbf16ps) in decode (4-bit codes: AVX-512, AVX2;
-//    8-bit codes: AVX-512) and prefill (AVX-512); elsewhere the W4A16/W8A16 kernels run on x'.
+//    twice the products per instruction of vdpbf16ps; AVX2: vpmaddubsw) in decode and prefill
+//    (4-bit codes: AVX-512, AVX2; 8-bit codes: AVX-512); elsewhere the W4A16/W8A16 kernels run on x'.
 enum class QActs { Float, Int8 };
 
 // W4A16 / W8A16 from codes (calq's QuantizedWeight, GPTQ/AWQ after unpacking) or GGUF blocks.
@@ -112,6 +112,15 @@ bool quantize_blocks_int8_ref(const float* x, int64_t kp, int8_t* q, float* d, i
 // rows != 1 or no AVX-512 kernels.
 bool gemv_onednn_blocked(const void* w, ComputeType c, int64_t n, int64_t k, const float* x, const uint16_t* x_bf16,
                          int64_t rows, const float* bias, const GemmEpilogue& e, float* y, uint16_t* y_bf16);
+
+// Float weights kept as bf16 rows (gemm.cpp, Bf16Storage::Rows): W [n, k] row-major bf16 bits,
+// x [rows, k] and y [rows, n] f32, bias and epilogue as gemm_packed_ex (f32 output only). The
+// products are f32 FMAs on the exact widened weights. Up to 4 rows (decode): each thread streams
+// its share of the outputs' weights once, widened in registers (qkern.h gemv_bf16_rows; scalar
+// without AVX2). More rows: per chunk of outputs, W widened into an f32 buffer of at most 16 MiB
+// (the calling thread's) and multiplied by oneDNN's sgemm; bias and epilogue per chunk.
+void gemm_bf16_rows(const uint16_t* w, int64_t n, int64_t k, const float* x, int64_t rows, const float* bias,
+                    const GemmEpilogue& e, float* y);
 
 // ---- scalar references (double accumulation) ---------------------------------------------------
 // y = x' · Wᵀ + bias, W = qpacked_dequantize(w), x' = x (F32) or bf16(x) (BF16); with

@@ -109,6 +109,12 @@ using GemvBlockedF32Fn = void (*)(const float* w, const float* x, int64_t kpad, 
 using W8GemvFn = void (*)(const W8& w, const int8_t* xq, int64_t ldq, const float* sx, int rows, int64_t t0, int64_t t1,
                           float* y, int64_t ldy);
 
+// Float weights kept as bf16 (gemm.h Bf16Storage::Rows): W [n, k] row-major bf16 bits, f32
+// activations x [rows][ldx]; y[r·ldy + o] = Σ_i x[r][i]·W(o, i) for outputs o in [o0, o1), with
+// W widened in registers (exact) and f32 FMAs. Bound by reading W once (2 bytes a weight).
+using GemvBf16RowsFn = void (*)(const uint16_t* w, int64_t k, const float* x, int64_t ldx, int rows, int64_t o0,
+                                int64_t o1, float* y, int64_t ldy);
+
 struct Kernels {
   GemmBf16Fn gemm_bf16;
   GemmF32Fn gemm_f32;
@@ -123,6 +129,7 @@ struct Kernels {
   GemvBlockedF32Fn gemv_blocked_f32;
   GemvA8Fn gemv_a8_s8;        // null: 8-bit codes run gemm_a8 (or x' = d·q) at decode sizes
   W8GemvFn w8a8_gemv;         // null: W8A8 decode runs w8a8 per 32-output block
+  GemvBf16RowsFn gemv_bf16_rows;  // null: the AVX2 kernel runs (memory-bound; AVX-512 reads no faster)
 };
 const Kernels& kernels_avx512();
 const Kernels& kernels_avx2();

@@ -6,6 +6,7 @@
 // exact; f32 accumulation) run as f32 FMAs on bf16-rounded values.
 // GEMM: f32 panel of 32 outputs × 128 inputs (16 KiB), 6 × 16 register tile (12 ymm accumulators).
 // GEMV: codes to f32 in registers (shift, mask, convert), factored per group as on AVX-512.
+// W4A8 (int8 activations): vpmaddubsw on the 4-bit codes, decode and prefill (the same tiles).
 // W8A8: AVX2 has no u8×s8 dot product without saturation (vpmaddubsw saturates at 2^15), so
 // activations are widened to int16 once per row block and vpmaddwd multiplies int16 pairs: exact.
 #include <immintrin.h>
@@ -411,7 +412,9 @@ bool quant_blocks(const float* x, int64_t kp, int8_t* xq, float* d, int32_t* qsu
 
 // Outputs 8h..8h+7 of TB tiles: vpmaddubsw (u8 codes <= 15 × s8: |pair sums| <= 3810) summed in
 // int16 over the block's 4 chunks (<= 30480 < 2^15), then vpmaddwd by 1 into int32 per output.
-template <int R, int TB>
+// y points at the first tile's column (16·tile0) of row 0. KO: xq in kernel order (qkern.h
+// quant_blocks: each chunk's inputs as 0 4 1 5 2 6 3 7), the two dwords broadcast as they are.
+template <int R, int TB, bool KO = false>
 void gemv_a8_tiles(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk,
                    int64_t tile0, float* y, int64_t ldy) {
   alignas(32) float ya[R][TB * 16] = {};
@@ -432,12 +435,20 @@ void gemv_a8_tiles(const QW& w, const int8_t* xq, int64_t ldq, const float* d, c
           const __m256i lo = _mm256_and_si256(v, m0f), hi = _mm256_and_si256(_mm256_srli_epi32(v, 4), m0f);
 #pragma GCC unroll 8
           for (int r = 0; r < R; ++r) {
-            // The chunk's 8 activations in every qword, then inputs 0 4 1 5 / 2 6 3 7 in every dword.
-            int64_t x8;
-            std::memcpy(&x8, xq + r * ldq + c * 8, 8);
-            const __m256i xx = _mm256_set1_epi64x(x8);
-            const __m256i xa = _mm256_shuffle_epi8(xx, _mm256_set1_epi32(0x05010400));
-            const __m256i xb = _mm256_shuffle_epi8(xx, _mm256_set1_epi32(0x07030602));
+            // Inputs 0 4 1 5 / 2 6 3 7 of the chunk in every dword.
+            __m256i xa, xb;
+            if constexpr (KO) {
+              int32_t qa, qb;
+              std::memcpy(&qa, xq + r * ldq + c * 8, 4);
+              std::memcpy(&qb, xq + r * ldq + c * 8 + 4, 4);
+              xa = _mm256_set1_epi32(qa), xb = _mm256_set1_epi32(qb);
+            } else {  // natural order: the chunk's 8 activations in every qword, then shuffled
+              int64_t x8;
+              std::memcpy(&x8, xq + r * ldq + c * 8, 8);
+              const __m256i xx = _mm256_set1_epi64x(x8);
+              xa = _mm256_shuffle_epi8(xx, _mm256_set1_epi32(0x05010400));
+              xb = _mm256_shuffle_epi8(xx, _mm256_set1_epi32(0x07030602));
+            }
             acc[r] = _mm256_add_epi16(acc[r], _mm256_maddubs_epi16(lo, xa));
             acc[r] = _mm256_add_epi16(acc[r], _mm256_maddubs_epi16(hi, xb));
           }
@@ -454,13 +465,13 @@ void gemv_a8_tiles(const QW& w, const int8_t* xq, int64_t ldq, const float* d, c
         }
       }
   }
-  for (int r = 0; r < R; ++r) std::memcpy(y + r * ldy + tile0 * 16, ya[r], sizeof(ya[r]));
+  for (int r = 0; r < R; ++r) std::memcpy(y + r * ldy, ya[r], sizeof(ya[r]));
 }
 
 template <int R>
 void gemv_a8_r(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int64_t t0,
                int64_t t1, float* y, int64_t ldy) {
-  for (int64_t t = t0; t < t1; t += 2) gemv_a8_tiles<R, 2>(w, xq, ldq, d, qsum, nblk, t, y, ldy);
+  for (int64_t t = t0; t < t1; t += 2) gemv_a8_tiles<R, 2>(w, xq, ldq, d, qsum, nblk, t, y + 16 * t, ldy);
 }
 
 void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int rows,
@@ -471,6 +482,75 @@ void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const i
     case 3: return gemv_a8_r<3>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
     default: return gemv_a8_r<4>(w, xq, ldq, d, qsum, nblk, t0, t1, y, ldy);
   }
+}
+
+// W4A8 prefill (4-bit codes; the dispatcher sends 8-bit codes elsewhere on AVX2): the decode
+// kernel's arithmetic on the block's two tiles with kernel-order activations, 4 rows at a time, so
+// the block's codes (kp/2 · 32 bytes) stay in L1/L2 across all rows. Bitwise gemv_a8, hence
+// qgemm_int8_blocks_ref.
+void gemm_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int64_t rows,
+             int64_t block, float* c, int64_t ldc) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4)
+    gemv_a8_tiles<4, 2, true>(w, xq + r * ldq, ldq, d + r * nblk, qsum + r * nblk, nblk, 2 * block, c + r * ldc, ldc);
+  const int64_t rest = rows - r;
+  const int8_t* xr = xq + r * ldq;
+  if (rest == 3) gemv_a8_tiles<3, 2, true>(w, xr, ldq, d + r * nblk, qsum + r * nblk, nblk, 2 * block, c + r * ldc, ldc);
+  if (rest == 2) gemv_a8_tiles<2, 2, true>(w, xr, ldq, d + r * nblk, qsum + r * nblk, nblk, 2 * block, c + r * ldc, ldc);
+  if (rest == 1) gemv_a8_tiles<1, 2, true>(w, xr, ldq, d + r * nblk, qsum + r * nblk, nblk, 2 * block, c + r * ldc, ldc);
+}
+
+// ---- float weights kept as bf16 rows (qkern.h gemv_bf16_rows) ------------------------------------
+
+// 8 bf16 values widened to f32: the bits moved to the upper half (exact).
+inline __m256 bf16x8(const uint16_t* p) {
+  const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+inline float hsum_ps(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+inline float bf16_value(uint16_t b) {
+  const uint32_t u = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// OUTS outputs (rows of W) against one activation row: OUTS independent FMA chains, each weight
+// read once from memory (the caller loops the activation rows inside, over the same few rows of W,
+// which then come from L1/L2).
+template <int OUTS>
+void dot_bf16_rows(const uint16_t* w, int64_t k, const float* x, float* out) {
+  const int64_t k8 = k & ~int64_t(7);
+  __m256 acc[OUTS];
+  for (int j = 0; j < OUTS; ++j) acc[j] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < k8; i += 8) {
+    const __m256 xv = _mm256_loadu_ps(x + i);
+    for (int j = 0; j < OUTS; ++j) acc[j] = _mm256_fmadd_ps(bf16x8(w + j * k + i), xv, acc[j]);
+  }
+  for (int j = 0; j < OUTS; ++j) {
+    float s = hsum_ps(acc[j]);
+    for (int64_t i = k8; i < k; ++i) s += x[i] * bf16_value(w[j * k + i]);
+    out[j] = s;
+  }
+}
+
+void gemv_bf16_rows(const uint16_t* w, int64_t k, const float* x, int64_t ldx, int rows, int64_t o0, int64_t o1,
+                    float* y, int64_t ldy) {
+  float s[4];
+  int64_t o = o0;
+  for (; o + 4 <= o1; o += 4)
+    for (int r = 0; r < rows; ++r) {
+      dot_bf16_rows<4>(w + o * k, k, x + r * ldx, s);
+      for (int j = 0; j < 4; ++j) y[r * ldy + o + j] = s[j];
+    }
+  for (; o < o1; ++o)
+    for (int r = 0; r < rows; ++r) dot_bf16_rows<1>(w + o * k, k, x + r * ldx, y + r * ldy + o);
 }
 
 }  // namespace
@@ -484,8 +564,8 @@ void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const i
 
 namespace calq::qk {
 const Kernels& kernels_avx2() {
-  static const Kernels k{nullptr, gemm_f32, nullptr, gemv_f32, w8a8, quant_act, quant_blocks, gemv_a8, nullptr, nullptr, nullptr,
-                         nullptr, nullptr};
+  static const Kernels k{nullptr, gemm_f32, nullptr, gemv_f32, w8a8, quant_act, quant_blocks, gemv_a8, gemm_a8, nullptr, nullptr,
+                         nullptr, nullptr, gemv_bf16_rows};
   return k;
 }
 }  // namespace calq::qk
