@@ -523,7 +523,7 @@ inline float bf16_value(uint16_t b) {
 
 // OUTS outputs (rows of W) against one activation row: OUTS independent FMA chains, each weight
 // read once from memory (the caller loops the activation rows inside, over the same few rows of W,
-// which then come from L1/L2).
+// which then come from L1/L2). 8 rows of W in flight decoded 0-13 % faster than 4 (noisy; Zen 3).
 template <int OUTS>
 void dot_bf16_rows(const uint16_t* w, int64_t k, const float* x, float* out) {
   const int64_t k8 = k & ~int64_t(7);
@@ -542,8 +542,13 @@ void dot_bf16_rows(const uint16_t* w, int64_t k, const float* x, float* out) {
 
 void gemv_bf16_rows(const uint16_t* w, int64_t k, const float* x, int64_t ldx, int rows, int64_t o0, int64_t o1,
                     float* y, int64_t ldy) {
-  float s[4];
+  float s[8];
   int64_t o = o0;
+  for (; o + 8 <= o1; o += 8)
+    for (int r = 0; r < rows; ++r) {
+      dot_bf16_rows<8>(w + o * k, k, x + r * ldx, s);
+      for (int j = 0; j < 8; ++j) y[r * ldy + o + j] = s[j];
+    }
   for (; o + 4 <= o1; o += 4)
     for (int r = 0; r < rows; ++r) {
       dot_bf16_rows<4>(w + o * k, k, x + r * ldx, s);
