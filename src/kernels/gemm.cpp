@@ -235,7 +235,7 @@ class DnnlPacked final : public PackedWeight {
 };
 
 // Bf16Storage::Rows (gemm.h): W [n, k] row-major as bf16 bits, products in qgemm.cpp's
-// gemm_bf16_rows. ComputeType::BF16 runs its semantics as DnnlPacked's emulation does.
+// gemm_bf16_rows. ComputeType::BF16 on it is emulated (run_emulated_bf16).
 class Bf16RowsWeight final : public PackedWeight {
  public:
   // w: W [n, k] row-major, float32 (rounded to bf16, nearest even) or (src_bf16) bf16 bits (copied).
@@ -411,10 +411,10 @@ float* emu_scratch(EmuSlot s, size_t n) {
   return bufs[s].data();
 }
 
-// bf16 compute with f32 kernels (Bf16RowsWeight): every bf16 operand widened
-// to its exact f32 value — x rounded to bf16 first, as the native path rounds it —, the f32
-// product product(xs, epilogue, out), and a bf16 output rounded once from the f32 result (as
-// oneDNN's bf16 dst).
+// bf16 compute with f32 kernels (Bf16RowsWeight): every bf16 operand widened to its exact f32
+// value — x rounded to bf16 first, as the native path rounds it —, the f32 product
+// product(xs, epilogue, out), and a bf16 output rounded once from the f32 result (as oneDNN's
+// bf16 dst).
 template <class Product>
 void run_emulated_bf16(const float* x, const uint16_t* x_bf16, int64_t rows, int64_t n, int64_t k, const GemmEpilogue& e,
                        float* y, uint16_t* y_bf16, Product&& product) {
