@@ -5,31 +5,23 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "kernels/gemm.h"
 #include "kernels/isa.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
+#include "qkernels_test_util.h"
 #include "tensor/dtype.h"
 
 namespace calq {
 namespace {
 
-std::vector<float> randn_bf16(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = bf16_to_f32(f32_to_bf16(d(g)));
-  return v;
-}
+using test::randn;
 
-std::vector<float> randn(size_t n, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
+std::vector<float> randn_bf16(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::vector<float> v = randn(n, seed, scale);
+  for (auto& x : v) x = bf16_to_f32(f32_to_bf16(x));
   return v;
 }
 
@@ -47,16 +39,7 @@ void expect_near_reference(const std::vector<float>& got, const std::vector<floa
     for (auto& v : xr) v = bf16_to_f32(f32_to_bf16(v));
   std::vector<float> ref(size_t(rows * n));
   gemm_xwt_ref(xr.data(), rows, k, w.data(), n, bias, ref.data());
-  int bad = 0;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < n; ++j) {
-      double mag = 0;
-      for (int64_t i = 0; i < k; ++i) mag += std::fabs(double(xr[r * k + i]) * w[j * k + i]);
-      const double tol = 1e-6 * std::sqrt(double(k)) * mag + 1e-6;
-      if (std::fabs(double(got[r * n + j]) - ref[r * n + j]) > tol && bad++ < 5)
-        ADD_FAILURE() << "y[" << r << "," << j << "] = " << got[r * n + j] << ", ref " << ref[r * n + j];
-    }
-  EXPECT_EQ(bad, 0);
+  test::expect_close(got, ref, xr, w, rows, n, k, 1e-6 * std::sqrt(double(k)), 1e-6, compute_type_name(c));
 }
 
 void check_rows(int64_t rows, int64_t n, int64_t k, ComputeType c, bool with_bias, uint32_t seed) {
