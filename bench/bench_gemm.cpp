@@ -17,7 +17,7 @@ using namespace calq::bench;
 
 namespace {
 
-// bf16_rows: a bf16 weight kept as bf16 rows (gemm.h Bf16Storage::Rows), as a bf16 checkpoint runs
+// bf16_rows: a bf16 weight kept as bf16 rows (gemm.h HalfStorage::Rows), as a bf16 checkpoint runs
 // where oneDNN has no bf16 matmul.
 Rate packed_gflops(int64_t M, const std::vector<std::pair<int64_t, int64_t>>& nk, ComputeType c, int reps,
                    bool bf16_rows = false) {
@@ -30,7 +30,7 @@ Rate packed_gflops(int64_t M, const std::vector<std::pair<int64_t, int64_t>>& nk
     auto wv = random_vec(size_t(n * kk), 3);
     std::vector<uint16_t> bits(wv.size());
     if (bf16_rows) f32_to_bf16_n(wv.data(), bits.data(), int64_t(wv.size()));
-    w.push_back(bf16_rows ? pack_weight_bf16(bits.data(), n, kk, c, Bf16Storage::Rows) : pack_weight(wv.data(), n, kk, c));
+    w.push_back(bf16_rows ? pack_weight_bf16(bits.data(), n, kk, c, HalfStorage::Rows) : pack_weight(wv.data(), n, kk, c));
     y.emplace_back(size_t(M * n));
     flops += 2.0 * double(M) * double(n) * double(kk);
   }

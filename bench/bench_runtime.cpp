@@ -92,12 +92,14 @@ Args parse(int argc, char** argv) {
 }
 
 // Bytes one token reads of a linear layer's weight as it runs: the quantized form's bytes (codes,
-// scales, zeros), or the packed float values: 2 bytes for bf16 compute, and for a bf16 checkpoint
-// at f32 compute where oneDNN has no bf16 matmul (kept as bf16 rows, gemm.h Bf16Storage); else 4.
+// scales, zeros), or the packed float values: 2 bytes for bf16 compute, and for a bf16 or f16
+// checkpoint at f32 compute where oneDNN has no bf16 matmul (kept as 16-bit rows, gemm.h
+// HalfStorage); else 4.
 size_t weight_bytes(const Linear& l, ComputeType c) {
   if (auto q = l.quantized()) return q->bytes();
-  const bool bf16_values = c == ComputeType::BF16 || (l.weight().dtype() == DType::BF16 && !gemm_bf16_native());
-  return size_t(l.in) * size_t(l.out) * (bf16_values ? 2 : 4);
+  const DType t = l.weight().dtype();
+  const bool half_rows = (t == DType::BF16 || t == DType::F16) && !gemm_bf16_native();
+  return size_t(l.in) * size_t(l.out) * (c == ComputeType::BF16 || half_rows ? 2 : 4);
 }
 
 struct Result {

@@ -1,5 +1,6 @@
-// Decode (1-4 rows) with 8-bit weights: the AVX-512 GEMVs for 8-bit codes × int8 activations
-// (qkern.h gemv_a8_s8: GGUF Q8_0, W8 groups, QActs::Int8) and for W8A8 (w8a8_gemv). Both keep
+// Decode (1-4 rows) with 8-bit weights: the GEMVs for 8-bit codes × int8 activations (qkern.h
+// gemv_a8_s8: GGUF Q8_0, W8 groups, QActs::Int8; AVX-512 and AVX2) and for W8A8 (w8a8_gemv,
+// AVX-512). Both keep
 // their integer sums exact and round the float steps in the reference's order, so they must equal
 // their scalar definitions bitwise: qgemm_int8_blocks_ref and w8a8_gemm_ref. Shapes: odd output
 // counts (a partial tile, an odd number of tile pairs), k tails, and weights above the 256 KiB at
@@ -7,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/gemm.h"
@@ -25,10 +27,15 @@ bool has_avx512() {
   return false;
 }
 
+// The int8 kernels of every SIMD ISA this CPU runs.
+std::vector<std::pair<Isa, const qk::Kernels*>> int8_isas() {
+  std::vector<std::pair<Isa, const qk::Kernels*>> v;
+  for (Isa isa : test::test_isas())
+    if (isa != Isa::Scalar) v.emplace_back(isa, isa == Isa::Avx512 ? &qk::kernels_avx512() : &qk::kernels_avx2());
+  return v;
+}
+
 TEST(QGemmDecode8, Int8ActivationGemvIsBitwiseTheBlockReference) {
-  if (!has_avx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
-  test::IsaScope scope(Isa::Avx512);
-  ASSERT_NE(qk::kernels_avx512().gemv_a8_s8, nullptr);
   uint32_t seed = 31000;
   std::vector<std::pair<std::string, QPacked>> cases;
   for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{1, 32}, {17, 96}, {45, 320}, {200, 64}, {544, 1024}}) {
@@ -41,23 +48,26 @@ TEST(QGemmDecode8, Int8ActivationGemvIsBitwiseTheBlockReference) {
     const QuantizedWeight qw = test::random_qweight(s, seed++);
     cases.emplace_back(test::spec_name(s), qpack_codes(test::codes_view(qw), "w", 32));
   }
-  for (auto& [name, ref] : cases) {
-    ASSERT_EQ(ref.storage, 8) << name;
-    auto pw = pack_quantized(QPacked(ref), ComputeType::BF16, QActs::Int8);
-    for (int64_t rows : {1, 2, 3, 4}) {
-      const auto x = randn(size_t(rows * ref.k), seed++);
-      std::vector<float> want(size_t(rows * ref.n)), got(want.size(), -7.0f);
-      qgemm_int8_blocks_ref(x.data(), rows, ref, want.data());
-      gemm_packed(x.data(), rows, *pw, nullptr, got.data());
-      EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0) << name << " rows=" << rows;
-      EXPECT_NE(want[0], 0.0f) << name;  // a real product, not an untouched buffer
+  for (auto [isa, kernels] : int8_isas()) {
+    test::IsaScope scope(isa);
+    ASSERT_NE(kernels->gemv_a8_s8, nullptr) << isa_name(isa);
+    for (auto& [name, ref] : cases) {
+      ASSERT_EQ(ref.storage, 8) << name;
+      auto pw = pack_quantized(QPacked(ref), ComputeType::BF16, QActs::Int8);
+      for (int64_t rows : {1, 2, 3, 4}) {
+        const auto x = randn(size_t(rows * ref.k), seed++);
+        std::vector<float> want(size_t(rows * ref.n)), got(want.size(), -7.0f);
+        qgemm_int8_blocks_ref(x.data(), rows, ref, want.data());
+        gemm_packed(x.data(), rows, *pw, nullptr, got.data());
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0) << name << " " << isa_name(isa) << " rows=" << rows;
+        EXPECT_NE(want[0], 0.0f) << name;  // a real product, not an untouched buffer
+      }
     }
   }
 }
 
 // The kernel alone over a sub-range of tiles: it writes those tiles' outputs and nothing else.
 TEST(QGemmDecode8, Int8ActivationGemvWritesOnlyItsTiles) {
-  if (!has_avx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
   const int64_t n = 96, k = 128, nblk = k / 32;
   const auto blocks = test::random_ggml(ggml::Type::Q8_0, n, k, 5);
   const QPacked p = qpack_ggml(ggml::Type::Q8_0, blocks.data(), n, k);
@@ -68,10 +78,13 @@ TEST(QGemmDecode8, Int8ActivationGemvWritesOnlyItsTiles) {
   ASSERT_TRUE(quantize_blocks_int8_ref(x.data(), k, xq.data(), d.data(), qsum.data()));
   qgemm_int8_blocks_ref(x.data(), 1, p, want.data());
   const qk::QW w = qk::view_of(p);
-  qk::kernels_avx512().gemv_a8_s8(w, xq.data(), k, d.data(), qsum.data(), nblk, 1, 2, 4, y.data(), n);
-  for (int64_t o = 0; o < n; ++o) {
-    if (o >= 32 && o < 64) EXPECT_EQ(y[size_t(o)], want[size_t(o)]) << o;
-    else EXPECT_EQ(y[size_t(o)], -7.0f) << o;
+  for (auto [isa, kernels] : int8_isas()) {
+    std::fill(y.begin(), y.end(), -7.0f);
+    kernels->gemv_a8_s8(w, xq.data(), k, d.data(), qsum.data(), nblk, 1, 2, 4, y.data(), n);
+    for (int64_t o = 0; o < n; ++o) {
+      if (o >= 32 && o < 64) EXPECT_EQ(y[size_t(o)], want[size_t(o)]) << isa_name(isa) << " " << o;
+      else EXPECT_EQ(y[size_t(o)], -7.0f) << isa_name(isa) << " " << o;
+    }
   }
 }
 

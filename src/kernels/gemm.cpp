@@ -7,8 +7,9 @@
 // type but not on the row count). gemm_packed() looks up a matmul primitive for
 // (rows, n, k, type, bias) in a bounded LRU cache and runs it on caller-owned src/dst memory.
 // Where oneDNN has no bf16 matmul (CPUs without AVX-512), weights whose values are bf16 numbers
-// stay bf16 (Bf16RowsWeight, 2 bytes a parameter) and run on qgemm.cpp's gemm_bf16_rows; bf16
-// compute there is emulated with f32 products of bf16-rounded operands (run_emulated_bf16).
+// stay bf16, and f16 checkpoints at f32 compute stay f16 (HalfRowsWeight, 2 bytes a parameter);
+// they run on qgemm.cpp's gemm_half_rows. bf16 compute there is emulated with f32 products of
+// bf16-rounded operands (run_emulated_bf16).
 #include "kernels/gemm.h"
 
 #include <omp.h>
@@ -203,7 +204,7 @@ void widen_bf16_n(const uint16_t* x, float* out, int64_t n) {
 class DnnlPacked final : public PackedWeight {
  public:
   // w: W [n, k] row-major, float32 or (src_bf16) the raw bits of bf16. ComputeType::BF16 only where
-  // oneDNN has bf16 matmuls (elsewhere bf16 values are kept as Bf16RowsWeight).
+  // oneDNN has bf16 matmuls (elsewhere bf16 values are kept as HalfRowsWeight).
   DnnlPacked(const void* w, bool src_bf16, int64_t n, int64_t k, ComputeType c) : n_(n), k_(k), c_(c) {
     const dnnl::memory::desc any({k, n}, dnnl_type(c), tag::any);
     md_ = make_pd(kLayoutRows, n, k, c, false, any).weights_desc();
@@ -234,40 +235,43 @@ class DnnlPacked final : public PackedWeight {
   bool blocked_ = false;
 };
 
-// Bf16Storage::Rows (gemm.h): W [n, k] row-major as bf16 bits, products in qgemm.cpp's
-// gemm_bf16_rows. ComputeType::BF16 on it is emulated (run_emulated_bf16).
-class Bf16RowsWeight final : public PackedWeight {
+// HalfStorage::Rows (gemm.h): W [n, k] row-major as bf16 or f16 bits, products in qgemm.cpp's
+// gemm_half_rows. ComputeType::BF16 (bf16 rows only) is emulated on it (run_emulated_bf16).
+class HalfRowsWeight final : public PackedWeight {
  public:
-  // w: W [n, k] row-major, float32 (rounded to bf16, nearest even) or (src_bf16) bf16 bits (copied).
-  Bf16RowsWeight(const void* w, bool src_bf16, int64_t n, int64_t k, ComputeType c)
-      : n_(n), k_(k), c_(c), w_(new uint16_t[size_t(n * k)]) {
+  // From f32 values: rounded to bf16 (nearest even), for BF16 compute.
+  HalfRowsWeight(const float* w, int64_t n, int64_t k, ComputeType c)
+      : n_(n), k_(k), c_(c), type_(HalfType::BF16), w_(new uint16_t[size_t(n * k)]) {
+    f32_to_bf16_n(w, w_.get(), n * k);
+  }
+  // From a checkpoint's bits (copied). f16 values are not bf16 numbers: F32 compute only.
+  HalfRowsWeight(const uint16_t* bits, HalfType t, int64_t n, int64_t k, ComputeType c)
+      : n_(n), k_(k), c_(c), type_(t), w_(new uint16_t[size_t(n * k)]) {
+    if (t == HalfType::F16 && c != ComputeType::F32) throw ArgError("HalfRowsWeight: f16 rows need f32 compute");
     const int64_t count = n * k;
-    if (!src_bf16) {
-      f32_to_bf16_n(static_cast<const float*>(w), w_.get(), count);
-      return;
-    }
-    const auto* src = static_cast<const uint16_t*>(w);
     const int64_t parts = count > (int64_t(1) << 20) ? 64 : 1;
 #pragma omp parallel for schedule(static) if (parts > 1 && !omp_in_parallel())
     for (int64_t p = 0; p < parts; ++p) {
       const int64_t b = count * p / parts, e = count * (p + 1) / parts;
-      std::memcpy(w_.get() + b, src + b, size_t(e - b) * 2);
+      std::memcpy(w_.get() + b, bits + b, size_t(e - b) * 2);
     }
   }
   int64_t n() const override { return n_; }
   int64_t k() const override { return k_; }
   ComputeType compute() const override { return c_; }
   size_t bytes() const override { return size_t(n_ * k_) * 2; }
+  HalfType type() const { return type_; }
   const uint16_t* data() const { return w_.get(); }
 
  private:
   int64_t n_, k_;
   ComputeType c_;
+  HalfType type_;
   std::unique_ptr<uint16_t[]> w_;
 };
 
-// Whether a weight whose packed values are bf16 numbers is kept as bf16 rows.
-bool keep_bf16_rows(Bf16Storage s) { return s == Bf16Storage::Rows || !onednn_has_bf16(); }
+// Whether a weight whose packed values are 16-bit floats is kept as rows of them.
+bool keep_half_rows(HalfStorage s) { return s == HalfStorage::Rows || !onednn_has_bf16(); }
 
 // oneDNN fixes a primitive's thread count when it is created, so the key includes it.
 struct PrimKey {
@@ -411,7 +415,7 @@ float* emu_scratch(EmuSlot s, size_t n) {
   return bufs[s].data();
 }
 
-// bf16 compute with f32 kernels (Bf16RowsWeight): every bf16 operand widened to its exact f32
+// bf16 compute with f32 kernels (HalfRowsWeight): every bf16 operand widened to its exact f32
 // value — x rounded to bf16 first, as the native path rounds it —, the f32 product
 // product(xs, epilogue, out), and a bf16 output rounded once from the f32 result (as oneDNN's
 // bf16 dst).
@@ -452,16 +456,30 @@ KernelProfile& kernel_profile() {
   return p;
 }
 
-std::shared_ptr<PackedWeight> pack_weight(const float* w, int64_t n, int64_t k, ComputeType c, Bf16Storage s) {
+std::shared_ptr<PackedWeight> pack_weight(const float* w, int64_t n, int64_t k, ComputeType c, HalfStorage s) {
   if (n <= 0 || k <= 0) throw ArgError("pack_weight: empty weight [" + std::to_string(n) + ", " + std::to_string(k) + "]");
-  if (c == ComputeType::BF16 && keep_bf16_rows(s)) return std::make_shared<Bf16RowsWeight>(w, false, n, k, c);
+  if (c == ComputeType::BF16 && keep_half_rows(s)) return std::make_shared<HalfRowsWeight>(w, n, k, c);
   return std::make_shared<DnnlPacked>(w, false, n, k, c);
 }
 
-std::shared_ptr<PackedWeight> pack_weight_bf16(const uint16_t* w, int64_t n, int64_t k, ComputeType c, Bf16Storage s) {
+std::shared_ptr<PackedWeight> pack_weight_bf16(const uint16_t* w, int64_t n, int64_t k, ComputeType c, HalfStorage s) {
   if (n <= 0 || k <= 0) throw ArgError("pack_weight_bf16: empty weight [" + std::to_string(n) + ", " + std::to_string(k) + "]");
-  if (keep_bf16_rows(s)) return std::make_shared<Bf16RowsWeight>(w, true, n, k, c);
+  if (keep_half_rows(s)) return std::make_shared<HalfRowsWeight>(w, HalfType::BF16, n, k, c);
   return std::make_shared<DnnlPacked>(w, true, n, k, c);
+}
+
+std::shared_ptr<PackedWeight> pack_weight_f16(const uint16_t* w, int64_t n, int64_t k, ComputeType c, HalfStorage s) {
+  if (n <= 0 || k <= 0) throw ArgError("pack_weight_f16: empty weight [" + std::to_string(n) + ", " + std::to_string(k) + "]");
+  if (c == ComputeType::F32 && keep_half_rows(s)) return std::make_shared<HalfRowsWeight>(w, HalfType::F16, n, k, c);
+  // The f32 values for pack_weight: transient (the packed copy is what stays).
+  std::vector<float> wf(size_t(n * k));
+  const int64_t count = n * k, parts = count > (int64_t(1) << 20) ? 64 : 1;
+#pragma omp parallel for schedule(static) if (parts > 1 && !omp_in_parallel())
+  for (int64_t p = 0; p < parts; ++p) {
+    const int64_t b = count * p / parts, e = count * (p + 1) / parts;
+    widen_half(w + b, HalfType::F16, e - b, wf.data() + b);
+  }
+  return pack_weight(wf.data(), n, k, c, s);
 }
 
 void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const PackedWeight& pw, const float* bias,
@@ -479,9 +497,9 @@ void gemm_packed_ex(const float* x, const uint16_t* x_bf16, int64_t rows, const 
     throw ArgError("gemm_packed_ex: a gated epilogue needs exactly one multiplier (mul or mul_bf16)");
   const int64_t n = pw.n(), k = pw.k();
   KernelTimer timer(KernelKind::Gemm, 2 * rows * n * k);
-  if (const auto* r = dynamic_cast<const Bf16RowsWeight*>(&pw)) {
+  if (const auto* r = dynamic_cast<const HalfRowsWeight*>(&pw)) {
     const auto product = [&](const float* xs, const GemmEpilogue& ef, float* out) {
-      gemm_bf16_rows(r->data(), n, k, xs, rows, bias, ef, out);
+      gemm_half_rows(r->data(), r->type(), n, k, xs, rows, bias, ef, out);
     };
     if (bf) run_emulated_bf16(x, x_bf16, rows, n, k, e, y, y_bf16, product);
     else product(x, e, y);

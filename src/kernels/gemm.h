@@ -11,7 +11,7 @@ namespace calq {
 
 // BF16: bf16 weights and activations, f32 accumulation. Where oneDNN has no bf16 matmul (CPUs
 // without AVX-512, e.g. AMD Zen 3) it is emulated: both operands rounded to bf16 values and
-// multiplied by the f32 kernels (exact products, f32 sums); the weights stay bf16 (Bf16Storage).
+// multiplied by the f32 kernels (exact products, f32 sums); the weights stay bf16 (HalfStorage).
 enum class ComputeType { F32, BF16 };
 const char* compute_type_name(ComputeType c);
 
@@ -26,26 +26,36 @@ class PackedWeight {
   virtual size_t bytes() const = 0;
 };
 
-// How packed weights whose values are bf16 numbers (ComputeType::BF16, or a bf16 checkpoint at any
-// compute type) are kept.
+// The 16-bit float formats a weight can be kept in (HalfStorage::Rows).
+enum class HalfType { BF16, F16 };
+
+// How packed weights whose values are 16-bit floats are kept: bf16 numbers (ComputeType::BF16, or a
+// bf16 checkpoint at any compute type) and f16 numbers (an f16 checkpoint, e.g. OPT's or Cohere's,
+// at ComputeType::F32; at BF16 compute f16 values are rounded to bf16 once, as before).
 //  Auto: in oneDNN's blocked layout where oneDNN has bf16 matmuls (AVX-512: bf16 for BF16, an f32
 //    copy for F32 compute); elsewhere as Rows.
-//  Rows: W [n, k] row-major bf16, 2 bytes a parameter, widened to f32 at run time (one row: in
-//    registers; more rows: per chunk of outputs into a cache-sized buffer, then oneDNN's sgemm).
-//    The products are those of the f32 kernels on the exact widened values. Auto picks it on CPUs
-//    without AVX-512 (AMD Zen 3): without it an f32 run of a bf16 checkpoint, and the emulated
-//    bf16 compute, hold a 4-byte f32 copy of every weight.
-// Ignored for an f32 weight at ComputeType::F32 (its values are not bf16 numbers).
-enum class Bf16Storage { Auto, Rows };
+//  Rows: W [n, k] row-major in its 16-bit format, 2 bytes a parameter, widened to f32 at run time
+//    (one row: in registers; more rows: per chunk of outputs into a cache-sized buffer, then
+//    oneDNN's sgemm). Widening bf16 or f16 to f32 is exact, so the products are those of the f32
+//    kernels on the checkpoint's values. Auto picks it on CPUs without AVX-512 (AMD Zen 3): without
+//    it an f32 run of a bf16 or f16 checkpoint, and the emulated bf16 compute, hold a 4-byte f32
+//    copy of every weight.
+// Ignored for an f32 weight at ComputeType::F32 (its values are not 16-bit numbers).
+enum class HalfStorage { Auto, Rows };
 
 // Packs W [n, k] (float32, row-major) for repeated products.
 std::shared_ptr<PackedWeight> pack_weight(const float* w, int64_t n, int64_t k, ComputeType c,
-                                          Bf16Storage s = Bf16Storage::Auto);
+                                          HalfStorage s = HalfStorage::Auto);
 // Same from the raw bits of a bf16 W [n, k] (a bf16 checkpoint), with no float copy: bf16 -> f32 is
 // exact and f32 -> bf16 of a bf16 value is the identity, so the packed bytes equal pack_weight()'s
 // on the converted weight at BF16 compute (tests/kernels_gemm_test.cpp).
 std::shared_ptr<PackedWeight> pack_weight_bf16(const uint16_t* w, int64_t n, int64_t k, ComputeType c,
-                                               Bf16Storage s = Bf16Storage::Auto);
+                                               HalfStorage s = HalfStorage::Auto);
+// Same from the raw bits of an IEEE f16 W [n, k] (an f16 checkpoint). F32 compute with rows storage:
+// the f16 bits are kept (2 bytes a parameter). Otherwise widened to f32 (exact) and packed as
+// pack_weight() packs those values (BF16 compute: rounded to bf16 once).
+std::shared_ptr<PackedWeight> pack_weight_f16(const uint16_t* w, int64_t n, int64_t k, ComputeType c,
+                                              HalfStorage s = HalfStorage::Auto);
 // y = x · Wᵀ (+ bias). x [rows, k], y [rows, n], both float32 row-major with leading dims k and n.
 // accumulate: y += x · Wᵀ (+ bias) instead (a residual add fused into the GEMM).
 // BF16 weights: x is rounded to bf16 (nearest even) first; products are accumulated in f32.

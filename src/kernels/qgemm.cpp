@@ -12,6 +12,9 @@
 #endif
 
 #include <omp.h>
+#if defined(__F16C__)
+#include <immintrin.h>  // widen_half: vcvtph2ps
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -235,7 +238,8 @@ class QGemmWeight final : public QuantPackedWeight {
       // through the W8A16 kernels.
       if (isa != Isa::Scalar && rows <= kGemvRows && (p_.storage == 4 || (p_.storage == 8 && kernels_for(isa).gemv_a8_s8)))
         return run_gemv_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
-      // gemm_a8 with 8-bit codes needs the ISA's 8-bit int8 kernels (AVX-512; AVX2's is 4-bit only).
+      // gemm_a8 with 8-bit codes needs the ISA's 8-bit int8 kernels (AVX-512 and AVX2 have them;
+      // gemv_a8_s8 stands for both).
       if (isa != Isa::Scalar && kernels_for(isa).gemm_a8 && (p_.storage == 4 || kernels_for(isa).gemv_a8_s8))
         return run_gemm_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
       x = int8_activations(isa, x, xb, rows, serial);  // x' = d·q, then the float-activation paths
@@ -674,13 +678,17 @@ bool gemv_onednn_blocked(const void* w, ComputeType c, int64_t n, int64_t k, con
 
 namespace {
 
-// No AVX2: gemv_bf16_rows's contract in plain C++ (f32 sums in input order).
-void gemv_bf16_rows_scalar(const uint16_t* w, int64_t k, const float* x, int64_t ldx, int rows, int64_t o0, int64_t o1,
+// No AVX2: gemv_bf16_rows / gemv_f16_rows's contract in plain C++ (f32 sums in input order).
+template <HalfType T>
+void gemv_half_rows_scalar(const uint16_t* w, int64_t k, const float* x, int64_t ldx, int rows, int64_t o0, int64_t o1,
                            float* y, int64_t ldy) {
   for (int64_t o = o0; o < o1; ++o)
     for (int r = 0; r < rows; ++r) {
       float s = 0.0f;
-      for (int64_t i = 0; i < k; ++i) s += x[r * ldx + i] * bf16_to_f32(w[o * k + i]);
+      for (int64_t i = 0; i < k; ++i) {
+        const uint16_t b = w[o * k + i];
+        s += x[r * ldx + i] * (T == HalfType::F16 ? f16_to_f32(b) : bf16_to_f32(b));
+      }
       y[r * ldy + o] = s;
     }
 }
@@ -700,10 +708,11 @@ void epilogue_rows(const float* c, int64_t ldc, int64_t rows, int64_t col0, int6
   }
 }
 
-void gemv_bf16_rows_all(const uint16_t* w, int64_t n, int64_t k, const float* x, int64_t rows, const float* bias,
-                        const GemmEpilogue& e, float* y) {
-  const Isa isa = active_isa();
-  const qk::GemvBf16RowsFn kern = isa == Isa::Scalar ? gemv_bf16_rows_scalar : qk::kernels_avx2().gemv_bf16_rows;
+void gemv_half_rows_all(const uint16_t* w, HalfType t, int64_t n, int64_t k, const float* x, int64_t rows,
+                        const float* bias, const GemmEpilogue& e, float* y) {
+  const bool f16 = t == HalfType::F16, scalar = active_isa() == Isa::Scalar;
+  const qk::GemvHalfRowsFn kern = scalar ? (f16 ? gemv_half_rows_scalar<HalfType::F16> : gemv_half_rows_scalar<HalfType::BF16>)
+                                         : (f16 ? qk::kernels_avx2().gemv_f16_rows : qk::kernels_avx2().gemv_bf16_rows);
   float* raw = scratch<float>(kRaw, size_t(rows * n));
   const int64_t quads = (n + 3) / 4;
   const bool serial = serial_gemv(size_t(n * k) * 2);
@@ -720,10 +729,23 @@ void gemv_bf16_rows_all(const uint16_t* w, int64_t n, int64_t k, const float* x,
 
 }  // namespace
 
-void gemm_bf16_rows(const uint16_t* w, int64_t n, int64_t k, const float* x, int64_t rows, const float* bias,
-                    const GemmEpilogue& e, float* y) {
+void widen_half(const uint16_t* w, HalfType t, int64_t n, float* out) {
+  int64_t i = 0;
+  if (t == HalfType::BF16) {
+    for (; i < n; ++i) out[i] = bf16_to_f32(w[i]);  // vectorised by the compiler
+    return;
+  }
+#if defined(__F16C__)
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))));
+#endif
+  for (; i < n; ++i) out[i] = f16_to_f32(w[i]);
+}
+
+void gemm_half_rows(const uint16_t* w, HalfType t, int64_t n, int64_t k, const float* x, int64_t rows,
+                    const float* bias, const GemmEpilogue& e, float* y) {
   if (rows <= 0) return;
-  if (rows <= kGemvRows) return gemv_bf16_rows_all(w, n, k, x, rows, bias, e, y);
+  if (rows <= kGemvRows) return gemv_half_rows_all(w, t, n, k, x, rows, bias, e, y);
   // Outputs per chunk: as many as fill 16 MiB of f32 weights, so that sgemm's per-call packing of x
   // is shared by many outputs (bench_gemm's down projection, k 8192 at 512 rows: 8 MiB chunks ran at
   // 0.87x the f32-packed product, 16-32 MiB at 0.89-0.92x; 4-32 MiB made no difference at k 2048).
@@ -736,8 +758,7 @@ void gemm_bf16_rows(const uint16_t* w, int64_t n, int64_t k, const float* x, int
     const int64_t width = std::min(nc, n - c0);
     const uint16_t* wc = w + c0 * k;
 #pragma omp parallel for schedule(static) if (!serial)
-    for (int64_t o = 0; o < width; ++o)
-      for (int64_t i = 0; i < k; ++i) wf[o * k + i] = bf16_to_f32(wc[o * k + i]);
+    for (int64_t o = 0; o < width; ++o) widen_half(wc + o * k, t, k, wf + o * k);
     if (direct) {
       sgemm(true, rows, width, k, 1.0f, x, k, wf, k, e.accumulate ? 1.0f : 0.0f, y + c0, n);
     } else {

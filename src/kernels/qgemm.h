@@ -53,7 +53,7 @@ class QuantPackedWeight : public PackedWeight {
 //    llama.cpp's arithmetic for Q4_0/Q8_0 weights (Q8_0 activations; it stores d_b in f16 and
 //    rounds halves away from zero). The int8 activations multiply the codes exactly (vpdpbusd:
 //    twice the products per instruction of vdpbf16ps; AVX2: vpmaddubsw) in decode and prefill
-//    (4-bit codes: AVX-512, AVX2; 8-bit codes: AVX-512); elsewhere the W4A16/W8A16 kernels run on x'.
+//    (4- and 8-bit codes: AVX-512, AVX2); elsewhere (scalar) the W4A16/W8A16 kernels run on x'.
 enum class QActs { Float, Int8 };
 
 // W4A16 / W8A16 from codes (calq's QuantizedWeight, GPTQ/AWQ after unpacking) or GGUF blocks.
@@ -113,14 +113,17 @@ bool quantize_blocks_int8_ref(const float* x, int64_t kp, int8_t* q, float* d, i
 bool gemv_onednn_blocked(const void* w, ComputeType c, int64_t n, int64_t k, const float* x, const uint16_t* x_bf16,
                          int64_t rows, const float* bias, const GemmEpilogue& e, float* y, uint16_t* y_bf16);
 
-// Float weights kept as bf16 rows (gemm.cpp, Bf16Storage::Rows): W [n, k] row-major bf16 bits,
-// x [rows, k] and y [rows, n] f32, bias and epilogue as gemm_packed_ex (f32 output only). The
-// products are f32 FMAs on the exact widened weights. Up to 4 rows (decode): each thread streams
-// its share of the outputs' weights once, widened in registers (qkern.h gemv_bf16_rows; scalar
-// without AVX2). More rows: per chunk of outputs, W widened into an f32 buffer of at most 16 MiB
-// (the calling thread's) and multiplied by oneDNN's sgemm; bias and epilogue per chunk.
-void gemm_bf16_rows(const uint16_t* w, int64_t n, int64_t k, const float* x, int64_t rows, const float* bias,
-                    const GemmEpilogue& e, float* y);
+// Float weights kept as 16-bit rows (gemm.cpp, HalfStorage::Rows): W [n, k] row-major bf16 or f16
+// bits (t), x [rows, k] and y [rows, n] f32, bias and epilogue as gemm_packed_ex (f32 output only).
+// The products are f32 FMAs on the exact widened weights. Up to 4 rows (decode): each thread
+// streams its share of the outputs' weights once, widened in registers (qkern.h gemv_bf16_rows /
+// gemv_f16_rows; scalar without AVX2). More rows: per chunk of outputs, W widened into an f32
+// buffer of at most 16 MiB (the calling thread's) and multiplied by oneDNN's sgemm; bias and
+// epilogue per chunk.
+void gemm_half_rows(const uint16_t* w, HalfType t, int64_t n, int64_t k, const float* x, int64_t rows,
+                    const float* bias, const GemmEpilogue& e, float* y);
+// n values of type t widened to f32 (exact; f16 by F16C, part of the x86-64-v3 baseline).
+void widen_half(const uint16_t* w, HalfType t, int64_t n, float* out);
 
 // ---- scalar references (double accumulation) ---------------------------------------------------
 // y = x' · Wᵀ + bias, W = qpacked_dequantize(w), x' = x (F32) or bf16(x) (BF16); with
@@ -133,7 +136,7 @@ void qgemm_ref(const float* x, int64_t rows, const QPacked& w, ComputeType c, co
 // block (quantize_blocks_int8_ref), the exact int32 block sums Σ q·code, then per block, in block
 // order, y = fma(s·d_b, Σ − z·qsum_b, y) (− z·qsum_b fused: fma(−z, qsum_b, Σ)), or for min-form
 // groups y = fma(d_b, fma(s, Σ, m·qsum_b), y). No bias. Bitwise what every int8 kernel computes
-// (decode with 4-bit codes on AVX2/AVX-512; AVX-512 with 4- or 8-bit codes at any row count).
+// (AVX2 and AVX-512, 4- or 8-bit codes, at any row count).
 void qgemm_int8_blocks_ref(const float* x, int64_t rows, const QPacked& w, float* y);
 // y = (float(Σ xq·w) · sx) · sw + bias, xq and sx from quantize_act_int8.
 void w8a8_gemm_ref(const float* x, int64_t rows, const W8A8Packed& w, const W8A8Options& o, const float* bias, float* y);

@@ -102,17 +102,19 @@ using GemvBlockedF32Fn = void (*)(const float* w, const float* x, int64_t kpad, 
 
 // Decode with 8-bit codes (GGUF Q8_0, W8 groups) × QActs::Int8 activations: gemv_a8's contract and
 // arithmetic (exact int32 Σ q·code per 32-input block, then the same f32 steps; bitwise
-// qgemm_int8_blocks_ref), the codes read as tile_a8_s8 reads them (vpermw pairs -> u8 quads), each
+// qgemm_int8_blocks_ref), the codes read as quads of one output's inputs (AVX-512: vpermw pairs ->
+// u8 quads for vpdpbusd; AVX2: vpunpck*wd -> s8 quads, llama.cpp's sign trick for vpmaddubsw), each
 // tile one contiguous stream, 2-4 tiles at a time. Null where the ISA has none.
 // W8A8 decode (rows <= 4): c as w8a8 computes it, for the outputs of tiles [t0, t1) (t0, t1 even),
 // y[r·ldy + 16·t + j]; xq [rows][ldq], sx [rows]. Null: w8a8 per 32-output block.
 using W8GemvFn = void (*)(const W8& w, const int8_t* xq, int64_t ldq, const float* sx, int rows, int64_t t0, int64_t t1,
                           float* y, int64_t ldy);
 
-// Float weights kept as bf16 (gemm.h Bf16Storage::Rows): W [n, k] row-major bf16 bits, f32
-// activations x [rows][ldx]; y[r·ldy + o] = Σ_i x[r][i]·W(o, i) for outputs o in [o0, o1), with
-// W widened in registers (exact) and f32 FMAs. Bound by reading W once (2 bytes a weight).
-using GemvBf16RowsFn = void (*)(const uint16_t* w, int64_t k, const float* x, int64_t ldx, int rows, int64_t o0,
+// Float weights kept as 16-bit rows (gemm.h HalfStorage::Rows): W [n, k] row-major bf16 or f16
+// bits, f32 activations x [rows][ldx]; y[r·ldy + o] = Σ_i x[r][i]·W(o, i) for outputs o in
+// [o0, o1), with W widened in registers (exact) and f32 FMAs. Bound by reading W once (2 bytes a
+// weight).
+using GemvHalfRowsFn = void (*)(const uint16_t* w, int64_t k, const float* x, int64_t ldx, int rows, int64_t o0,
                                 int64_t o1, float* y, int64_t ldy);
 
 struct Kernels {
@@ -129,7 +131,8 @@ struct Kernels {
   GemvBlockedF32Fn gemv_blocked_f32;
   GemvA8Fn gemv_a8_s8;        // null: 8-bit codes run gemm_a8 (or x' = d·q) at decode sizes
   W8GemvFn w8a8_gemv;         // null: W8A8 decode runs w8a8 per 32-output block
-  GemvBf16RowsFn gemv_bf16_rows;  // null: the AVX2 kernel runs (memory-bound; AVX-512 reads no faster)
+  GemvHalfRowsFn gemv_bf16_rows;  // null: the AVX2 kernel runs (memory-bound; AVX-512 reads no faster)
+  GemvHalfRowsFn gemv_f16_rows;   // same for f16 rows (vcvtph2ps)
 };
 const Kernels& kernels_avx512();
 const Kernels& kernels_avx2();

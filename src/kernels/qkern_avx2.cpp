@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/gemm.h"  // HalfType
 #include "kernels/qkern.h"
 
 #if defined(__clang__)
@@ -410,6 +411,24 @@ bool quant_blocks(const float* x, int64_t kp, int8_t* xq, float* d, int32_t* qsu
   return _mm256_movemask_ps(bad) == 0;
 }
 
+// The f32 steps after one 32-input block's exact int32 sums Σ q·code (outputs 8h..8h+7 of tile t,
+// group g), as qgemm_int8_blocks_ref orders them: y += (s·d_b)·(Σ − z·qsum_b), or for min-form
+// groups y += d_b·(s·Σ + m·qsum_b).
+template <int R, int TB>
+inline void a8_block_step(const QW& w, int64_t tile, int t, int32_t g, int h, int64_t blk, const __m256i (&sums)[R],
+                          const float* d, const int32_t* qsum, int64_t nblk, float (&ya)[R][TB * 16]) {
+  const __m256 s = load_scales8(w, tile, g, h), z = load_zeros8(w, tile, g, h);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m256 db = _mm256_set1_ps(d[r * nblk + blk]), qb = _mm256_set1_ps(float(qsum[r * nblk + blk]));
+    const __m256 f = _mm256_cvtepi32_ps(sums[r]);
+    float* yp = &ya[r][t * 16 + 8 * h];
+    const __m256 prev = _mm256_load_ps(yp);
+    _mm256_store_ps(yp, w.min_form ? _mm256_fmadd_ps(db, _mm256_fmadd_ps(s, f, _mm256_mul_ps(z, qb)), prev)
+                                   : _mm256_fmadd_ps(_mm256_mul_ps(s, db), _mm256_fnmadd_ps(z, qb, f), prev));
+  }
+}
+
 // Outputs 8h..8h+7 of TB tiles: vpmaddubsw (u8 codes <= 15 × s8: |pair sums| <= 3810) summed in
 // int16 over the block's 4 chunks (<= 30480 < 2^15), then vpmaddwd by 1 into int32 per output.
 // y points at the first tile's column (16·tile0) of row 0. KO: xq in kernel order (qkern.h
@@ -453,16 +472,9 @@ void gemv_a8_tiles(const QW& w, const int8_t* xq, int64_t ldq, const float* d, c
             acc[r] = _mm256_add_epi16(acc[r], _mm256_maddubs_epi16(hi, xb));
           }
         }
-        const __m256 s = load_scales8(w, tile0 + t, g, h), z = load_zeros8(w, tile0 + t, g, h);
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
-          const __m256 db = _mm256_set1_ps(d[r * nblk + blk]), qb = _mm256_set1_ps(float(qsum[r * nblk + blk]));
-          const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[r], ones));
-          float* yp = &ya[r][t * 16 + 8 * h];
-          const __m256 prev = _mm256_load_ps(yp);
-          _mm256_store_ps(yp, w.min_form ? _mm256_fmadd_ps(db, _mm256_fmadd_ps(s, f, _mm256_mul_ps(z, qb)), prev)
-                                         : _mm256_fmadd_ps(_mm256_mul_ps(s, db), _mm256_fnmadd_ps(z, qb, f), prev));
-        }
+        for (int r = 0; r < R; ++r) acc[r] = _mm256_madd_epi16(acc[r], ones);
+        a8_block_step<R, TB>(w, tile0 + t, t, g, h, blk, acc, d, qsum, nblk, ya);
       }
   }
   for (int r = 0; r < R; ++r) std::memcpy(y + r * ldy, ya[r], sizeof(ya[r]));
@@ -472,6 +484,107 @@ template <int R>
 void gemv_a8_r(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int64_t t0,
                int64_t t1, float* y, int64_t ldy) {
   for (int64_t t = t0; t < t1; t += 2) gemv_a8_tiles<R, 2>(w, xq, ldq, d, qsum, nblk, t, y + 16 * t, ldy);
+}
+
+// ---- int8 activations × 8-bit codes (GGUF Q8_0, 8-bit groups) ------------------------------------
+
+// 16 outputs × 4 inputs of a chunk's two pairs of inputs (pair_codes8's layout: 32 bytes a pair,
+// output j's two codes at bytes 2j, 2j + 1) as s8 code − 128, one output a dword: lo holds outputs
+// 0-3 and 8-11, hi outputs 4-7 and 12-15 (vpunpck*wd work within 128-bit lanes).
+inline void codes_s8_quads(const uint8_t* pairs, __m256i& lo, __m256i& hi) {
+  const __m256i flip = _mm256_set1_epi8(char(0x80));
+  const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pairs));
+  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pairs + 32));
+  lo = _mm256_xor_si256(_mm256_unpacklo_epi16(a, b), flip);
+  hi = _mm256_xor_si256(_mm256_unpackhi_epi16(a, b), flip);
+}
+
+// Σ over a dword's 4 inputs of w·x for s8 w (|w| as u8 <= 128) and x (|x| <= 127): llama.cpp's
+// sign trick, vpmaddubsw(|w|, x·sign(w)), whose int16 pair sums stay <= 2·128·127 < 2^15, then
+// vpmaddwd by 1 into int32.
+inline __m256i dot_s8_quads(__m256i w, __m256i aw, __m256i x) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w)), _mm256_set1_epi16(1));
+}
+
+// TB tiles × R rows with 8-bit codes, natural-order activations: per chunk and tile the codes as
+// s8 quads (codes_s8_quads), per row two dword broadcasts (inputs 0-3, 4-7) and dot_s8_quads:
+// exact int32 Σ q·(code − 128) per block, + 128·qsum_b = Σ q·code, then a8_block_step's f32 steps:
+// bitwise qgemm_int8_blocks_ref. y at the first tile's column.
+template <int R, int TB>
+void gemv_a8_s8_tiles(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk,
+                      int64_t tile0, float* y, int64_t ldy) {
+  alignas(32) float ya[R][TB * 16] = {};
+  for (int64_t blk = 0; blk < nblk; ++blk) {
+    const int32_t g = w.chunk_group[4 * blk];
+#pragma GCC unroll 8
+    for (int t = 0; t < TB; ++t) {
+      __m256i acc[R][2];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+      for (int cc = 0; cc < 4; ++cc) {
+        const int64_t c = 4 * blk + cc;
+        const uint8_t* cp = w.codes + ((tile0 + t) * w.chunks + c) * 128;
+#pragma GCC unroll 2
+        for (int half = 0; half < 2; ++half) {  // inputs 0-3 (pairs 0, 1), then 4-7 (pairs 2, 3)
+          __m256i lo, hi;
+          codes_s8_quads(cp + 64 * half, lo, hi);
+          const __m256i alo = _mm256_abs_epi8(lo), ahi = _mm256_abs_epi8(hi);
+#pragma GCC unroll 8
+          for (int r = 0; r < R; ++r) {
+            int32_t x4;
+            std::memcpy(&x4, xq + r * ldq + c * 8 + 4 * half, 4);
+            const __m256i x = _mm256_set1_epi32(x4);
+            acc[r][0] = _mm256_add_epi32(acc[r][0], dot_s8_quads(lo, alo, x));
+            acc[r][1] = _mm256_add_epi32(acc[r][1], dot_s8_quads(hi, ahi, x));
+          }
+        }
+      }
+      __m256i s0[R], s1[R];  // outputs 0-7, 8-15
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const __m256i q128 = _mm256_set1_epi32(128 * qsum[r * nblk + blk]);
+        const __m256i a = _mm256_add_epi32(acc[r][0], q128), b = _mm256_add_epi32(acc[r][1], q128);
+        s0[r] = _mm256_permute2x128_si256(a, b, 0x20);
+        s1[r] = _mm256_permute2x128_si256(a, b, 0x31);
+      }
+      a8_block_step<R, TB>(w, tile0 + t, t, g, 0, blk, s0, d, qsum, nblk, ya);
+      a8_block_step<R, TB>(w, tile0 + t, t, g, 1, blk, s1, d, qsum, nblk, ya);
+    }
+  }
+  for (int r = 0; r < R; ++r) std::memcpy(y + r * ldy, ya[r], sizeof(ya[r]));
+}
+
+// Decode with 8-bit codes (qkern.h gemv_a8_s8): tiles [t0, t1), two at a time.
+void gemv_a8_s8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int rows,
+                int64_t t0, int64_t t1, float* y, int64_t ldy) {
+  for (int64_t t = t0; t < t1; t += 2) {
+    float* yt = y + 16 * t;
+    switch (rows) {
+      case 1: gemv_a8_s8_tiles<1, 2>(w, xq, ldq, d, qsum, nblk, t, yt, ldy); break;
+      case 2: gemv_a8_s8_tiles<2, 2>(w, xq, ldq, d, qsum, nblk, t, yt, ldy); break;
+      case 3: gemv_a8_s8_tiles<3, 2>(w, xq, ldq, d, qsum, nblk, t, yt, ldy); break;
+      default: gemv_a8_s8_tiles<4, 2>(w, xq, ldq, d, qsum, nblk, t, yt, ldy); break;
+    }
+  }
+}
+
+// Prefill with 8-bit codes: the decode tile over 4 rows at a time, the block's codes (kp · 32
+// bytes) shared by every row from L1/L2.
+void gemm_a8_s8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk,
+                int64_t rows, int64_t block, float* c, int64_t ldc) {
+  for (int64_t r = 0; r < rows; r += 4) {
+    const int8_t* xr = xq + r * ldq;
+    const float* dr = d + r * nblk;
+    const int32_t* qr = qsum + r * nblk;
+    float* cr = c + r * ldc;
+    switch (rows - r < 4 ? rows - r : 4) {
+      case 1: gemv_a8_s8_tiles<1, 2>(w, xr, ldq, dr, qr, nblk, 2 * block, cr, ldc); break;
+      case 2: gemv_a8_s8_tiles<2, 2>(w, xr, ldq, dr, qr, nblk, 2 * block, cr, ldc); break;
+      case 3: gemv_a8_s8_tiles<3, 2>(w, xr, ldq, dr, qr, nblk, 2 * block, cr, ldc); break;
+      default: gemv_a8_s8_tiles<4, 2>(w, xr, ldq, dr, qr, nblk, 2 * block, cr, ldc); break;
+    }
+  }
 }
 
 void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int rows,
@@ -484,12 +597,13 @@ void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const i
   }
 }
 
-// W4A8 prefill (4-bit codes; the dispatcher sends 8-bit codes elsewhere on AVX2): the decode
-// kernel's arithmetic on the block's two tiles with kernel-order activations, 4 rows at a time, so
-// the block's codes (kp/2 · 32 bytes) stay in L1/L2 across all rows. Bitwise gemv_a8, hence
-// qgemm_int8_blocks_ref.
+// Int8-activation prefill. 4-bit codes: the decode kernel's arithmetic on the block's two tiles with
+// kernel-order activations, 4 rows at a time, so the block's codes (kp/2 · 32 bytes) stay in L1/L2
+// across all rows; 8-bit codes (natural-order activations): gemm_a8_s8. Bitwise gemv_a8 /
+// gemv_a8_s8, hence qgemm_int8_blocks_ref.
 void gemm_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int64_t rows,
              int64_t block, float* c, int64_t ldc) {
+  if (w.storage == 8) return gemm_a8_s8(w, xq, ldq, d, qsum, nblk, rows, block, c, ldc);
   int64_t r = 0;
   for (; r + 4 <= rows; r += 4)
     gemv_a8_tiles<4, 2, true>(w, xq + r * ldq, ldq, d + r * nblk, qsum + r * nblk, nblk, 2 * block, c + r * ldc, ldc);
@@ -500,12 +614,28 @@ void gemm_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const i
   if (rest == 1) gemv_a8_tiles<1, 2, true>(w, xr, ldq, d + r * nblk, qsum + r * nblk, nblk, 2 * block, c + r * ldc, ldc);
 }
 
-// ---- float weights kept as bf16 rows (qkern.h gemv_bf16_rows) ------------------------------------
+// ---- float weights kept as 16-bit rows (qkern.h gemv_bf16_rows, gemv_f16_rows) ------------------
 
 // 8 bf16 values widened to f32: the bits moved to the upper half (exact).
 inline __m256 bf16x8(const uint16_t* p) {
   const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+// 8 values of the row format T widened to f32 (both exact; f16 by F16C's vcvtph2ps).
+template <HalfType T>
+inline __m256 half8(const uint16_t* p) {
+  if constexpr (T == HalfType::F16) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  else return bf16x8(p);
+}
+
+template <HalfType T>
+inline float half_value(uint16_t b) {
+  if constexpr (T == HalfType::F16) return _cvtsh_ss(b);
+  const uint32_t u = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
 }
 
 inline float hsum_ps(__m256 v) {
@@ -514,48 +644,42 @@ inline float hsum_ps(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
-inline float bf16_value(uint16_t b) {
-  const uint32_t u = uint32_t(b) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
 // OUTS outputs (rows of W) against one activation row: OUTS independent FMA chains, each weight
 // read once from memory (the caller loops the activation rows inside, over the same few rows of W,
 // which then come from L1/L2). 8 rows of W in flight decoded 0-13 % faster than 4 (noisy; Zen 3).
-template <int OUTS>
-void dot_bf16_rows(const uint16_t* w, int64_t k, const float* x, float* out) {
+template <int OUTS, HalfType T>
+void dot_half_rows(const uint16_t* w, int64_t k, const float* x, float* out) {
   const int64_t k8 = k & ~int64_t(7);
   __m256 acc[OUTS];
   for (int j = 0; j < OUTS; ++j) acc[j] = _mm256_setzero_ps();
   for (int64_t i = 0; i < k8; i += 8) {
     const __m256 xv = _mm256_loadu_ps(x + i);
-    for (int j = 0; j < OUTS; ++j) acc[j] = _mm256_fmadd_ps(bf16x8(w + j * k + i), xv, acc[j]);
+    for (int j = 0; j < OUTS; ++j) acc[j] = _mm256_fmadd_ps(half8<T>(w + j * k + i), xv, acc[j]);
   }
   for (int j = 0; j < OUTS; ++j) {
     float s = hsum_ps(acc[j]);
-    for (int64_t i = k8; i < k; ++i) s += x[i] * bf16_value(w[j * k + i]);
+    for (int64_t i = k8; i < k; ++i) s += x[i] * half_value<T>(w[j * k + i]);
     out[j] = s;
   }
 }
 
-void gemv_bf16_rows(const uint16_t* w, int64_t k, const float* x, int64_t ldx, int rows, int64_t o0, int64_t o1,
+template <HalfType T>
+void gemv_half_rows(const uint16_t* w, int64_t k, const float* x, int64_t ldx, int rows, int64_t o0, int64_t o1,
                     float* y, int64_t ldy) {
   float s[8];
   int64_t o = o0;
   for (; o + 8 <= o1; o += 8)
     for (int r = 0; r < rows; ++r) {
-      dot_bf16_rows<8>(w + o * k, k, x + r * ldx, s);
+      dot_half_rows<8, T>(w + o * k, k, x + r * ldx, s);
       for (int j = 0; j < 8; ++j) y[r * ldy + o + j] = s[j];
     }
   for (; o + 4 <= o1; o += 4)
     for (int r = 0; r < rows; ++r) {
-      dot_bf16_rows<4>(w + o * k, k, x + r * ldx, s);
+      dot_half_rows<4, T>(w + o * k, k, x + r * ldx, s);
       for (int j = 0; j < 4; ++j) y[r * ldy + o + j] = s[j];
     }
   for (; o < o1; ++o)
-    for (int r = 0; r < rows; ++r) dot_bf16_rows<1>(w + o * k, k, x + r * ldx, y + r * ldy + o);
+    for (int r = 0; r < rows; ++r) dot_half_rows<1, T>(w + o * k, k, x + r * ldx, y + r * ldy + o);
 }
 
 }  // namespace
@@ -570,7 +694,7 @@ void gemv_bf16_rows(const uint16_t* w, int64_t k, const float* x, int64_t ldx, i
 namespace calq::qk {
 const Kernels& kernels_avx2() {
   static const Kernels k{nullptr, gemm_f32, nullptr, gemv_f32, w8a8, quant_act, quant_blocks, gemv_a8, gemm_a8, nullptr, nullptr,
-                         nullptr, nullptr, gemv_bf16_rows};
+                         gemv_a8_s8, nullptr, gemv_half_rows<HalfType::BF16>, gemv_half_rows<HalfType::F16>};
   return k;
 }
 }  // namespace calq::qk

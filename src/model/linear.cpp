@@ -91,9 +91,12 @@ const PackedWeight& Linear::packed(ComputeType c) const {
       src = fetch_();
     }
     // A bf16 weight packs straight from its bits: a float copy of every weight, freshly faulted
-    // in and zeroed by the kernel, cost more time than the packing itself (perf, calq eval).
+    // in and zeroed by the kernel, cost more time than the packing itself (perf, calq eval). An
+    // f16 weight too: at f32 compute it may stay f16 (gemm.h HalfStorage).
     if (src.dtype() == DType::BF16) {
       packed_ = pack_weight_bf16(src.data<uint16_t>(), out, in, c);
+    } else if (src.dtype() == DType::F16) {
+      packed_ = pack_weight_f16(src.data<uint16_t>(), out, in, c);
     } else {
       const Tensor w = src.to(DType::F32);
       packed_ = pack_weight(w.f32(), out, in, c);
@@ -217,16 +220,17 @@ std::shared_ptr<const FusedLinear> fused_linear(const std::vector<const Linear*>
   auto f = std::make_shared<FusedLinear>();
   f->compute = c;
   for (const Linear* l : m) f->out += l->out;
-  // Stacked in the members' own type when all are bf16 (no float copy), in f32 otherwise.
-  bool all_bf16 = true;
-  for (const Tensor& t : weights) all_bf16 = all_bf16 && t.dtype() == DType::BF16;
-  std::vector<float> w(all_bf16 ? 0 : size_t(f->out * in));
-  std::vector<uint16_t> w_bf16(all_bf16 ? size_t(f->out * in) : 0);
+  // Stacked in the members' own type when all are bf16 or all f16 (no float copy), in f32 otherwise.
+  const DType first = weights[0].dtype();
+  bool all_half = first == DType::BF16 || first == DType::F16;
+  for (const Tensor& t : weights) all_half = all_half && t.dtype() == first;
+  std::vector<float> w(all_half ? 0 : size_t(f->out * in));
+  std::vector<uint16_t> w_half(all_half ? size_t(f->out * in) : 0);
   int64_t row = 0;
   for (size_t i = 0; i < m.size(); ++i) {
     const size_t count = size_t(m[i]->out * in);
-    if (all_bf16) {
-      std::memcpy(w_bf16.data() + row * in, weights[i].data<uint16_t>(), count * 2);
+    if (all_half) {
+      std::memcpy(w_half.data() + row * in, weights[i].data<uint16_t>(), count * 2);
     } else {
       const Tensor wf = weights[i].to(DType::F32);
       std::memcpy(w.data() + row * in, wf.f32(), count * 4);
@@ -234,7 +238,9 @@ std::shared_ptr<const FusedLinear> fused_linear(const std::vector<const Linear*>
     row += m[i]->out;
   }
   f->bias = stacked_bias(m);
-  f->packed = all_bf16 ? pack_weight_bf16(w_bf16.data(), f->out, in, c) : pack_weight(w.data(), f->out, in, c);
+  if (!all_half) f->packed = pack_weight(w.data(), f->out, in, c);
+  else if (first == DType::BF16) f->packed = pack_weight_bf16(w_half.data(), f->out, in, c);
+  else f->packed = pack_weight_f16(w_half.data(), f->out, in, c);
   f->own_bytes = f->packed->bytes();
   // Publish to the members whose weight did not change meanwhile.
   for (size_t i = 0; i < m.size(); ++i) {
