@@ -239,7 +239,9 @@ int main(int argc, char** argv) {
               60.8, isa_name(active_isa()), load_line().c_str());
   for (int t : threads) {
     set_threads(t);
-    const Peak p32 = decode_only ? Peak{} : measure_peak(false, reps), p16 = decode_only ? Peak{} : measure_peak(true, reps);
+    // No oneDNN bf16 matmul without AVX-512 (gemm.h gemm_bf16_native): no bf16 peak there.
+    const Peak p32 = decode_only ? Peak{} : measure_peak(false, reps);
+    const Peak p16 = decode_only || !gemm_bf16_native() ? Peak{} : measure_peak(true, reps);
     const double bw = memory_bandwidth(reps);
     std::printf("%d thread(s): fp32 GEMM peak %.1f GFLOP/s (%s; cpu-time %.1f), bf16 GEMM peak %.1f (cpu-time %.1f), "
                 "memory bandwidth %.1f GB/s -- %s\n\n",

@@ -234,14 +234,13 @@ class QGemmWeight final : public QuantPackedWeight {
     const bool serial = rows <= kGemvRows ? serial_gemv(p_.bytes()) : serial_product(rows, p_.n, p_.k);
     if (acts_ == QActs::Int8) {
       // Decode: the int8 GEMV for the codes' storage (4-bit: gemv_a8; 8-bit: gemv_a8_s8 where the
-      // ISA has one); otherwise the block kernel (gemm_a8) where the ISA has one, else x' = d·q
-      // through the W8A16 kernels.
+      // ISA has one); otherwise the block kernel for the storage (gemm_a8, gemm_a8_s8) where the
+      // ISA has one, else x' = d·q through the W4A16/W8A16 kernels.
       if (isa != Isa::Scalar && rows <= kGemvRows && (p_.storage == 4 || (p_.storage == 8 && kernels_for(isa).gemv_a8_s8)))
         return run_gemv_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
-      // gemm_a8 with 8-bit codes needs the ISA's 8-bit int8 kernels (AVX-512 and AVX2 have them;
-      // gemv_a8_s8 stands for both).
-      if (isa != Isa::Scalar && kernels_for(isa).gemm_a8 && (p_.storage == 4 || kernels_for(isa).gemv_a8_s8))
-        return run_gemm_a8(kernels_for(isa), x, xb, rows, bias, e, y, yb, serial);
+      const qk::GemmA8Fn prefill =
+          isa == Isa::Scalar ? nullptr : p_.storage == 4 ? kernels_for(isa).gemm_a8 : kernels_for(isa).gemm_a8_s8;
+      if (prefill) return run_gemm_a8(prefill, x, xb, rows, bias, e, y, yb, serial);
       x = int8_activations(isa, x, xb, rows, serial);  // x' = d·q, then the float-activation paths
       xb = nullptr;
     }
@@ -268,8 +267,9 @@ class QGemmWeight final : public QuantPackedWeight {
     if (!finite) throw ArgError("quantized gemm: non-finite activation (int8 activations)");
   }
 
-  // W4A8 prefill: int8 activations in kernel order against the packed codes (qkern.h gemm_a8).
-  void run_gemm_a8(const qk::Kernels& K, const float* x, const uint16_t* xb, int64_t rows, const float* bias,
+  // Int8-activation prefill: int8 activations (kernel order for 4-bit codes) against the packed
+  // codes (qkern.h gemm_a8, gemm_a8_s8).
+  void run_gemm_a8(qk::GemmA8Fn gemm_a8, const float* x, const uint16_t* xb, int64_t rows, const float* bias,
                    const GemmEpilogue& e, float* y, uint16_t* yb, bool serial) const {
     const qk::QW w = qk::view_of(p_);
     const int64_t kp = p_.kp, nblk = kp / 32;
@@ -280,7 +280,7 @@ class QGemmWeight final : public QuantPackedWeight {
     int32_t* qsum = scratch<int32_t>(kBlockSums, size_t(rows * nblk));
     quantize_blocks(active_isa(), a, rows, xq, d, qsum, serial, p_.storage == 4);  // 8-bit codes: natural order
     run_blocks(rows, p_.n, p_.tiles / 2, serial, bias, e, y, yb, [&](int64_t b, float* c, int64_t ldc) {
-      K.gemm_a8(w, xq, kp, d, qsum, nblk, rows, b, c, ldc);
+      gemm_a8(w, xq, kp, d, qsum, nblk, rows, b, c, ldc);
     });
   }
 

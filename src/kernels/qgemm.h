@@ -53,7 +53,8 @@ class QuantPackedWeight : public PackedWeight {
 //    llama.cpp's arithmetic for Q4_0/Q8_0 weights (Q8_0 activations; it stores d_b in f16 and
 //    rounds halves away from zero). The int8 activations multiply the codes exactly (vpdpbusd:
 //    twice the products per instruction of vdpbf16ps; AVX2: vpmaddubsw) in decode and prefill
-//    (4- and 8-bit codes: AVX-512, AVX2); elsewhere (scalar) the W4A16/W8A16 kernels run on x'.
+//    (4-bit codes: AVX-512, AVX2; 8-bit codes: AVX-512, and AVX2 at decode); elsewhere the
+//    W4A16/W8A16 kernels run on x'.
 enum class QActs { Float, Int8 };
 
 // W4A16 / W8A16 from codes (calq's QuantizedWeight, GPTQ/AWQ after unpacking) or GGUF blocks.
@@ -136,7 +137,8 @@ void qgemm_ref(const float* x, int64_t rows, const QPacked& w, ComputeType c, co
 // block (quantize_blocks_int8_ref), the exact int32 block sums Σ q·code, then per block, in block
 // order, y = fma(s·d_b, Σ − z·qsum_b, y) (− z·qsum_b fused: fma(−z, qsum_b, Σ)), or for min-form
 // groups y = fma(d_b, fma(s, Σ, m·qsum_b), y). No bias. Bitwise what every int8 kernel computes
-// (AVX2 and AVX-512, 4- or 8-bit codes, at any row count).
+// (AVX2 and AVX-512 with 4-bit codes and AVX-512 with 8-bit codes at any row count; AVX2 with
+// 8-bit codes at decode, <= 4 rows).
 void qgemm_int8_blocks_ref(const float* x, int64_t rows, const QPacked& w, float* y);
 // y = (float(Σ xq·w) · sx) · sw + bias, xq and sx from quantize_act_int8.
 void w8a8_gemm_ref(const float* x, int64_t rows, const W8A8Packed& w, const W8A8Options& o, const float* bias, float* y);

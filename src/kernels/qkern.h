@@ -88,7 +88,8 @@ using GemvA8Fn = void (*)(const QW& w, const int8_t* xq, int64_t ldq, const floa
 
 // W4A8 prefill (null where the ISA has none: the dispatcher then runs the W4A16 kernels on d·q):
 // c[r][0, 32) for the 32 outputs of `block`, all rows; xq in kernel order (within each chunk of 8
-// inputs: 0 4 1 5 2 6 3 7), d and qsum [row][nblk]; same arithmetic as gemv_a8.
+// inputs: 0 4 1 5 2 6 3 7), d and qsum [row][nblk]; same arithmetic as gemv_a8. gemm_a8_s8: the
+// same for 8-bit codes, xq in natural order.
 using GemmA8Fn = void (*)(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk,
                           int64_t rows, int64_t block, float* c, int64_t ldc);
 
@@ -133,6 +134,7 @@ struct Kernels {
   W8GemvFn w8a8_gemv;         // null: W8A8 decode runs w8a8 per 32-output block
   GemvHalfRowsFn gemv_bf16_rows;  // null: the AVX2 kernel runs (memory-bound; AVX-512 reads no faster)
   GemvHalfRowsFn gemv_f16_rows;   // same for f16 rows (vcvtph2ps)
+  GemmA8Fn gemm_a8_s8;  // prefill with 8-bit codes; null: the W8A16 kernels on x' = d·q (faster on AVX2)
 };
 const Kernels& kernels_avx512();
 const Kernels& kernels_avx2();

@@ -569,24 +569,6 @@ void gemv_a8_s8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, cons
   }
 }
 
-// Prefill with 8-bit codes: the decode tile over 4 rows at a time, the block's codes (kp · 32
-// bytes) shared by every row from L1/L2.
-void gemm_a8_s8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk,
-                int64_t rows, int64_t block, float* c, int64_t ldc) {
-  for (int64_t r = 0; r < rows; r += 4) {
-    const int8_t* xr = xq + r * ldq;
-    const float* dr = d + r * nblk;
-    const int32_t* qr = qsum + r * nblk;
-    float* cr = c + r * ldc;
-    switch (rows - r < 4 ? rows - r : 4) {
-      case 1: gemv_a8_s8_tiles<1, 2>(w, xr, ldq, dr, qr, nblk, 2 * block, cr, ldc); break;
-      case 2: gemv_a8_s8_tiles<2, 2>(w, xr, ldq, dr, qr, nblk, 2 * block, cr, ldc); break;
-      case 3: gemv_a8_s8_tiles<3, 2>(w, xr, ldq, dr, qr, nblk, 2 * block, cr, ldc); break;
-      default: gemv_a8_s8_tiles<4, 2>(w, xr, ldq, dr, qr, nblk, 2 * block, cr, ldc); break;
-    }
-  }
-}
-
 void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int rows,
              int64_t t0, int64_t t1, float* y, int64_t ldy) {
   switch (rows) {
@@ -597,13 +579,14 @@ void gemv_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const i
   }
 }
 
-// Int8-activation prefill. 4-bit codes: the decode kernel's arithmetic on the block's two tiles with
-// kernel-order activations, 4 rows at a time, so the block's codes (kp/2 · 32 bytes) stay in L1/L2
-// across all rows; 8-bit codes (natural-order activations): gemm_a8_s8. Bitwise gemv_a8 /
-// gemv_a8_s8, hence qgemm_int8_blocks_ref.
+// W4A8 prefill: the decode kernel's arithmetic on the block's two tiles with kernel-order
+// activations, 4 rows at a time, so the block's codes (kp/2 · 32 bytes) stay in L1/L2 across all
+// rows. Bitwise gemv_a8, hence qgemm_int8_blocks_ref. (No prefill kernel for 8-bit codes: the same
+// tile over 4 rows — gemv_a8_s8_tiles — ran 0.85-0.95x the W8A16 float path at the llama-1b
+// shapes, bench_qgemm q8_0-a8 against q8_0 on Zen 3: 11 uops per 64 products a row, where the
+// 4-bit tile needs 6.)
 void gemm_a8(const QW& w, const int8_t* xq, int64_t ldq, const float* d, const int32_t* qsum, int64_t nblk, int64_t rows,
              int64_t block, float* c, int64_t ldc) {
-  if (w.storage == 8) return gemm_a8_s8(w, xq, ldq, d, qsum, nblk, rows, block, c, ldc);
   int64_t r = 0;
   for (; r + 4 <= rows; r += 4)
     gemv_a8_tiles<4, 2, true>(w, xq + r * ldq, ldq, d + r * nblk, qsum + r * nblk, nblk, 2 * block, c + r * ldc, ldc);
@@ -694,7 +677,7 @@ void gemv_half_rows(const uint16_t* w, int64_t k, const float* x, int64_t ldx, i
 namespace calq::qk {
 const Kernels& kernels_avx2() {
   static const Kernels k{nullptr, gemm_f32, nullptr, gemv_f32, w8a8, quant_act, quant_blocks, gemv_a8, gemm_a8, nullptr, nullptr,
-                         gemv_a8_s8, nullptr, gemv_half_rows<HalfType::BF16>, gemv_half_rows<HalfType::F16>};
+                         gemv_a8_s8, nullptr, gemv_half_rows<HalfType::BF16>, gemv_half_rows<HalfType::F16>, nullptr};
   return k;
 }
 }  // namespace calq::qk

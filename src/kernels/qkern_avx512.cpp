@@ -923,7 +923,7 @@ namespace calq::qk {
 const Kernels& kernels_avx512() {
   static const Kernels k{gemm_bf16, gemm_f32,   gemv_bf16,       gemv_f32,         w8a8,
                          quant_act, quant_blocks, gemv_a8, gemm_a8, gemv_blocked_bf16, gemv_blocked_f32,
-                         gemv_a8_s8, w8a8_gemv, nullptr, nullptr};
+                         gemv_a8_s8, w8a8_gemv, nullptr, nullptr, gemm_a8};
   return k;
 }
 }  // namespace calq::qk
