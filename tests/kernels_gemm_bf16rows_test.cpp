@@ -43,6 +43,22 @@ void expect_near_reference(const std::vector<float>& got, const std::vector<floa
   test::expect_close(got, ref, xr, w, rows, n, k, 1e-6 * std::sqrt(double(k)), 1e-6, compute_type_name(c));
 }
 
+// The scalar path (no AVX2) computes the same decode products (1 and 3 rows) as the AVX2 kernel on
+// the packed weight p, up to summation order, and both match the reference on w's values.
+void check_scalar_decode(const PackedWeight& p, const std::vector<float>& x, const std::vector<float>& w, int64_t n,
+                         int64_t k, ComputeType c) {
+  for (int64_t rows : {1, 3}) {
+    std::vector<float> fast(size_t(rows * n)), slow(size_t(rows * n));
+    gemm_packed(x.data(), rows, p, nullptr, fast.data());
+    {
+      test::IsaScope scalar(Isa::Scalar);
+      gemm_packed(x.data(), rows, p, nullptr, slow.data());
+    }
+    for (size_t i = 0; i < fast.size(); ++i) EXPECT_NEAR(fast[i], slow[i], 1e-5 * (1 + std::fabs(slow[i]))) << i;
+    expect_near_reference(slow, x, rows, w, n, k, c, nullptr);
+  }
+}
+
 void check_rows(int64_t rows, int64_t n, int64_t k, ComputeType c, bool with_bias, uint32_t seed) {
   SCOPED_TRACE(::testing::Message() << compute_type_name(c) << " rows=" << rows << " n=" << n << " k=" << k
                                     << " bias=" << with_bias);
@@ -124,16 +140,7 @@ TEST_P(GemmBf16Rows, ScalarDecodeMatchesVectorised) {
   const int64_t n = 77, k = 203;
   const auto w = randn_bf16(size_t(n * k), 401, 0.1f), x = randn(size_t(3 * k), 402);
   auto p = pack_weight(w.data(), n, k, GetParam(), HalfStorage::Rows);
-  for (int64_t rows : {1, 3}) {
-    std::vector<float> fast(size_t(rows * n)), slow(size_t(rows * n));
-    gemm_packed(x.data(), rows, *p, nullptr, fast.data());
-    const Isa before = max_isa();
-    set_max_isa(Isa::Scalar);
-    gemm_packed(x.data(), rows, *p, nullptr, slow.data());
-    set_max_isa(before);
-    for (size_t i = 0; i < fast.size(); ++i) EXPECT_NEAR(fast[i], slow[i], 1e-5 * (1 + std::fabs(slow[i]))) << i;
-    expect_near_reference(slow, x, rows, w, n, k, GetParam(), nullptr);
-  }
+  check_scalar_decode(*p, x, w, n, k, GetParam());
 }
 
 // From a bf16 checkpoint's bits or from their f32 values: the same stored bytes, bitwise the same
@@ -209,16 +216,7 @@ TEST(GemmF16Rows, ScalarDecodeMatchesVectorised) {
   const auto bits16 = f16_bits(randn(size_t(n * k), 901, 0.1f));
   const auto w = f16_values(bits16), x = randn(size_t(3 * k), 902);
   auto p = pack_weight_f16(bits16.data(), n, k, ComputeType::F32, HalfStorage::Rows);
-  for (int64_t rows : {1, 3}) {
-    std::vector<float> fast(size_t(rows * n)), slow(size_t(rows * n));
-    gemm_packed(x.data(), rows, *p, nullptr, fast.data());
-    const Isa before = max_isa();
-    set_max_isa(Isa::Scalar);
-    gemm_packed(x.data(), rows, *p, nullptr, slow.data());
-    set_max_isa(before);
-    for (size_t i = 0; i < fast.size(); ++i) EXPECT_NEAR(fast[i], slow[i], 1e-5 * (1 + std::fabs(slow[i]))) << i;
-    expect_near_reference(slow, x, rows, w, n, k, ComputeType::F32, nullptr);
-  }
+  check_scalar_decode(*p, x, w, n, k, ComputeType::F32);
 }
 
 // The widening the prefill chunks use equals the scalar conversion bit for bit, over every f16
