@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The suites of the AVX2 pass: every kernel, the decoder (f32, bf16, cached), synthetic weights,
 # packed quantized loads.
-AVX2_TESTS='(^|/)(AttentionFast|OpsFast|Bf16Convert|GemmPacked|GemmPackedBf16Input|GemmBf16Rows|GemmBf16RowsAuto|GemmF16Rows|EvalInt8Acts|KvQuant|Isa|QGemm|QGemmDecode8|QPack|QStack|W8A8|FastPath|Stories260KBf16|TinyParityBf16|TinyParity|TinyStories656K|AttentionCached|KvCache|RealKvCache|TinyKvCache|GenerateCli|NonFinite|SynthModel|SynthWeights|SynthCli|SynthOutliers|PackedLoad|EvalGolden|ForwardRows)[./]'
+AVX2_TESTS='(^|/)(AttentionFast|OpsFast|Bf16Convert|GemmPacked|GemmPackedBf16Input|GemmBf16Rows|GemmBf16RowsAuto|GemmF16Rows|EvalInt8Acts|KvQuant|Isa|QGemm|QGemmDecode4|QGemmDecode8|QPack|QStack|W8A8|FastPath|Stories260KBf16|TinyParityBf16|TinyParity|TinyStories656K|AttentionCached|KvCache|RealKvCache|TinyKvCache|GenerateCli|NonFinite|SynthModel|SynthWeights|SynthCli|SynthOutliers|PackedLoad|EvalGolden|ForwardRows)[./]'
 
 jobs=$(nproc)
 sanitize=1

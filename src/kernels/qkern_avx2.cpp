@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernels/gemm.h"  // HalfType
 #include "kernels/qkern.h"
@@ -231,6 +232,112 @@ void gemv_tiles(const QW& w, const float* a, int64_t lda, const float* xsum, int
   for (int r = 0; r < R; ++r) std::memcpy(y + r * ldy + tile0 * 16, ya[r], sizeof(ya[r]));
 }
 
+// 4-bit codes, decode. In the packed layout an output's dword holds input 2p's code at bits
+// 4p..4p+3 and input 2p + 1's at 16 + 4p..19 + 4p (pair_codes8). Masking a code in place and
+// converting the dword gives c·2^e exactly (e its bit offset; input 7's is shifted down to e = 0
+// instead, as bit 31 is the sign), and x·2^-e, formed once per call (gemv4_scaled_acts), times it
+// is x·c exactly (powers of two; |x| >= 2^-102, so x·2^-e is normal): the same products as
+// gemv_tiles with 2 integer ops per 8 codes instead of 4. One row keeps two accumulator sets (even
+// and odd inputs) so 8 FMA chains are in flight.
+constexpr int kNibbleExp[8] = {0, 16, 4, 20, 8, 24, 12, 0};
+
+inline __m256 nibble_f32(__m256i v, int input) {
+  if (input == 7) return _mm256_cvtepi32_ps(_mm256_srli_epi32(v, 28));
+  return _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(0xf << kNibbleExp[input])));
+}
+
+// out[r·kp + i] = a[r·lda + i] · 2^-kNibbleExp[i mod 8], kp = 8·chunks.
+void gemv4_scaled_acts(const float* a, int64_t lda, int rows, int64_t kp, float* out) {
+  alignas(32) float f[8];
+  for (int i = 0; i < 8; ++i) f[i] = 1.0f / float(1 << kNibbleExp[i]);
+  const __m256 fv = _mm256_load_ps(f);
+  for (int r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < kp; i += 8) _mm256_storeu_ps(out + r * kp + i, _mm256_mul_ps(_mm256_loadu_ps(a + r * lda + i), fv));
+}
+
+template <int R, int TB>
+void gemv4_tiles(const QW& w, const float* as, const float* xsum, int64_t tile0, float* y, int64_t ldy) {
+  constexpr int P = R == 1 ? 2 : 1;
+  const int64_t kp = 8 * w.chunks;
+  alignas(32) float ya[R][TB * 16] = {};
+  for (int64_t c = 0; c < w.chunks;) {
+    const int32_t g = w.chunk_group[c];
+    int64_t ce = c + 1;
+    while (ce < w.chunks && w.chunk_group[ce] == g) ++ce;
+    __m256 acc[R][TB][2][P];
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+      #pragma GCC unroll 8
+      for (int t = 0; t < TB; ++t)
+        #pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h)
+          #pragma GCC unroll 2
+          for (int e = 0; e < P; ++e) acc[r][t][h][e] = _mm256_setzero_ps();
+    for (; c < ce; ++c)
+      #pragma GCC unroll 8
+      for (int p = 0; p < 4; ++p)
+        #pragma GCC unroll 8
+        for (int t = 0; t < TB; ++t)
+          #pragma GCC unroll 2
+          for (int h = 0; h < 2; ++h) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.codes + ((tile0 + t) * w.chunks + c) * 64 + 32 * h));
+            const __m256 qa = nibble_f32(v, 2 * p), qb = nibble_f32(v, 2 * p + 1);
+            #pragma GCC unroll 8
+            for (int r = 0; r < R; ++r) {
+              const float* ar = as + r * kp + c * 8 + 2 * p;
+              acc[r][t][h][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(ar), qa, acc[r][t][h][0]);
+              acc[r][t][h][P - 1] = _mm256_fmadd_ps(_mm256_broadcast_ss(ar + 1), qb, acc[r][t][h][P - 1]);
+            }
+          }
+    #pragma GCC unroll 8
+    for (int t = 0; t < TB; ++t)
+      #pragma GCC unroll 8
+      for (int h = 0; h < 2; ++h) {
+        const __m256 s = load_scales8(w, tile0 + t, g, h), z = load_zeros8(w, tile0 + t, g, h);
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+          const __m256 sum = P == 2 ? _mm256_add_ps(acc[r][t][h][0], acc[r][t][h][P - 1]) : acc[r][t][h][0];
+          const __m256 xs = _mm256_set1_ps(xsum[r * w.groups + g]);
+          float* yp = &ya[r][t * 16 + 8 * h];
+          __m256 v = _mm256_load_ps(yp);
+          if (w.min_form)
+            v = _mm256_fmadd_ps(z, xs, _mm256_fmadd_ps(s, sum, v));
+          else
+            v = _mm256_fmadd_ps(s, _mm256_fnmadd_ps(z, xs, sum), v);
+          _mm256_store_ps(yp, v);
+        }
+      }
+  }
+  #pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) std::memcpy(y + r * ldy + tile0 * 16, ya[r], sizeof(ya[r]));
+}
+
+template <int R>
+void gemv4_r(const QW& w, const float* as, const float* xsum, int64_t t0, int64_t t1, float* y, int64_t ldy) {
+  for (int64_t t = t0; t < t1; t += 2) {
+    if constexpr (R <= 2) {
+      gemv4_tiles<R, 2>(w, as, xsum, t, y, ldy);
+    } else {
+      gemv4_tiles<R, 1>(w, as, xsum, t, y, ldy);
+      gemv4_tiles<R, 1>(w, as, xsum, t + 1, y, ldy);
+    }
+  }
+}
+
+void gemv4(const QW& w, const float* a, int64_t lda, int rows, const float* xsum, int64_t t0, int64_t t1, float* y,
+           int64_t ldy) {
+  thread_local std::vector<float> scaled;  // grow-only: rows · kp floats per calling thread
+  const int64_t kp = 8 * w.chunks;
+  if (scaled.size() < size_t(rows * kp)) scaled.resize(size_t(rows * kp));
+  gemv4_scaled_acts(a, lda, rows, kp, scaled.data());
+  switch (rows) {
+    case 1: return gemv4_r<1>(w, scaled.data(), xsum, t0, t1, y, ldy);
+    case 2: return gemv4_r<2>(w, scaled.data(), xsum, t0, t1, y, ldy);
+    case 3: return gemv4_r<3>(w, scaled.data(), xsum, t0, t1, y, ldy);
+    default: return gemv4_r<4>(w, scaled.data(), xsum, t0, t1, y, ldy);
+  }
+}
+
 template <int S, int R>
 void gemv_r(const QW& w, const float* a, int64_t lda, const float* xsum, int64_t t0, int64_t t1, float* y, int64_t ldy) {
   for (int64_t t = t0; t < t1; t += 2) {
@@ -255,7 +362,7 @@ void gemv_s(const QW& w, const float* a, int64_t lda, int rows, const float* xsu
 
 void gemv_f32(const QW& w, const float* a, int64_t lda, int rows, const float* xsum, int64_t t0, int64_t t1, float* y, int64_t ldy) {
   switch (w.storage) {
-    case 4: return gemv_s<4>(w, a, lda, rows, xsum, t0, t1, y, ldy);
+    case 4: return gemv4(w, a, lda, rows, xsum, t0, t1, y, ldy);
     case 5: return gemv_s<5>(w, a, lda, rows, xsum, t0, t1, y, ldy);
     default: return gemv_s<8>(w, a, lda, rows, xsum, t0, t1, y, ldy);
   }
