@@ -5,7 +5,8 @@
 // No bf16 products on AVX2: the bf16 semantics (x and, in the GEMM, w rounded to bf16; products
 // exact; f32 accumulation) run as f32 FMAs on bf16-rounded values.
 // GEMM: f32 panel of 32 outputs × 128 inputs (16 KiB), 6 × 16 register tile (12 ymm accumulators).
-// GEMV: codes to f32 in registers (shift, mask, convert), factored per group as on AVX-512.
+// GEMV: codes to f32 in registers (shift, mask, convert; 4-bit codes masked in place, gemv4),
+// factored per group as on AVX-512.
 // W4A8 (int8 activations): vpmaddubsw on the 4-bit codes, decode and prefill (the same tiles).
 // W8A8: AVX2 has no u8×s8 dot product without saturation (vpmaddubsw saturates at 2^15), so
 // activations are widened to int16 once per row block and vpmaddwd multiplies int16 pairs: exact.
@@ -236,8 +237,9 @@ void gemv_tiles(const QW& w, const float* a, int64_t lda, const float* xsum, int
 // 4p..4p+3 and input 2p + 1's at 16 + 4p..19 + 4p (pair_codes8). Masking a code in place and
 // converting the dword gives c·2^e exactly (e its bit offset; input 7's is shifted down to e = 0
 // instead, as bit 31 is the sign), and x·2^-e, formed once per call (gemv4_scaled_acts), times it
-// is x·c exactly (powers of two; |x| >= 2^-102, so x·2^-e is normal): the same products as
-// gemv_tiles with 2 integer ops per 8 codes instead of 4. One row keeps two accumulator sets (even
+// is x·c exactly (powers of two, and x·2^-e stays normal for |x| >= 2^-102; smaller x lose low
+// bits, far below their share of the sum): the same products as gemv_tiles, with 2 integer ops
+// per 8 codes instead of 4. One row keeps two accumulator sets (even
 // and odd inputs) so 8 FMA chains are in flight.
 constexpr int kNibbleExp[8] = {0, 16, 4, 20, 8, 24, 12, 0};
 
