@@ -179,6 +179,14 @@ void gemm_f32(const QW& w, const float* a, int64_t lda, int64_t rows, int64_t bl
 
 // ---- GEMV ---------------------------------------------------------------------------------------
 
+// One group's sums of 8 outputs into yp: y += s·(Σ a·q − z·Σ a), or (min form) y += d·Σ a·q + m·Σ a.
+inline void apply_group(__m256 s, __m256 z, bool min_form, __m256 sum, float xsum, float* yp) {
+  const __m256 xs = _mm256_set1_ps(xsum);
+  const __m256 v = _mm256_load_ps(yp);
+  _mm256_store_ps(yp, min_form ? _mm256_fmadd_ps(z, xs, _mm256_fmadd_ps(s, sum, v))
+                               : _mm256_fmadd_ps(s, _mm256_fnmadd_ps(z, xs, sum), v));
+}
+
 // R rows × TB tiles at tile0: Σ_{i∈g} a_i q_i per group in f32, then the group's scale and zero.
 template <int S, int R, int TB>
 void gemv_tiles(const QW& w, const float* a, int64_t lda, const float* xsum, int64_t tile0, float* y, int64_t ldy) {
@@ -217,16 +225,7 @@ void gemv_tiles(const QW& w, const float* a, int64_t lda, const float* xsum, int
       for (int h = 0; h < 2; ++h) {
         const __m256 s = load_scales8(w, tile0 + t, g, h), z = load_zeros8(w, tile0 + t, g, h);
         #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
-          const __m256 xs = _mm256_set1_ps(xsum[r * w.groups + g]);
-          float* yp = &ya[r][t * 16 + 8 * h];
-          __m256 v = _mm256_load_ps(yp);
-          if (w.min_form)
-            v = _mm256_fmadd_ps(z, xs, _mm256_fmadd_ps(s, acc[r][t][h], v));
-          else
-            v = _mm256_fmadd_ps(s, _mm256_fnmadd_ps(z, xs, acc[r][t][h]), v);
-          _mm256_store_ps(yp, v);
-        }
+        for (int r = 0; r < R; ++r) apply_group(s, z, w.min_form, acc[r][t][h], xsum[r * w.groups + g], &ya[r][t * 16 + 8 * h]);
       }
   }
   #pragma GCC unroll 8
@@ -299,14 +298,7 @@ void gemv4_tiles(const QW& w, const float* as, const float* xsum, int64_t tile0,
         #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
           const __m256 sum = P == 2 ? _mm256_add_ps(acc[r][t][h][0], acc[r][t][h][P - 1]) : acc[r][t][h][0];
-          const __m256 xs = _mm256_set1_ps(xsum[r * w.groups + g]);
-          float* yp = &ya[r][t * 16 + 8 * h];
-          __m256 v = _mm256_load_ps(yp);
-          if (w.min_form)
-            v = _mm256_fmadd_ps(z, xs, _mm256_fmadd_ps(s, sum, v));
-          else
-            v = _mm256_fmadd_ps(s, _mm256_fnmadd_ps(z, xs, sum), v);
-          _mm256_store_ps(yp, v);
+          apply_group(s, z, w.min_form, sum, xsum[r * w.groups + g], &ya[r][t * 16 + 8 * h]);
         }
       }
   }
